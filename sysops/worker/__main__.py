@@ -1,0 +1,41 @@
+"""Sandbox-side entry point: ``python3 -I -m sysops.worker`` with a JSON job on stdin.
+
+The job is ``{"probe": "sysops.experiments.<name>.probe", "params": {...}, "events_fd": 3}``.
+The worker imports no Django, reads no settings and sees no secrets: everything it knows arrives
+in the job. It speaks only the event protocol (``sysops.worker.emit``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import sys
+import traceback
+
+from sysops.worker.emit import Emitter
+from sysops.worker.fingerprint import fingerprint
+
+PROBE_MODULE = re.compile(r"^sysops\.experiments\.[a-z_][a-z0-9_]*\.probe$")
+
+
+def main() -> int:
+    job = json.loads(sys.stdin.read())
+    emitter = Emitter(int(job["events_fd"]))
+    emitter.hello(fingerprint())
+    probe = job["probe"]
+    if not PROBE_MODULE.match(probe):
+        emitter.error(f"refusing to load {probe!r}: not an experiment probe")
+        return 2
+    try:
+        importlib.import_module(probe).run(job["params"], emitter)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a readable run error
+        last = traceback.extract_tb(exc.__traceback__)[-1]
+        emitter.error(f"{type(exc).__name__}: {exc} (at {last.filename}:{last.lineno})")
+        return 1
+    emitter.done()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
