@@ -1,0 +1,91 @@
+// Live charts of a run. The websocket carries HTML frames (htmx swaps them by id) and JSON
+// frames with samples: a "snapshot" (everything so far) then "samples" batches. Charts redraw at
+// most once per animation frame, however fast batches arrive.
+(function () {
+  "use strict";
+  const MAX_LOG_LINES = 500;
+  const COLORS = ["#1a56db", "#e8590c", "#0f766e", "#9333ea", "#b3261e", "#ca8a04"];
+  const specEl = document.getElementById("charts-spec");
+  const live = document.getElementById("run-live");
+  if (!specEl || !live) return;
+
+  const charts = JSON.parse(specEl.textContent).map((spec) => ({
+    spec,
+    rows: new Map(), // x -> array of y per series
+    plot: null,
+  }));
+  const chartOfSeries = new Map();
+  charts.forEach((chart) => chart.spec.series.forEach((s, i) => chartOfSeries.set(s, [chart, i])));
+
+  function makePlot(chart) {
+    const el = document.getElementById("chart-" + chart.spec.id);
+    const width = Math.max(320, el.clientWidth - 16);
+    const series = [{ label: chart.spec.x_label }].concat(
+      chart.spec.series.map((name, i) => ({
+        label: name,
+        stroke: COLORS[i % COLORS.length],
+        spanGaps: true,
+        paths: chart.spec.points ? () => null : undefined,
+        points: chart.spec.points ? { show: true, size: 5, fill: COLORS[i % COLORS.length] } : { show: false },
+      }))
+    );
+    return new uPlot(
+      {
+        width,
+        height: 280,
+        scales: { x: { time: false } },
+        axes: [{ label: chart.spec.x_label }, { label: chart.spec.y_label, size: 70 }],
+        series,
+      },
+      [[]].concat(chart.spec.series.map(() => [])),
+      el
+    );
+  }
+
+  function data(chart) {
+    const xs = Array.from(chart.rows.keys()).sort((a, b) => a - b);
+    return [xs].concat(chart.spec.series.map((_, i) => xs.map((x) => chart.rows.get(x)[i] ?? null)));
+  }
+
+  let pending = false;
+  function scheduleDraw() {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => {
+      pending = false;
+      for (const chart of charts) {
+        if (!chart.rows.size) continue;
+        if (!chart.plot) chart.plot = makePlot(chart);
+        chart.plot.setData(data(chart));
+      }
+      live.dataset.points = String(charts.reduce((n, c) => n + c.rows.size, 0));
+    });
+  }
+
+  function addSamples(samples) {
+    for (const [series, x, y] of samples) {
+      const hit = chartOfSeries.get(series);
+      if (!hit) continue;
+      const [chart, i] = hit;
+      let row = chart.rows.get(x);
+      if (!row) chart.rows.set(x, (row = new Array(chart.spec.series.length).fill(null)));
+      row[i] = y;
+    }
+    scheduleDraw();
+  }
+
+  live.addEventListener("htmx:wsBeforeMessage", (evt) => {
+    const message = evt.detail.message;
+    if (typeof message !== "string" || message[0] !== "{") return; // HTML: htmx swaps it
+    evt.preventDefault();
+    const frame = JSON.parse(message);
+    if (frame.kind === "snapshot") charts.forEach((chart) => chart.rows.clear());
+    addSamples(frame.samples);
+  });
+
+  live.addEventListener("htmx:wsAfterMessage", () => {
+    const logs = document.getElementById("run-logs");
+    while (logs && logs.children.length > MAX_LOG_LINES) logs.firstElementChild.remove();
+    if (logs) logs.scrollTop = logs.scrollHeight;
+  });
+})();

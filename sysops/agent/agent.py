@@ -1,0 +1,238 @@
+"""The agent: claims queued runs and keeps at most N runners going.
+
+Embedded mode runs it as a task on the web server's own event loop (the in-memory channel layer
+lives there); scaled mode runs it alone as ``manage.py sysops_worker``. Same code in both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import sys
+from datetime import timedelta
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from sysops.live import RUNS_GROUP, run_group
+from sysops.models import Run
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL_S = 1.0
+RECOVER_INTERVAL_S = 10.0
+# A runner flushes a heartbeat at least every 2 s; one silent this long is gone.
+STALE_HEARTBEAT_S = 60.0
+
+
+def child_database_url() -> str:
+    """The database this process uses (the test database under tests), for runner processes."""
+    d = connection.settings_dict
+    if d["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{d['NAME']}"
+    from urllib.parse import quote
+
+    auth = quote(d.get("USER") or "")
+    if d.get("PASSWORD"):
+        auth += ":" + quote(d["PASSWORD"])
+    host = d.get("HOST") or "localhost"
+    port = f":{d['PORT']}" if d.get("PORT") else ""
+    return f"postgres://{auth}@{host}{port}/{d['NAME']}"
+
+
+def _runner_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"sysops.agent.runner" in f.read()
+    except OSError:
+        return False
+
+
+class Agent:
+    def __init__(self, *, max_running: int | None = None) -> None:
+        self.max_running = max_running or settings.SYSOPS_MAX_RUNNING
+        self.hostname = socket.gethostname()
+        self.agent_id = f"{self.hostname}:{os.getpid()}"
+        self.running: dict[int, asyncio.subprocess.Process | None] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+
+    # --- called from other threads (views) ------------------------------------------------------
+    def wake_threadsafe(self) -> None:
+        if self.loop is not None and self._wake is not None:
+            self.loop.call_soon_threadsafe(self._wake.set)
+
+    def publish_threadsafe(self, group: str, message: dict[str, Any]) -> None:
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self._spawn, self.publish(group, message))
+
+    # --- on the agent's loop --------------------------------------------------------------------
+    async def publish(self, group: str, message: dict[str, Any]) -> None:
+        layer = get_channel_layer()
+        if layer is not None:
+            await layer.group_send(group, message)
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def run_forever(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        log.info("agent %s started (max %d running)", self.agent_id, self.max_running)
+        last_recover = -RECOVER_INTERVAL_S
+        while not self._stopping:
+            try:
+                if self.loop.time() - last_recover >= RECOVER_INTERVAL_S:
+                    last_recover = self.loop.time()
+                    for run_id in await sync_to_async(self.recover_stale)():
+                        await self._announce(run_id)
+                while len(self.running) < self.max_running:
+                    run_id = await sync_to_async(self.claim_next)()
+                    if run_id is None:
+                        break
+                    self.running[run_id] = None
+                    self._spawn(self._run(run_id))
+            except Exception:
+                log.exception("agent loop error; retrying")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL_S)
+
+    async def stop(self) -> None:
+        """Stop claiming; ask runners to stop (each records why) and wait for them."""
+        self._stopping = True
+        if self._wake is not None:
+            self._wake.set()
+        for proc in self.running.values():
+            if proc is not None and proc.returncode is None:
+                proc.terminate()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=15)
+
+    def claim_next(self) -> int | None:
+        """Atomically move the oldest queued run to running; None when there is none to take."""
+        while True:
+            run_id = (
+                Run.objects.filter(status=Run.Status.QUEUED)
+                .order_by("id")
+                .values_list("id", flat=True)
+                .first()
+            )
+            if run_id is None:
+                return None
+            now = timezone.now()
+            claimed = Run.objects.filter(pk=run_id, status=Run.Status.QUEUED).update(
+                status=Run.Status.RUNNING,
+                claimed_by=self.agent_id,
+                started_at=now,
+                heartbeat_at=now,
+            )
+            if claimed:  # 0 rows: another agent (or a cancel) got there first; try the next
+                return run_id
+
+    def recover_stale(self) -> list[int]:
+        """Finish runs left `running` by a runner that is gone. Returns the runs it finished."""
+        now = timezone.now()
+        finished = []
+        for run in Run.objects.filter(status=Run.Status.RUNNING).only(
+            "id", "claimed_by", "runner_pid", "heartbeat_at"
+        ):
+            if run.pk in self.running:
+                continue
+            here = run.claimed_by.startswith(f"{self.hostname}:")
+            if here and not _runner_alive(run.runner_pid):
+                reason = "runner died (process gone); found and finished by the agent"
+            elif run.heartbeat_at and now - run.heartbeat_at > timedelta(seconds=STALE_HEARTBEAT_S):
+                reason = f"runner silent for over {STALE_HEARTBEAT_S:g} s; finished by the agent"
+            else:
+                continue
+            with transaction.atomic():
+                if Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(
+                    status=Run.Status.FAILED, reason=reason, finished_at=now
+                ):
+                    finished.append(run.pk)
+        return finished
+
+    async def _announce(self, run_id: int) -> None:
+        await self.publish(RUNS_GROUP, {"type": "runs.changed", "run": run_id})
+        await self.publish(run_group(run_id), {"type": "run.refresh", "run": run_id})
+
+    async def _run(self, run_id: int) -> None:
+        await self._announce(run_id)
+        env = {**os.environ, "DATABASE_URL": await sync_to_async(child_database_url)()}
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "sysops.agent.runner",
+                str(run_id),
+                stdout=asyncio.subprocess.PIPE,
+                env=env,
+                cwd=str(settings.BASE_DIR),
+                limit=1 << 24,
+            )
+            self.running[run_id] = proc
+            await sync_to_async(
+                Run.objects.filter(pk=run_id).update, thread_sensitive=True
+            )(runner_pid=proc.pid)
+            assert proc.stdout is not None
+            async for line in proc.stdout:
+                try:
+                    envelope = json.loads(line)
+                    await self.publish(envelope["group"], envelope["message"])
+                except (ValueError, KeyError, TypeError):
+                    log.warning("run %s: bad line from runner: %r", run_id, line[:200])
+            code = await proc.wait()
+            if await sync_to_async(self._fail_if_unfinished)(run_id, code):
+                await self._announce(run_id)
+        except Exception:
+            log.exception("run %s: could not supervise the runner", run_id)
+            await sync_to_async(self._fail_if_unfinished)(run_id, None)
+            await self._announce(run_id)
+        finally:
+            self.running.pop(run_id, None)
+            if self._wake is not None:
+                self._wake.set()
+
+    def _fail_if_unfinished(self, run_id: int, code: int | None) -> bool:
+        reason = f"runner exited with status {code} before finishing the run"
+        return bool(
+            Run.objects.filter(pk=run_id, status=Run.Status.RUNNING).update(
+                status=Run.Status.FAILED, reason=reason, finished_at=timezone.now()
+            )
+        )
+
+
+_embedded: tuple[int, Agent] | None = None
+
+
+def embedded_agent() -> Agent | None:
+    """The agent running inside this process's web server, if any."""
+    if _embedded is not None and _embedded[0] == os.getpid():
+        return _embedded[1]
+    return None
+
+
+def ensure_embedded_agent() -> None:
+    """Start the embedded agent on the running loop once per process (embedded mode only)."""
+    global _embedded
+    if not settings.SYSOPS_EMBEDDED_AGENT or embedded_agent() is not None:
+        return
+    agent = Agent()
+    _embedded = (os.getpid(), agent)
+    agent._spawn(agent.run_forever())

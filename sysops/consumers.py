@@ -1,0 +1,100 @@
+"""Websocket consumers. HTML frames are swapped by id (htmx ws); JSON frames feed the charts.
+
+A viewer first joins the run's group, then gets a snapshot read from the database; live batches
+numbered at or below the snapshot are already in it and are dropped, so nothing is shown twice
+and nothing committed is missed.
+"""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.template.loader import render_to_string
+
+from sysops import permissions, selectors
+from sysops.live import RUNS_GROUP, run_group
+from sysops.models import Run
+
+
+class RunConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
+        self.group = run_group(self.run_id)
+        self.seq = 0
+        if not permissions.can_use(self.scope.get("user")):
+            await self.close(code=4403)
+            return
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        if not await self._send_snapshot():
+            await self.close(code=4404)
+
+    async def disconnect(self, code: int) -> None:
+        await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def _send_snapshot(self) -> bool:
+        rendered = await self._render_snapshot()
+        if rendered is None:
+            return False
+        html, seq, samples = rendered
+        self.seq = seq
+        await self.send(text_data=html)
+        await self.send(text_data=json.dumps({"kind": "snapshot", "seq": seq, "samples": samples}))
+        return True
+
+    @database_sync_to_async
+    def _render_snapshot(self) -> tuple[str, int, list[list[Any]]] | None:
+        snap = selectors.run_snapshot(self.run_id)
+        if snap is None:
+            return None
+        html = render_to_string(
+            "sysops/_run_live.html",
+            {"run": snap.run, "logs": snap.logs, "hidden_logs": snap.hidden_logs, "full": True},
+        )
+        return html, snap.seq, snap.samples
+
+    async def run_batch(self, event: dict[str, Any]) -> None:
+        if event["seq"] <= self.seq:
+            return
+        self.seq = event["seq"]
+        run = SimpleNamespace(
+            pk=self.run_id,
+            is_terminal=event["status"] in Run.TERMINAL,
+            **{k: event.get(k) for k in ("status", "reason", "unsandboxed", "progress",
+                                         "progress_message", "phase", "results")},
+        )
+        html = render_to_string(
+            "sysops/_run_live.html",
+            {"run": run, "logs": event["logs"], "results_changed": "results" in event},
+        )
+        await self.send(text_data=html)
+        if event["samples"]:
+            frame = {"kind": "samples", "seq": event["seq"], "samples": event["samples"]}
+            await self.send(text_data=json.dumps(frame))
+
+    async def run_refresh(self, event: dict[str, Any]) -> None:
+        """A change made outside a runner's batches (claimed, cancelled while queued, recovered)."""
+        await self._send_snapshot()
+
+
+class DashboardConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        if not permissions.can_use(self.scope.get("user")):
+            await self.close(code=4403)
+            return
+        await self.channel_layer.group_add(RUNS_GROUP, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        await self.channel_layer.group_discard(RUNS_GROUP, self.channel_name)
+
+    async def runs_changed(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=await self._render())
+
+    @database_sync_to_async
+    def _render(self) -> str:
+        return render_to_string("sysops/_recent_runs.html", {"runs": selectors.recent_runs()})

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from django import forms
+
+from sysops.experiments.base import Chart, Experiment
+
+
+class EpollEchoForm(forms.Form):
+    clients = forms.IntegerField(min_value=1, max_value=256, initial=16)
+    message_bytes = forms.IntegerField(
+        min_value=1, max_value=65_536, initial=512, help_text="Bytes per request (≤ 64 KiB)."
+    )
+    duration_s = forms.FloatField(
+        min_value=0.5, max_value=60, initial=5, help_text="Seconds of load (≤ 60)."
+    )
+
+
+CHARTS = [
+    Chart("rps", "Requests per second", "seconds", "requests/s", ("requests_per_s",)),
+    Chart("latency", "Latency", "seconds", "µs", ("latency_p50_us", "latency_p99_us")),
+]
+
+EXPERIMENT = Experiment(
+    slug="epoll-echo",
+    title="epoll echo server under load",
+    explanation=(
+        "A non-blocking echo server on epoll runs in one process of the sandbox; N client "
+        "connections in another send messages of S bytes, each waiting for its echo before "
+        "sending the next (closed loop), for D seconds, over the sandbox's own loopback. Every "
+        "250 ms the page gets requests/s and the latency p50/p99 of that window; at the end, "
+        "every byte sent is checked to have come back, byte for byte."
+    ),
+    syscalls=("epoll_create1", "epoll_ctl", "epoll_wait", "accept4", "recvfrom", "sendto", "fork"),
+    look_for=(
+        "Throughput against the number of clients (one server process, one core); latency "
+        "p99 pulling away from p50 as the server saturates; what larger messages cost."
+    ),
+    form_class=EpollEchoForm,
+    probe="sysops.experiments.epoll_echo.probe",
+    charts=lambda params: CHARTS,
+    wall_s=lambda params: float(params["duration_s"]) + 20.0,
+    limits=lambda params: {"nofile": 2048},
+)

@@ -1,0 +1,44 @@
+"""A test-only experiment that attacks its sandbox; registered when SYSOPS_TEST_EXPERIMENTS=1."""
+
+from __future__ import annotations
+
+from django import forms
+
+from sysops.experiments.base import Experiment
+
+CASES = [
+    "fork_bomb",
+    "memory_hog",
+    "busy_loop",
+    "sleep",
+    "big_write",
+    "connect_out",
+    "read_secret",
+    "mount",
+    "unshare",
+    "ptrace",
+    "kill_all",
+]
+
+
+class HostileForm(forms.Form):
+    case = forms.ChoiceField(choices=[(c, c) for c in CASES])
+    sleep_s = forms.FloatField(min_value=0, max_value=60, initial=0, required=False)
+    path = forms.CharField(max_length=4096, required=False)
+    wall_s = forms.FloatField(min_value=1, max_value=60, initial=20)
+    cpu_s = forms.IntegerField(min_value=1, max_value=30, initial=2)
+
+
+EXPERIMENT = Experiment(
+    slug="hostile",
+    title="Hostile worker (tests only)",
+    explanation="Attacks its own sandbox; each case reports what the sandbox allowed.",
+    syscalls=(),
+    look_for="",
+    form_class=HostileForm,
+    probe="sysops.experiments.hostile.probe",
+    charts=lambda params: [],
+    wall_s=lambda params: float(params["wall_s"]),
+    limits=lambda params: {"cpu_s": int(params["cpu_s"])},
+    hidden=True,
+)

@@ -1,0 +1,26 @@
+"""The catalog: every experiment the web side knows, by slug."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from sysops.experiments.base import Experiment
+from sysops.experiments.epoll_echo.spec import EXPERIMENT as EPOLL_ECHO
+from sysops.experiments.syscall_cost.spec import EXPERIMENT as SYSCALL_COST
+
+
+def _all() -> dict[str, Experiment]:
+    experiments = [SYSCALL_COST, EPOLL_ECHO]
+    if settings.SYSOPS_TEST_EXPERIMENTS:
+        from sysops.experiments.hostile.spec import EXPERIMENT as HOSTILE
+
+        experiments.append(HOSTILE)
+    return {e.slug: e for e in experiments}
+
+
+def get(slug: str) -> Experiment | None:
+    return _all().get(slug)
+
+
+def catalog() -> list[Experiment]:
+    return [e for e in _all().values() if not e.hidden]

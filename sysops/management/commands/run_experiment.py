@@ -1,0 +1,114 @@
+"""Run one experiment headless, through the same sandbox and runner as the web, and print it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from typing import Any
+
+from django import forms
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.http import QueryDict
+from django.utils import timezone
+
+from sysops import live, sandbox
+from sysops.agent.runner import execute
+from sysops.experiments import registry
+from sysops.models import Run
+from sysops.templatetags.sysops_tags import num
+
+
+class Command(BaseCommand):
+    help = "Run an experiment in the sandbox and print its result table; non-zero exit on failure."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("experiment", help="experiment slug, e.g. syscall-cost")
+        parser.add_argument(
+            "--param",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="a form field; repeat it; list fields take commas (layers=python,native)",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        exp = registry.get(options["experiment"])
+        if exp is None:
+            slugs = ", ".join(e.slug for e in registry.catalog())
+            raise CommandError(f"unknown experiment {options['experiment']!r}; try one of: {slugs}")
+        params, form = exp.clean_params(self._form_data(exp.form_class(), options["param"]))
+        if params is None:
+            lines = [f"  {field}: {' '.join(errs)}" for field, errs in form.errors.items()]
+            raise CommandError("invalid parameters:\n" + "\n".join(lines))
+
+        run = Run.objects.create(
+            experiment=exp.slug,
+            params=params,
+            status=Run.Status.RUNNING,
+            claimed_by=f"cli:{socket.gethostname()}:{os.getpid()}",
+            started_at=timezone.now(),
+        )
+        self.stderr.write(f"run #{run.pk}: {exp.title}")
+        sandbox.set_child_subreaper()
+        run = execute(run.pk, self._publish)
+        self._print_results(run)
+        if run.status != Run.Status.SUCCEEDED:
+            self.stderr.write(f"run #{run.pk} {run.status}: {run.reason}")
+            sys.exit(1)
+
+    def _form_data(self, form: forms.Form, pairs: list[str]) -> QueryDict:
+        given: dict[str, str] = {}
+        for pair in pairs:
+            name, sep, value = pair.partition("=")
+            if not sep or name not in form.fields:
+                known = ", ".join(form.fields)
+                raise CommandError(f"--param {pair!r}: expected NAME=VALUE with NAME in {known}")
+            given[name] = value
+        data = QueryDict(mutable=True)
+        for name, field in form.fields.items():
+            multiple = isinstance(field, forms.MultipleChoiceField)
+            if name in given:
+                values = given[name].split(",") if multiple else [given[name]]
+            else:
+                initial = form.get_initial_for_field(field, name)
+                if initial is None:
+                    continue
+                values = list(initial) if multiple else [initial]
+            data.setlist(name, [str(v) for v in values])
+        return data
+
+    def _publish(self, group: str, message: dict[str, Any]) -> None:
+        if message.get("type") == "run.batch":
+            for entry in message["logs"]:
+                if entry["level"] != "info":
+                    self.stderr.write(f"  [{entry['source']}] {entry['message']}")
+            if message["progress_message"]:
+                self.stderr.write(f"  {message['progress']:4.0%} {message['progress_message']}")
+        live.publish(group, message)
+
+    def _print_results(self, run: Run) -> None:
+        header = ("metric", "median", "unit", "min", "p99", "max", "× native")
+        rows = [header]
+        for row in run.results:
+            dist = row.get("dist") or {}
+            ratio = row.get("ratio_to_native")
+            rows.append(
+                (
+                    str(row.get("metric", "")),
+                    num(row.get("value")),
+                    str(row.get("unit", "")),
+                    num(dist.get("min")),
+                    num(dist.get("p99")),
+                    num(dist.get("max")),
+                    f"{num(ratio)}×" if ratio is not None else "",
+                )
+            )
+        widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+        for r in rows:
+            self.stdout.write("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+        if run.unsandboxed:
+            self.stdout.write("UNSANDBOXED: this run was not in a sandbox.")
+        if run.host:
+            fp = run.host.fingerprint
+            self.stdout.write(f"host: {fp.get('hostname')} · clocksource {fp.get('clocksource')}")

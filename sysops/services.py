@@ -1,0 +1,39 @@
+"""Writes. Every live event is published only after the transaction that holds it commits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import transaction
+from django.utils import timezone
+
+from sysops import live
+from sysops.models import Run
+
+
+@transaction.atomic
+def run_create(
+    *, experiment: str, params: dict[str, Any], user: AbstractBaseUser | AnonymousUser | None
+) -> Run:
+    run = Run.objects.create(
+        experiment=experiment,
+        params=params,
+        user=user if user is not None and user.is_authenticated else None,
+    )
+    transaction.on_commit(lambda: live.run_queued(run.pk))
+    return run
+
+
+@transaction.atomic
+def run_cancel(*, run: Run) -> Run:
+    """A queued run ends here and now; a running one is asked to stop (its runner sees the flag)."""
+    now = timezone.now()
+    if Run.objects.filter(pk=run.pk, status=Run.Status.QUEUED).update(
+        status=Run.Status.CANCELLED, reason="cancelled before it started", finished_at=now
+    ):
+        transaction.on_commit(lambda: live.run_status_changed(run.pk))
+    else:
+        Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(cancel_requested=True)
+    run.refresh_from_db()
+    return run

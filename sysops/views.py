@@ -1,0 +1,106 @@
+"""Thin views: check who is asking, validate, call a service or a selector, render."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from sysops import permissions, selectors, services
+from sysops.experiments import registry
+from sysops.models import Run
+
+
+def user_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not permissions.can_use(request.user):
+            return redirect_to_login(request.get_full_path())
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+@require_GET
+@user_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "sysops/dashboard.html",
+        {
+            "host": selectors.this_host(),
+            "sandbox": selectors.sandbox_report(),
+            "experiments": registry.catalog(),
+            "runs": selectors.recent_runs(),
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@user_required
+def experiment(request: HttpRequest, slug: str) -> HttpResponse:
+    exp = registry.get(slug)
+    if exp is None:
+        raise Http404("no such experiment")
+    if request.method == "POST":
+        params, form = exp.clean_params(request.POST)
+        if params is not None:
+            run = services.run_create(experiment=exp.slug, params=params, user=request.user)
+            return redirect(run)
+        status = 400
+    else:
+        form, status = exp.form_class(), 200
+    return render(
+        request,
+        "sysops/experiment.html",
+        {"experiment": exp, "form": form, "sandbox": selectors.sandbox_report()},
+        status=status,
+    )
+
+
+@require_GET
+@user_required
+def history(request: HttpRequest) -> HttpResponse:
+    page = Paginator(Run.objects.select_related("user"), 50).get_page(request.GET.get("page"))
+    return render(request, "sysops/history.html", {"page": page})
+
+
+@require_GET
+@user_required
+def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(Run.objects.select_related("host"), pk=run_id)
+    context = selectors.run_context(run)
+    context["sandbox"] = selectors.sandbox_report()
+    return render(request, "sysops/run.html", context)
+
+
+@require_POST
+@user_required
+def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = services.run_cancel(run=get_object_or_404(Run, pk=run_id))
+    return redirect(run)
+
+
+@require_POST
+@user_required
+def run_again(request: HttpRequest, run_id: int) -> HttpResponse:
+    old = get_object_or_404(Run, pk=run_id)
+    exp = registry.get(old.experiment)
+    if exp is None:
+        raise Http404("that experiment no longer exists")
+    params, form = exp.clean_params(old.params)
+    if params is None:
+        return render(
+            request,
+            "sysops/experiment.html",
+            {"experiment": exp, "form": form, "sandbox": selectors.sandbox_report()},
+            status=400,
+        )
+    run = services.run_create(experiment=exp.slug, params=params, user=request.user)
+    return redirect(run)

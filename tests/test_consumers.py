@@ -1,0 +1,120 @@
+"""Websocket consumers against the real ASGI application and the real channel layer."""
+
+import json
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+
+from playground.asgi import application
+from sysops.agent.recorder import RunRecorder
+from sysops.models import Run, SampleChunk
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+ORIGIN = (b"origin", b"http://127.0.0.1:8000")
+
+
+@pytest.fixture(autouse=True)
+def no_embedded_agent(settings):
+    # These tests play the runner themselves; no agent may claim their runs.
+    settings.SYSOPS_EMBEDDED_AGENT = False
+
+
+def make_running_run():
+    run = Run.objects.create(
+        experiment="syscall-cost",
+        params={"call": "getppid", "layers": ["python", "native"]},
+        status=Run.Status.RUNNING,
+        progress=0.25,
+        progress_message="rep 2/8",
+        last_seq=2,
+    )
+    SampleChunk.objects.create(run=run, seq=1, samples=[["python", 0, 90.0], ["native", 0, 60.0]])
+    SampleChunk.objects.create(run=run, seq=2, samples=[["python", 1, 91.0]])
+    return run
+
+
+def runner_flush(run_id, samples, progress):
+    """What a runner does: persist a batch, then publish it after the commit."""
+    layer = get_channel_layer()
+    recorder = RunRecorder(
+        Run.objects.get(pk=run_id), lambda g, m: async_to_sync(layer.group_send)(g, m)
+    )
+    for series, x, y in samples:
+        recorder.on_event({"type": "sample", "series": series, "x": x, "y": y})
+    recorder.on_event({"type": "progress", "value": progress, "message": "rep 3/8"})
+    recorder.flush(force=True)
+
+
+async def connect(path, origin=ORIGIN):
+    communicator = WebsocketCommunicator(application, path, headers=[origin])
+    connected, _ = await communicator.connect()
+    return communicator, connected
+
+
+async def test_it_gives_a_late_viewer_the_state_so_far_then_live_batches():
+    run = await sync_to_async(make_running_run)()
+    ws, connected = await connect(f"/ws/runs/{run.pk}/")
+    assert connected
+
+    html = await ws.receive_from()
+    assert 'id="run-status"' in html and 'data-status="running"' in html
+    assert "rep 2/8" in html
+    snapshot = json.loads(await ws.receive_from())
+    assert snapshot == {
+        "kind": "snapshot",
+        "seq": 2,
+        "samples": [["python", 0, 90.0], ["native", 0, 60.0], ["python", 1, 91.0]],
+    }
+
+    # A batch the snapshot already holds (a late copy of seq 2) is not shown twice.
+    await get_channel_layer().group_send(
+        f"run-{run.pk}",
+        {"type": "run.batch", "seq": 2, "samples": [["python", 1, 91.0]], "status": "running"},
+    )
+    await sync_to_async(runner_flush)(run.pk, [["native", 1, 61.0]], 0.375)
+
+    html = await ws.receive_from()
+    assert "rep 3/8" in html and "38%" in html
+    frame = json.loads(await ws.receive_from())
+    assert frame == {"kind": "samples", "seq": 3, "samples": [["native", 1, 61.0]]}
+    assert await ws.receive_nothing(timeout=0.2)
+    await ws.disconnect()
+
+
+async def test_it_rejects_a_foreign_origin():
+    run = await sync_to_async(make_running_run)()
+    ws, connected = await connect(f"/ws/runs/{run.pk}/", origin=(b"origin", b"http://evil.example"))
+    assert not connected
+    ws, connected = await connect("/ws/runs/", origin=(b"origin", b"http://evil.example"))
+    assert not connected
+
+
+async def test_it_closes_for_a_run_that_does_not_exist():
+    ws, connected = await connect("/ws/runs/999999/")
+    assert connected  # accepted, then closed with a reason code once the lookup fails
+    assert (await ws.receive_output())["code"] == 4404
+
+
+async def test_it_requires_a_sign_in_off_loopback(settings):
+    settings.SYSOPS_REQUIRE_LOGIN = True
+    run = await sync_to_async(make_running_run)()
+    ws, connected = await connect(f"/ws/runs/{run.pk}/")
+    assert not connected
+
+
+async def test_it_tells_dashboards_when_a_run_changes():
+    run = await sync_to_async(make_running_run)()
+    ws, connected = await connect("/ws/runs/")
+    assert connected
+    await sync_to_async(
+        lambda: RunRecorder(
+            Run.objects.get(pk=run.pk),
+            lambda g, m: async_to_sync(get_channel_layer().group_send)(g, m),
+        ).finish(Run.Status.SUCCEEDED, "completed")
+    )()
+    html = await ws.receive_from()
+    assert f'id="run-row-{run.pk}"' in html
+    assert "succeeded" in html
+    await ws.disconnect()
