@@ -1,0 +1,344 @@
+"""Syscall cost, the layer ladder: one syscall timed from Python, ctypes, C and the vDSO.
+
+Sandbox side: standard library and ``sysops.native`` only. Each layer is a function
+``measure(iterations) -> elapsed_ns`` around a tight loop; repetitions are interleaved across
+layers (rep 0: python, ctypes, native; rep 1: …) so that drift — frequency, a noisy neighbour —
+hits every layer alike, and the first ``warmup`` repetitions are discarded.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from sysops.worker.emit import Emitter
+from sysops.worker.fingerprint import fingerprint
+
+CALLS = ("getppid", "read", "write", "clock_gettime")
+LAYERS = ("python", "ctypes", "native", "vdso")
+LAYER_LABELS = {
+    "python": "Python os",
+    "ctypes": "ctypes → libc",
+    "native": "native C loop (syscall(2))",
+    "vdso": "vDSO (libc clock_gettime from C)",
+}
+# Defensive bounds, wider than the web form's: a probe must never run unbounded.
+ITERATIONS_MAX = 10_000_000
+REPETITIONS_MAX = 1_000
+WARMUP_MAX = 100
+WARMUP_DEFAULT = 3
+# Samples are flushed in bursts at most this often: the emitter's JSON + write between
+# repetitions would otherwise interleave thousands of events a second with the measurement.
+FLUSH_INTERVAL_NS = 100_000_000
+# The vDSO serves clock_gettime in user space only when it can read these clocks there.
+VDSO_CLOCKSOURCES = ("tsc", "kvm-clock", "arch_sys_counter", "hyperv_clocksource_tsc_page")
+
+Measure = Callable[[int], int]
+
+
+def run(params: Mapping[str, Any], emit: Emitter) -> None:
+    call, layers, iterations, repetitions, warmup = _checked(params)
+    if "vdso" in layers and call != "clock_gettime":
+        emit.log(f"the vdso layer applies only to clock_gettime; skipped for {call}")
+        layers.remove("vdso")
+    if not layers:
+        raise ValueError(f"no layer left to measure for {call}")
+
+    with _open_fd(call) as fd:
+        measures = {layer: _measure(layer, call, fd) for layer in layers}
+        # Calling each layer once checks that it works before any timing is shown.
+        for measure in measures.values():
+            measure(1)
+        emit.log(
+            f"{call}: {iterations:,} calls per repetition, {warmup} warm-up + {repetitions} "
+            f"measured repetitions, layers {', '.join(layers)}"
+        )
+        per_call_ns = _repeat(measures, iterations, repetitions, warmup, emit)
+
+    emit.result(_rows(call, layers, per_call_ns))
+
+
+def _checked(params: Mapping[str, Any]) -> tuple[str, list[str], int, int, int]:
+    call = params["call"]
+    if call not in CALLS:
+        raise ValueError(f"call must be one of {', '.join(CALLS)}, got {call!r}")
+    requested = params["layers"]
+    unknown = set(requested) - set(LAYERS)
+    if unknown or not requested:
+        raise ValueError(f"layers must be a non-empty subset of {', '.join(LAYERS)}")
+    layers = [layer for layer in LAYERS if layer in requested]  # canonical order, no repeats
+    iterations = _bounded_int(params, "iterations", 1, ITERATIONS_MAX)
+    repetitions = _bounded_int(params, "repetitions", 1, REPETITIONS_MAX)
+    warmup = _bounded_int(params, "warmup", 0, WARMUP_MAX, WARMUP_DEFAULT)
+    return call, layers, iterations, repetitions, warmup
+
+
+def _bounded_int(
+    params: Mapping[str, Any], name: str, low: int, high: int, default: int | None = None
+) -> int:
+    value = params.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
+    return value
+
+
+@contextmanager
+def _open_fd(call: str) -> Iterator[int]:
+    """/dev/zero to read from, /dev/null to write to: the cheapest files there are, so the
+    figure is the syscall path rather than a file system."""
+    if call == "read":
+        fd = os.open("/dev/zero", os.O_RDONLY | os.O_CLOEXEC)
+    elif call == "write":
+        fd = os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC)
+    else:
+        yield -1
+        return
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _measure(layer: str, call: str, fd: int) -> Measure:
+    if layer == "python":
+        return _python_measure(call, fd)
+    if layer == "ctypes":
+        return _ctypes_measure(call, fd)
+    # Imported here so that the Python and ctypes layers run even without the built extension.
+    from sysops.native import loop_ns
+
+    native_call = "clock_gettime_vdso" if layer == "vdso" else call
+    return lambda iterations: loop_ns(native_call, iterations, fd)
+
+
+def _python_measure(call: str, fd: int) -> Measure:
+    # Each loop binds its function to a local name, so the loop costs one call per iteration
+    # and no attribute or global lookups.
+    perf_counter_ns = time.perf_counter_ns
+    if call == "getppid":
+
+        def measure(iterations: int) -> int:
+            getppid = os.getppid
+            start_ns = perf_counter_ns()
+            for _ in range(iterations):
+                getppid()
+            return perf_counter_ns() - start_ns
+
+    elif call == "read":
+
+        def measure(iterations: int) -> int:
+            read = os.read
+            start_ns = perf_counter_ns()
+            for _ in range(iterations):
+                read(fd, 1)
+            return perf_counter_ns() - start_ns
+
+    elif call == "write":
+
+        def measure(iterations: int) -> int:
+            write, byte = os.write, b"x"
+            start_ns = perf_counter_ns()
+            for _ in range(iterations):
+                write(fd, byte)
+            return perf_counter_ns() - start_ns
+
+    else:
+
+        def measure(iterations: int) -> int:
+            clock_gettime_ns, clock = time.clock_gettime_ns, time.CLOCK_MONOTONIC
+            start_ns = perf_counter_ns()
+            for _ in range(iterations):
+                clock_gettime_ns(clock)
+            return perf_counter_ns() - start_ns
+
+    return measure
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+def _ctypes_measure(call: str, fd: int) -> Measure:
+    libc = ctypes.CDLL(None, use_errno=True)
+    perf_counter_ns = time.perf_counter_ns
+    # One loop per call with the arguments prepared up front, as in the Python layer: building
+    # a buffer or a byref per call would be timed as part of the layer.
+    if call == "getppid":
+        getppid = libc.getppid
+        getppid.argtypes, getppid.restype = (), ctypes.c_int
+
+        def loop(iterations: int) -> tuple[int, int]:
+            start_ns = perf_counter_ns()
+            for _ in range(iterations):
+                result = getppid()
+            return perf_counter_ns() - start_ns, result
+
+    elif call in ("read", "write"):
+        transfer = getattr(libc, call)
+        transfer.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t)
+        transfer.restype = ctypes.c_ssize_t
+        buffer = ctypes.create_string_buffer(b"x", 1)
+
+        def loop(iterations: int) -> tuple[int, int]:
+            start_ns = perf_counter_ns()
+            for _ in range(iterations):
+                result = transfer(fd, buffer, 1)
+            return perf_counter_ns() - start_ns, result
+
+    else:
+        clock_gettime = libc.clock_gettime
+        clock_gettime.argtypes = (ctypes.c_int, ctypes.POINTER(_Timespec))
+        clock_gettime.restype = ctypes.c_int
+        clock, timespec_ref = time.CLOCK_MONOTONIC, ctypes.byref(_Timespec())
+
+        def loop(iterations: int) -> tuple[int, int]:
+            start_ns = perf_counter_ns()
+            for _ in range(iterations):
+                result = clock_gettime(clock, timespec_ref)
+            return perf_counter_ns() - start_ns, result
+
+    def measure(iterations: int) -> int:
+        elapsed_ns, last_result = loop(iterations)
+        # ctypes reports failure only as -1 and errno. Checking the last call keeps the loop
+        # bare; these calls on these files do not fail intermittently.
+        if last_result < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"{call} via ctypes: {os.strerror(err)}")
+        return elapsed_ns
+
+    return measure
+
+
+def _repeat(
+    measures: Mapping[str, Measure],
+    iterations: int,
+    repetitions: int,
+    warmup: int,
+    emit: Emitter,
+) -> dict[str, list[float]]:
+    per_call_ns: dict[str, list[float]] = {layer: [] for layer in measures}
+    total_reps = warmup + repetitions
+    pending: list[tuple[str, int, float]] = []
+    last_flush_ns = time.monotonic_ns()
+    if warmup:
+        emit.phase("warm-up")
+    with _gc_paused():
+        for rep in range(total_reps):
+            if rep == warmup:
+                emit.phase("measure")
+            for layer, measure in measures.items():
+                ns_per_call = measure(iterations) / iterations
+                if rep >= warmup:
+                    per_call_ns[layer].append(ns_per_call)
+                    pending.append((layer, rep - warmup, ns_per_call))
+            now_ns = time.monotonic_ns()
+            if now_ns - last_flush_ns >= FLUSH_INTERVAL_NS or rep == total_reps - 1:
+                for layer, x, y in pending:
+                    emit.sample(series=layer, x=x, y=round(y, 3))
+                pending.clear()
+                if rep < warmup:
+                    stage = f"warm-up {rep + 1}/{warmup}"
+                else:
+                    stage = f"rep {rep - warmup + 1}/{repetitions}"
+                emit.progress((rep + 1) / total_reps, stage)
+                last_flush_ns = now_ns
+    return per_call_ns
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    # As timeit does: a collection landing inside a timed loop is noise, not syscall cost.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _rows(call: str, layers: list[str], per_call_ns: Mapping[str, list[float]]) -> list[dict]:
+    clocksource = fingerprint()["clocksource"]
+    medians = {layer: statistics.median(values) for layer, values in per_call_ns.items()}
+    native_median_ns = medians.get("native")
+    rows = []
+    for layer in layers:
+        values = sorted(per_call_ns[layer])
+        row: dict[str, Any] = {
+            "metric": f"{call} via {LAYER_LABELS[layer]}",
+            "layer": layer,
+            "value": round(medians[layer], 2),
+            "unit": "ns/call",
+            "dist": {
+                "n": len(values),
+                "min": round(values[0], 2),
+                "median": round(medians[layer], 2),
+                "p99": round(_nearest_rank(values, 0.99), 2),
+                "max": round(values[-1], 2),
+            },
+            "note": _note(call, layer, clocksource),
+        }
+        if native_median_ns:
+            row["ratio_to_native"] = round(medians[layer] / native_median_ns, 3)
+        rows.append(row)
+    return rows
+
+
+def _nearest_rank(sorted_values: list[float], fraction: float) -> float:
+    """The nearest-rank percentile: the smallest value with at least ``fraction`` of the
+    values at or below it."""
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def _note(call: str, layer: str, clocksource: str | None) -> str:
+    if call == "clock_gettime":
+        vdso = _vdso_note(clocksource)
+        return {
+            "python": "time.clock_gettime_ns(CLOCK_MONOTONIC) in a Python loop; it calls libc's "
+            f"clock_gettime, which goes through the vDSO. {vdso}",
+            "ctypes": "libc clock_gettime(CLOCK_MONOTONIC) through ctypes: libc takes its vDSO "
+            f"path, so this is the ctypes call overhead plus a vDSO clock read. {vdso}",
+            "native": "syscall(SYS_clock_gettime) in a C loop, GIL released: forced into the "
+            "kernel every time — what clock_gettime would cost without the vDSO.",
+            "vdso": f"libc clock_gettime(CLOCK_MONOTONIC) in a C loop. {vdso}",
+        }[layer]
+    target = {
+        "getppid": "getppid()",
+        "read": "read of 1 byte from /dev/zero",
+        "write": "write of 1 byte to /dev/null",
+    }[call]
+    return {
+        "python": f"{target} from a Python for-loop (os module): interpreter dispatch, argument "
+        "and result conversion, the loop itself, and the syscall.",
+        "ctypes": f"{target} through ctypes into libc: the foreign-call machinery (argument "
+        "conversion, libffi) dominates; libc then makes the syscall.",
+        "native": f"{target} as syscall(2) in a C loop, GIL released: the kernel entry and exit "
+        "under this kernel's mitigations, with almost nothing else.",
+    }[layer]
+
+
+def _vdso_note(clocksource: str | None) -> str:
+    if clocksource is None:
+        return (
+            "Through the vDSO, clock_gettime reads the clock in user space and never enters the "
+            "kernel — if the clocksource allows it (tsc, kvm-clock; not hpet or acpi_pm, nor xen "
+            "in some configurations); the clocksource could not be read here."
+        )
+    if clocksource in VDSO_CLOCKSOURCES:
+        return (
+            "Through the vDSO, clock_gettime reads the clock in user space and never enters the "
+            f"kernel: the clocksource here is {clocksource}, which the vDSO can read."
+        )
+    return (
+        f"The clocksource here is {clocksource}, which the vDSO cannot read in user space (it "
+        "can with tsc or kvm-clock): libc falls back to a real syscall, so the vDSO path costs "
+        "about as much as the forced syscall."
+    )

@@ -1,0 +1,3 @@
+CALLS: tuple[str, ...]
+
+def loop_ns(call: str, iterations: int, fd: int = -1) -> int: ...

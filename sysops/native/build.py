@@ -1,0 +1,89 @@
+"""Build the ``_native`` extension: ``python -m sysops.native.build [--force]``.
+
+A single ``cc`` invocation, no setuptools: the extension is one C file against the limited API
+(the C file defines ``Py_LIMITED_API``), so the ``.abi3.so`` built here with any CPython >= 3.11
+also loads in the sandbox's Debian ``/usr/bin/python3``. The ``.so`` is git-ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+
+NATIVE_DIR = Path(__file__).resolve().parent
+SOURCE_PATH = NATIVE_DIR / "_native.c"
+TARGET_PATH = NATIVE_DIR / "_native.abi3.so"
+CFLAGS = ("-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror")
+
+
+class BuildError(RuntimeError):
+    """The extension could not be built; the message says why and what to do."""
+
+
+def is_up_to_date() -> bool:
+    return TARGET_PATH.exists() and TARGET_PATH.stat().st_mtime_ns > SOURCE_PATH.stat().st_mtime_ns
+
+
+def compile_command(output_path: Path) -> list[str]:
+    compiler = shutil.which("cc")
+    if compiler is None:
+        raise BuildError(
+            "no C compiler: `cc` is not on PATH. Install one (Debian: apt-get install gcc) "
+            "and run `python -m sysops.native.build` again."
+        )
+    include_dir = sysconfig.get_paths()["include"]
+    if not (Path(include_dir) / "Python.h").exists():
+        raise BuildError(
+            f"Python.h not found in {include_dir}: install the Python headers "
+            f"(Debian: apt-get install python3-dev) for {sys.executable}."
+        )
+    return [compiler, *CFLAGS, f"-I{include_dir}", str(SOURCE_PATH), "-o", str(output_path)]
+
+
+def build(*, force: bool = False) -> Path:
+    """Compile ``_native.c`` into ``_native.abi3.so`` unless the .so is newer than the .c."""
+    if not force and is_up_to_date():
+        print(f"up to date: {TARGET_PATH} is newer than {SOURCE_PATH.name}")
+        return TARGET_PATH
+    # Compile beside the target and rename into place, so a worker importing the extension
+    # meanwhile sees the old .so or the new one, never a half-written file.
+    fd, temp_name = tempfile.mkstemp(dir=NATIVE_DIR, prefix="._native.", suffix=".so")
+    os.close(fd)
+    temp_path = Path(temp_name)
+    try:
+        command = compile_command(temp_path)
+        print("building:", " ".join(command))
+        completed = subprocess.run(command, capture_output=True, text=True, check=False)
+        if completed.returncode != 0:
+            raise BuildError(
+                f"cc failed with exit status {completed.returncode}:\n"
+                f"{completed.stdout}{completed.stderr}"
+            )
+        temp_path.chmod(0o755)
+        temp_path.replace(TARGET_PATH)
+    finally:
+        temp_path.unlink(missing_ok=True)
+    print(f"built: {TARGET_PATH}")
+    return TARGET_PATH
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    args = parser.parse_args(argv)
+    try:
+        build(force=args.force)
+    except BuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Run a probe directly, outside the sandbox, against a real Emitter on a pipe."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sysops.worker.emit import Emitter
+
+READER_JOIN_TIMEOUT_S = 10.0
+
+Probe = Callable[[Mapping[str, Any], Emitter], None]
+
+
+class Events(list[dict[str, Any]]):
+    """The decoded events of one probe run, in order."""
+
+    def of(self, type_: str) -> list[dict[str, Any]]:
+        return [event for event in self if event["type"] == type_]
+
+    def samples(self, series: str) -> list[dict[str, Any]]:
+        return [event for event in self.of("sample") if event["series"] == series]
+
+    def rows(self) -> dict[str, dict[str, Any]]:
+        """The result rows by metric name (there is exactly one result event)."""
+        (result,) = self.of("result")
+        return {row["metric"]: row for row in result["rows"]}
+
+
+def run_probe(probe: Probe, params: Mapping[str, Any]) -> Events:
+    """Run ``probe`` with an Emitter writing to a pipe, read by a thread as the runner would
+    (so a probe that emits a lot never blocks on a full pipe), and decode every line."""
+    read_fd, write_fd = os.pipe()
+    chunks: list[bytes] = []
+
+    def read_all() -> None:
+        while chunk := os.read(read_fd, 65_536):
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=read_all, daemon=True)
+    reader.start()
+    try:
+        probe(params, Emitter(write_fd))
+    finally:
+        os.close(write_fd)
+        reader.join(READER_JOIN_TIMEOUT_S)
+        os.close(read_fd)
+    return Events(json.loads(line) for line in b"".join(chunks).splitlines())
