@@ -18,6 +18,8 @@ CASES = [
     "unshare",
     "ptrace",
     "kill_all",
+    "tiocsti",
+    "io_uring",
 ]
 
 

@@ -1,0 +1,267 @@
+"""A worker that attacks its own sandbox (tests only): ``run(params, emit)``, ``params["case"]``.
+
+Each case attempts one hostile action and reports what happened as result rows: ``metric`` is the
+attempted action, ``value`` the errno it got (0 = it worked), ``note`` the errno name, so tests can
+assert exact outcomes. Cases that the sandbox is expected to end (fork_bomb, memory_hog,
+busy_loop, sleep, kill_all) may be killed before they report; the test then reads the sandbox's
+outcome instead. Sandbox side: standard library only.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import os
+import platform
+import signal
+import socket
+import termios
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sysops.worker.emit import Emitter
+
+MIB = 1 << 20
+MEMORY_CHUNK_BYTES = 16 * MIB
+MEMORY_MAX_BYTES = 64 << 30
+BIG_WRITE_BYTES = 10 * 10**9
+BIG_WRITE_PATH = "/tmp/file"
+WRITE_CHUNK_BYTES = 1 * MIB
+CONNECT_TIMEOUT_S = 2.0
+# Only these, only a connect: the sandbox's network namespace has no route, so nothing leaves.
+CONNECT_TARGETS = (("1.1.1.1", 80), ("10.0.0.1", 80))
+SECRET_PATHS = ("/etc/shadow",)
+BUSY_LOOP_MAX_S = 3600.0
+FORK_RETRY_S = 0.05
+
+CLONE_FLAGS = {"CLONE_NEWUSER": 0x10000000, "CLONE_NEWNS": 0x00020000, "CLONE_NEWNET": 0x40000000}
+PTRACE_TRACEME = 0
+PTRACE_ATTACH = 16
+# clone, clone3 and io_uring_setup have no libc wrapper we could use; numbers per architecture.
+SYSCALL_NUMBERS = {
+    "x86_64": {"clone": 56, "clone3": 435, "io_uring_setup": 425},
+    "aarch64": {"clone": 220, "clone3": 435, "io_uring_setup": 425},
+}
+IO_URING_PARAMS_BYTES = 120
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mount.argtypes = [
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_ulong,
+    ctypes.c_void_p,
+]
+_libc.unshare.argtypes = [ctypes.c_int]
+_libc.syscall.restype = ctypes.c_long
+_libc.ptrace.restype = ctypes.c_long
+
+
+def run(params: Mapping[str, Any], emit: Emitter) -> None:
+    case = params["case"]
+    if case not in CASES:
+        raise ValueError(f"unknown case {case!r}; one of {sorted(CASES)}")
+    CASES[case](params, emit)
+
+
+def _row(metric: str, err: int, detail: str = "") -> dict[str, Any]:
+    name = "ok" if err == 0 else errno.errorcode.get(err, str(err))
+    return {"metric": metric, "value": err, "unit": "errno", "note": f"{name} {detail}".strip()}
+
+
+def _libc_errno(result: int) -> int:
+    return ctypes.get_errno() if result == -1 else 0
+
+
+def _syscall(name: str, *args: int | ctypes.Array[ctypes.c_char] | None) -> int:
+    """Raw syscall by name; returns its result (or -1 with errno set)."""
+    return _libc.syscall(ctypes.c_long(SYSCALL_NUMBERS[platform.machine()][name]), *args)
+
+
+def _fork_bomb(params: Mapping[str, Any], emit: Emitter) -> None:
+    started = 0
+    try:
+        while True:
+            if os.fork() == 0:
+                _bomb()
+            started += 1
+    except OSError as exc:
+        emit.result([_row("fork until refused", exc.errno, f"after {started} forks")])
+
+
+def _bomb() -> None:
+    # Every child keeps forking, as a fork bomb does; it never returns into the worker.
+    try:
+        while True:
+            try:
+                os.fork()
+            except OSError:
+                time.sleep(FORK_RETRY_S)
+    finally:
+        os._exit(0)
+
+
+def _memory_hog(params: Mapping[str, Any], emit: Emitter) -> None:
+    held = []
+    total = 0
+    try:
+        while total < MEMORY_MAX_BYTES:
+            # Multiplying fills the pages: a bytearray(n) of untouched zero pages would cost none.
+            held.append(b"\x01" * MEMORY_CHUNK_BYTES)
+            total += MEMORY_CHUNK_BYTES
+    except MemoryError:
+        held.clear()
+        emit.result([_row("allocate and touch memory", errno.ENOMEM, f"after {total // MIB} MiB")])
+        return
+    emit.result([_row("allocate and touch memory", 0, f"{total // MIB} MiB, no limit hit")])
+
+
+def _busy_loop(params: Mapping[str, Any], emit: Emitter) -> None:
+    emit.log("spinning until the CPU limit stops this process")
+    deadline = time.monotonic() + float(params.get("max_s", BUSY_LOOP_MAX_S))
+    while time.monotonic() < deadline:
+        pass
+    emit.result([_row("spin on the CPU", 0, "no CPU limit stopped it")])
+
+
+def _sleep(params: Mapping[str, Any], emit: Emitter) -> None:
+    sleep_s = float(params.get("sleep_s") or 0)
+    time.sleep(sleep_s)
+    emit.result([_row(f"sleep {sleep_s:g} s", 0, "not stopped")])
+
+
+def _big_write(params: Mapping[str, Any], emit: Emitter) -> None:
+    chunk = b"\x00" * WRITE_CHUNK_BYTES
+    written = 0
+    err = 0
+    # Python ignores SIGXFSZ, so RLIMIT_FSIZE shows up as EFBIG rather than a signal.
+    try:
+        with open(BIG_WRITE_PATH, "wb", buffering=0) as f:
+            while written < BIG_WRITE_BYTES:
+                written += f.write(chunk)
+    except OSError as exc:
+        err = exc.errno
+    finally:
+        if os.path.exists(BIG_WRITE_PATH):
+            os.unlink(BIG_WRITE_PATH)
+    emit.result([_row(f"write 10 GB to {BIG_WRITE_PATH}", err, f"after {written} bytes")])
+
+
+def _connect_out(params: Mapping[str, Any], emit: Emitter) -> None:
+    rows = []
+    for host, port in CONNECT_TARGETS:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.settimeout(CONNECT_TIMEOUT_S)
+            rows.append(_row(f"connect {host}:{port}", s.connect_ex((host, port))))
+    emit.result(rows)
+
+
+def _read_secret(params: Mapping[str, Any], emit: Emitter) -> None:
+    paths = [*SECRET_PATHS, *([params["path"]] if params.get("path") else [])]
+    rows = []
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                f.read(1)
+            rows.append(_row(f"read {path}", 0, "readable"))
+        except OSError as exc:
+            rows.append(_row(f"read {path}", exc.errno))
+    emit.result(rows)
+
+
+def _mount(params: Mapping[str, Any], emit: Emitter) -> None:
+    result = _libc.mount(b"none", b"/tmp", b"tmpfs", 0, None)
+    emit.result([_row("mount tmpfs on /tmp", _libc_errno(result))])
+
+
+def _unshare(params: Mapping[str, Any], emit: Emitter) -> None:
+    rows = [
+        _row(f"unshare({name})", _libc_errno(_libc.unshare(flag)))
+        for name, flag in CLONE_FLAGS.items()
+    ]
+    # clone with a namespace flag is the other way in; the fork-like child must never return
+    # into the worker if it was (wrongly) allowed.
+    flags = CLONE_FLAGS["CLONE_NEWUSER"] | signal.SIGCHLD
+    pid = _syscall("clone", ctypes.c_long(flags), None, None, None, None)
+    if pid == 0:
+        os._exit(0)
+    if pid > 0:
+        os.waitpid(pid, 0)
+    rows.append(_row("clone(CLONE_NEWUSER)", _libc_errno(pid)))
+    rows.append(_row("clone3", _libc_errno(_syscall("clone3", None, ctypes.c_long(0)))))
+    emit.result(rows)
+
+
+def _ptrace(params: Mapping[str, Any], emit: Emitter) -> None:
+    rows = [
+        _row("ptrace(PTRACE_TRACEME)", _libc_errno(_libc.ptrace(PTRACE_TRACEME, 0, None, None)))
+    ]
+    child = os.fork()
+    if child == 0:
+        time.sleep(60)
+        os._exit(0)
+    try:
+        result = _libc.ptrace(PTRACE_ATTACH, child, None, None)
+        rows.append(_row("ptrace(PTRACE_ATTACH, child)", _libc_errno(result)))
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+    emit.result(rows)
+
+
+def _kill_all(params: Mapping[str, Any], emit: Emitter) -> None:
+    emit.log("forking a child that sends SIGKILL to every process it can (kill(-1))")
+    child = os.fork()
+    if child == 0:
+        # kill(-1) spares the caller itself, so this child can still report; the worker (its
+        # parent) is expected to die.
+        try:
+            os.kill(-1, signal.SIGKILL)
+            err = 0
+        except OSError as exc:
+            err = exc.errno
+        emit.result([_row("kill(-1, SIGKILL) from a child", err)])
+        os._exit(0)
+    os.waitpid(child, 0)
+    emit.result([_row("worker survived kill(-1, SIGKILL)", 0)])
+
+
+def _tiocsti(params: Mapping[str, Any], emit: Emitter) -> None:
+    rows = []
+    for name, request, arg in (
+        ("TIOCSTI", termios.TIOCSTI, b"x"),
+        ("FIONREAD", termios.FIONREAD, b"\0" * 4),
+    ):
+        try:
+            fcntl.ioctl(0, request, arg)
+            rows.append(_row(f"ioctl(0, {name})", 0))
+        except OSError as exc:
+            rows.append(_row(f"ioctl(0, {name})", exc.errno))
+    emit.result(rows)
+
+
+def _io_uring(params: Mapping[str, Any], emit: Emitter) -> None:
+    io_params = ctypes.create_string_buffer(IO_URING_PARAMS_BYTES)
+    fd = _syscall("io_uring_setup", ctypes.c_long(1), io_params)
+    if fd >= 0:
+        os.close(fd)
+    emit.result([_row("io_uring_setup", _libc_errno(fd))])
+
+
+CASES: dict[str, Callable[[Mapping[str, Any], Emitter], None]] = {
+    "fork_bomb": _fork_bomb,
+    "memory_hog": _memory_hog,
+    "busy_loop": _busy_loop,
+    "sleep": _sleep,
+    "big_write": _big_write,
+    "connect_out": _connect_out,
+    "read_secret": _read_secret,
+    "mount": _mount,
+    "unshare": _unshare,
+    "ptrace": _ptrace,
+    "kill_all": _kill_all,
+    "tiocsti": _tiocsti,
+    "io_uring": _io_uring,
+}

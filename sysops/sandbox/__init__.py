@@ -1,0 +1,38 @@
+"""The sandbox a worker runs in: bubblewrap, rlimits, a dedicated uid, cgroups and seccomp.
+
+Sandbox-side support code: imports nothing from Django. The runner calls, in order:
+``set_child_subreaper()`` once, ``probe_host()`` (or reads the dashboard's copy),
+``stage_code(dir)``, ``start(policy, worker_command(policy), ...)``, then ``wait`` /
+``wait_until_deadline``, ``outcome()`` and always ``cleanup()``.
+"""
+
+from sysops.sandbox.bwrap import bwrap_argv
+from sysops.sandbox.host import Check, HostReport, probe_host
+from sysops.sandbox.policy import Policy, worker_command
+from sysops.sandbox.preexec import set_child_subreaper
+from sysops.sandbox.process import (
+    Outcome,
+    SandboxCleanupError,
+    SandboxProcess,
+    SandboxRefused,
+    start,
+)
+from sysops.sandbox.seccomp import seccomp_program
+from sysops.sandbox.stage import stage_code
+
+__all__ = [
+    "Check",
+    "HostReport",
+    "Outcome",
+    "Policy",
+    "SandboxCleanupError",
+    "SandboxProcess",
+    "SandboxRefused",
+    "bwrap_argv",
+    "probe_host",
+    "seccomp_program",
+    "set_child_subreaper",
+    "stage_code",
+    "start",
+    "worker_command",
+]

@@ -1,0 +1,74 @@
+"""stage_code(): only the sandbox-side code, readable by another uid, and no Django."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from sysops import sandbox
+
+
+def staged(dest: Path) -> set[str]:
+    return {str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()}
+
+
+def test_it_copies_the_worker_native_code_and_probes(public_dir):
+    dest = public_dir / "code"
+
+    sandbox.stage_code(dest)
+
+    files = staged(dest)
+    assert {
+        "sysops/__init__.py",
+        "sysops/worker/__init__.py",
+        "sysops/worker/__main__.py",
+        "sysops/worker/emit.py",
+        "sysops/experiments/__init__.py",
+        "sysops/experiments/hostile/__init__.py",
+        "sysops/experiments/hostile/probe.py",
+    } <= files
+    assert "sysops/native/__init__.py" in files
+
+
+def test_it_leaves_the_web_side_and_the_sandbox_package_out(public_dir):
+    sandbox.stage_code(public_dir / "code")
+
+    files = staged(public_dir / "code")
+
+    assert not any(f.startswith("sysops/sandbox/") for f in files)
+    assert not any(
+        Path(f).name in {"models.py", "views.py", "spec.py", "settings.py"} for f in files
+    )
+    assert not any("__pycache__" in f for f in files)
+
+
+def test_it_makes_everything_world_readable(public_dir):
+    dest = public_dir / "code"
+    sandbox.stage_code(dest)
+
+    for path in [dest, *dest.rglob("*")]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o755 if path.is_dir() else 0o644), path
+
+
+def test_it_refuses_a_destination_other_uids_cannot_reach(tmp_path):
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+
+    with pytest.raises(ValueError, match="not world-traversable"):
+        sandbox.stage_code(private / "code")
+
+
+def test_it_refuses_a_probe_that_imports_django(public_dir, tmp_path):
+    source = tmp_path / "src"
+    package = source / "sysops" / "experiments" / "web_leak"
+    package.mkdir(parents=True)
+    (source / "sysops" / "__init__.py").write_text("")
+    (source / "sysops" / "experiments" / "__init__.py").write_text("")
+    (package / "__init__.py").write_text("")
+    (package / "probe.py").write_text("from django.conf import settings\n")
+
+    with pytest.raises(ValueError, match="web_leak/probe.py imports Django"):
+        sandbox.stage_code(public_dir / "code", source_root=source)
