@@ -53,7 +53,7 @@ def _runner_alive(pid: int | None) -> bool:
         return False
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"sysops.agent.runner" in f.read()
+            return b"sysops.agent.runner_process" in f.read()
     except OSError:
         return False
 
@@ -179,7 +179,7 @@ class Agent:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "sysops.agent.runner",
+                "sysops.agent.runner_process",
                 str(run_id),
                 stdout=asyncio.subprocess.PIPE,
                 env=env,

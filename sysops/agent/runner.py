@@ -2,7 +2,7 @@
 
 It builds the sandbox, starts the worker inside it, reads the worker's events and stderr,
 persists them in batches and hands each committed batch to ``publish``. Run as
-``python -m sysops.agent.runner <run_id>``, it writes batches as JSON lines to its stdout, where
+``python -m sysops.agent.runner_process <run_id>``, it writes batches as JSON lines to stdout, where
 the agent that started it picks them up and publishes them to the channel layer.
 """
 
@@ -195,32 +195,20 @@ def _verdict(recorder: RunRecorder, outcome: sandbox.Outcome) -> _Stop:
     return _Stop(Run.Status.FAILED, outcome.describe())
 
 
-def main() -> None:
-    import argparse
-
-    import django
-
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("run_id", type=int)
-    args = parser.parse_args()
+def serve(run_id: int) -> None:
+    """The body of a runner process (``python -m sysops.agent.runner_process <run_id>``)."""
     # Batches go to the agent on the original stdout; anything else printed goes to stderr.
     out = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
-    django.setup()
     sandbox.set_child_subreaper()
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
 
     def publish(group: str, message: dict[str, Any]) -> None:
         out.write(json.dumps({"group": group, "message": message}) + "\n")
 
-    execute(args.run_id, publish)
+    execute(run_id, publish)
 
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:
     # Unwinds through the sandbox's cleanup; execute() records the reason.
     raise _Stop(Run.Status.FAILED, "runner stopped by SIGTERM (agent shutting down)")
-
-
-if __name__ == "__main__":
-    main()

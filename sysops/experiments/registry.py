@@ -13,8 +13,9 @@ def _all() -> dict[str, Experiment]:
     experiments = [SYSCALL_COST, EPOLL_ECHO]
     if settings.SYSOPS_TEST_EXPERIMENTS:
         from sysops.experiments.hostile.spec import EXPERIMENT as HOSTILE
+        from sysops.experiments.synthetic.spec import EXPERIMENT as SYNTHETIC
 
-        experiments.append(HOSTILE)
+        experiments += [HOSTILE, SYNTHETIC]
     return {e.slug: e for e in experiments}
 
 

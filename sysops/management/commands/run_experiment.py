@@ -21,6 +21,7 @@ from sysops.templatetags.sysops_tags import num
 
 class Command(BaseCommand):
     help = "Run an experiment in the sandbox and print its result table; non-zero exit on failure."
+    _last_progress = ""
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("experiment", help="experiment slug, e.g. syscall-cost")
@@ -83,7 +84,8 @@ class Command(BaseCommand):
             for entry in message["logs"]:
                 if entry["level"] != "info":
                     self.stderr.write(f"  [{entry['source']}] {entry['message']}")
-            if message["progress_message"]:
+            if message["progress_message"] and message["progress_message"] != self._last_progress:
+                self._last_progress = message["progress_message"]
                 self.stderr.write(f"  {message['progress']:4.0%} {message['progress_message']}")
         live.publish(group, message)
 
