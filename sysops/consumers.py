@@ -64,8 +64,18 @@ class RunConsumer(AsyncWebsocketConsumer):
         run = SimpleNamespace(
             pk=self.run_id,
             is_terminal=event["status"] in Run.TERMINAL,
-            **{k: event.get(k) for k in ("status", "reason", "unsandboxed", "progress",
-                                         "progress_message", "phase", "results")},
+            **{
+                k: event.get(k)
+                for k in (
+                    "status",
+                    "reason",
+                    "unsandboxed",
+                    "progress",
+                    "progress_message",
+                    "phase",
+                    "results",
+                )
+            },
         )
         html = render_to_string(
             "sysops/_run_live.html",

@@ -187,9 +187,9 @@ class Agent:
                 limit=1 << 24,
             )
             self.running[run_id] = proc
-            await sync_to_async(
-                Run.objects.filter(pk=run_id).update, thread_sensitive=True
-            )(runner_pid=proc.pid)
+            await sync_to_async(Run.objects.filter(pk=run_id).update, thread_sensitive=True)(
+                runner_pid=proc.pid
+            )
             assert proc.stdout is not None
             async for line in proc.stdout:
                 try:

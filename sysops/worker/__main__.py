@@ -1,4 +1,4 @@
-"""Sandbox-side entry point: ``python3 -S -P -B -m sysops.worker`` (see sandbox.worker_command) with a JSON job on stdin.
+"""Sandbox-side entry point: ``python3 -S -P -B -m sysops.worker``, a JSON job on stdin.
 
 The job is ``{"probe": "sysops.experiments.<name>.probe", "params": {...}, "events_fd": 3}``.
 The worker imports no Django, reads no settings and sees no secrets: everything it knows arrives
