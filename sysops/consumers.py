@@ -61,8 +61,10 @@ class RunConsumer(AsyncWebsocketConsumer):
         if event["seq"] <= self.seq:
             return
         self.seq = event["seq"]
+        host = SimpleNamespace(fingerprint=event["host"]) if event.get("host") else None
         run = SimpleNamespace(
             pk=self.run_id,
+            host=host,
             is_terminal=event["status"] in Run.TERMINAL,
             **{
                 k: event.get(k)

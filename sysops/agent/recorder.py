@@ -133,4 +133,6 @@ class RunRecorder:
         }
         if "results" in changed or "status" in changed:
             message["results"] = run.results
+        if "host" in changed and run.host is not None:
+            message["host"] = run.host.fingerprint
         return message

@@ -38,6 +38,7 @@ class SyscallCostForm(forms.Form):
         min_value=5, max_value=500, initial=30, help_text="Measured repetitions per layer."
     )
     warmup = forms.IntegerField(
+        label="Warm-up",
         min_value=0, max_value=20, initial=3, help_text="Repetitions run first and discarded."
     )
 

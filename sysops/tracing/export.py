@@ -1,0 +1,167 @@
+"""Trace downloads: strace text, NDJSON, Perfetto (Chrome Trace Event JSON) and summary CSV.
+
+Every exporter is a generator of text chunks of about :data:`CHUNK_CHARS` characters, so that a
+200,000-event trace streams (e.g. through Django's StreamingHttpResponse) without ever being one
+string in memory, and without one tiny write per event. They accept :class:`TraceEvent` values
+or their ``to_dict()`` form, as stored.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from sysops.tracing.parse import TraceEvent
+from sysops.tracing.summary import Summary
+
+CHUNK_CHARS = 64 * 1024
+_US_PER_S = 1_000_000
+
+EventLike = TraceEvent | Mapping[str, Any]
+
+
+def to_strace_text(events: Iterable[EventLike]) -> Iterator[str]:
+    """strace-style lines, ``pid ts name(args) = ret <dur>``; split calls come out whole."""
+    return _chunked(_strace_line(event) for event in _events(events))
+
+
+def to_ndjson(events: Iterable[EventLike]) -> Iterator[str]:
+    """One JSON object per line, the :meth:`TraceEvent.to_dict` form."""
+    return _chunked(
+        json.dumps(event.to_dict(), ensure_ascii=False) + "\n" for event in _events(events)
+    )
+
+
+def to_perfetto(events: Iterable[EventLike], *, run_label: str = "") -> Iterator[str]:
+    """Chrome Trace Event JSON, which ui.perfetto.dev and chrome://tracing open.
+
+    One track per pid; a complete event (``"ph": "X"``) per syscall with its arguments, return
+    value and errno; instant events for signals, exits and kills. Timestamps are the trace's
+    own (``-ttt``, seconds since the epoch) in microseconds.
+    """
+
+    def records() -> Iterator[str]:
+        named: set[int] = set()
+        for event in _events(events):
+            if event.ts is None or event.kind in ("unparsed", "info"):
+                continue
+            pid = event.pid if event.pid is not None else 0
+            if pid not in named:
+                named.add(pid)
+                label = f"{run_label} pid {pid}".strip()
+                yield _json_record(
+                    {"name": "process_name", "ph": "M", "pid": pid, "tid": pid,
+                     "args": {"name": label}}
+                )
+            yield _json_record(_perfetto_event(event, pid))
+
+    def document() -> Iterator[str]:
+        yield '{"displayTimeUnit": "ns", "traceEvents": [\n'
+        first = True
+        for record in records():
+            yield record if first else ",\n" + record
+            first = False
+        yield "\n]}\n"
+
+    return _chunked(document())
+
+
+def summary_csv(summary: Summary) -> Iterator[str]:
+    """The summary table as CSV: a header, then one row per syscall (no total row)."""
+
+    def lines() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["syscall", "calls", "errors", "total_s", "avg_s", "max_s", "share_pct"])
+        for row in summary.rows():
+            writer.writerow(
+                [row.name, row.calls, row.errors, f"{row.total_s:.6f}", f"{row.avg_s:.6f}",
+                 f"{row.max_s:.6f}", f"{row.share_pct:.2f}"]
+            )
+        yield buffer.getvalue()
+
+    return _chunked(lines())
+
+
+def _events(events: Iterable[EventLike]) -> Iterator[TraceEvent]:
+    for event in events:
+        yield event if isinstance(event, TraceEvent) else TraceEvent.from_dict(dict(event))
+
+
+def _strace_line(event: TraceEvent) -> str:
+    prefix = "" if event.pid is None else f"{event.pid} "
+    if event.ts is not None:
+        prefix += f"{event.ts:.6f} "
+    kind = event.kind
+    if kind == "syscall":
+        call = f"{event.name}({', '.join(event.args)}"
+        if event.ret is None:
+            # strace's own notation for a call that has not returned (yet, or ever).
+            line = f"{call}{', ' if event.args else ''} <unfinished ...>"
+        else:
+            line = f"{call}) = {event.ret}"
+            if event.duration_s is not None:
+                line += f" <{event.duration_s:.6f}>"
+    elif kind == "signal":
+        if event.args == ["stopped"]:
+            line = f"--- stopped by {event.name} ---"
+        else:
+            line = " ".join(["---", event.name, *event.args, "---"])
+    elif kind == "exit":
+        line = f"+++ exited with {event.retval} +++"
+    elif kind == "killed":
+        core = " (core dumped)" if event.args else ""
+        line = f"+++ killed by {event.name}{core} +++"
+    else:
+        return event.raw + "\n"
+    return prefix + line + "\n"
+
+
+def _perfetto_event(event: TraceEvent, pid: int) -> dict[str, Any]:
+    ts_us = round(event.ts * _US_PER_S, 3) if event.ts is not None else 0
+    if event.kind == "syscall":
+        args: dict[str, Any] = {"args": event.args, "ret": event.ret}
+        if event.errno is not None:
+            args["errno"] = event.errno
+            args["errmsg"] = event.errmsg
+        if event.fd_paths:
+            args["fd_paths"] = {str(key): path for key, path in event.fd_paths.items()}
+        if event.cut_short:
+            args["cut_short"] = True
+        return {
+            "name": event.name, "cat": event.category, "ph": "X", "ts": ts_us,
+            "dur": round((event.duration_s or 0.0) * _US_PER_S, 3),
+            "pid": pid, "tid": pid, "args": args,
+        }
+    if event.kind == "signal":
+        name = event.name
+    elif event.kind == "exit":
+        name = f"exited with {event.retval}"
+    else:
+        name = f"killed by {event.name}"
+    return {
+        "name": name, "cat": event.category, "ph": "i", "s": "t", "ts": ts_us,
+        "pid": pid, "tid": pid, "args": {"detail": event.args},
+    }
+
+
+def _json_record(record: dict[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
+def _chunked(pieces: Iterable[str]) -> Iterator[str]:
+    """Join small pieces into chunks of about CHUNK_CHARS characters."""
+    batch: list[str] = []
+    size = 0
+    for piece in pieces:
+        batch.append(piece)
+        size += len(piece)
+        if size >= CHUNK_CHARS:
+            yield "".join(batch)
+            batch.clear()
+            size = 0
+    if batch:
+        yield "".join(batch)

@@ -1,0 +1,109 @@
+"""Keep only the experiment's part of a trace, and choose what strace traces.
+
+:class:`MarkerFilter` drops everything before the begin marker (interpreter and sandbox
+start-up), the markers themselves, and everything after the end marker. Between them it keeps
+the marking process and every process or thread first seen after the begin marker — its
+children and threads — but not processes that were already running, such as the sandbox's init
+waiting for its child.
+
+Children are recognised by being new, not by the pid that ``clone`` returned: inside the
+sandbox's pid namespace ``clone`` returns the namespace's pid (2, 3, ...) while strace prefixes
+lines with the host's pid, so the two never match. And with ``-f`` a child's first calls are
+often printed before its parent's ``clone`` even returns.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+from sysops.tracing.categories import CATEGORIES, syscalls_in
+from sysops.tracing.markers import MARKER_SYSCALLS, marker_of
+from sysops.tracing.parse import TraceEvent
+
+_SYSCALL_NAME = re.compile(r"[a-z0-9_]+\Z")
+_STRACE_CLASS = re.compile(r"%[a-z_]+\Z")
+
+
+class MarkerFilter:
+    """Incremental begin/end marker filter; feed it the parser's events in order.
+
+    ``began`` and ``ended`` tell whether the markers were seen: a trace that never began means
+    the experiment never reached its work (or the trace set left the markers out).
+    """
+
+    def __init__(self) -> None:
+        self.began = False
+        self.ended = False
+        self._running_before: set[int] = set()
+
+    def feed(self, events: Iterable[TraceEvent]) -> list[TraceEvent]:
+        """The events of this batch that belong to the experiment."""
+        return [event for event in events if self.keep(event)]
+
+    def keep(self, event: TraceEvent) -> bool:
+        """Whether one event belongs to the experiment (events must come in parser order)."""
+        if self.ended:
+            return False
+        pid = event.pid
+        if not self.began:
+            if marker_of(event) == "begin":
+                self.began = True
+                if pid is not None:
+                    self._running_before.discard(pid)
+            elif pid is not None:
+                if event.kind in ("exit", "killed"):
+                    # Gone before the work began: a new process may reuse the number.
+                    self._running_before.discard(pid)
+                else:
+                    self._running_before.add(pid)
+            return False
+        if pid in self._running_before:
+            return False
+        if marker_of(event) == "end":
+            self.ended = True
+            return False
+        return True
+
+
+def between_markers(events: Iterable[TraceEvent]) -> Iterator[TraceEvent]:
+    """The experiment's events from a whole trace (see :class:`MarkerFilter`)."""
+    marker_filter = MarkerFilter()
+    for event in events:
+        if marker_filter.keep(event):
+            yield event
+        elif marker_filter.ended:
+            return
+
+
+def trace_set(selection: Iterable[str], *, include_markers: bool = True) -> str:
+    """The value for strace's ``-e trace=``: categories, strace classes or syscall names.
+
+    Each item is one of our categories (``"file"``, expanded to its listed names, so the trace
+    shows exactly what the page's colours promise), an strace class (``"%net"``, passed
+    through) or a syscall name. Names are prefixed with ``?`` so that strace ignores the ones
+    this architecture lacks instead of refusing to start. The marker syscalls are added unless
+    ``include_markers`` is false: without them :class:`MarkerFilter` would drop everything.
+
+    >>> trace_set(["mmap", "%network"], include_markers=False)
+    '%network,?mmap'
+    """
+    names: set[str] = set()
+    classes: set[str] = set()
+    for item in selection:
+        if item in CATEGORIES:
+            names.update(syscalls_in(item))
+        elif _STRACE_CLASS.match(item):
+            classes.add(item)
+        elif _SYSCALL_NAME.match(item):
+            names.add(item)
+        else:
+            raise ValueError(
+                f"{item!r} is neither a category ({', '.join(CATEGORIES)}), "
+                "an strace class (%name) nor a syscall name"
+            )
+    if not names and not classes:
+        raise ValueError("an empty trace set would trace nothing")
+    if include_markers:
+        names.update(MARKER_SYSCALLS)
+    return ",".join(sorted(classes) + [f"?{name}" for name in sorted(names)])
