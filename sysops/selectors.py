@@ -22,10 +22,9 @@ def this_host() -> dict[str, Any]:
     return fingerprint()
 
 
-@functools.cache
 def sandbox_report() -> sandbox.HostReport:
     """What this host allows, probed once per process (at the first dashboard view or run)."""
-    return sandbox.probe_host()
+    return sandbox.cached_host_report()
 
 
 def recent_runs(limit: int = 15) -> QuerySet[Run]:

@@ -168,3 +168,17 @@ class DeathTest(LiveServerCase):
 @pytest.fixture(autouse=True)
 def _test_experiments():
     assert os.environ.get("SYSOPS_TEST_EXPERIMENTS") == "1"
+
+
+class CancelTest(LiveServerCase):
+    def test_cancelling_a_running_run_stops_its_sandbox(self):
+        run = Run.objects.create(
+            experiment="epoll-echo", params={"clients": 2, "message_bytes": 64, "duration_s": 30}
+        )
+        self.get()
+        self.wait_for(run, lambda r: r.progress > 0)
+        self.client.post(f"/runs/{run.pk}/cancel/", HTTP_HOST="localhost")
+        run = self.wait_finished(run)
+        assert run.status == Run.Status.CANCELLED
+        assert run.reason == "cancelled by the user"
+        assert not find_processes("", uids.choose_uid(None, run.pk))

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from sysops import sandbox
 from sysops.live import RUNS_GROUP, run_group
 from sysops.models import Run
 
@@ -94,6 +95,9 @@ class Agent:
         self.loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         log.info("agent %s started (max %d running)", self.agent_id, self.max_running)
+        # What this host allows, probed once at start-up (off the loop) for the dashboard.
+        report = await sync_to_async(sandbox.cached_host_report)()
+        log.info("sandbox: %s", report.reason)
         last_recover = -RECOVER_INTERVAL_S
         while not self._stopping:
             try:

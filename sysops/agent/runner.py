@@ -69,7 +69,7 @@ def _execute(run: Run, recorder: RunRecorder) -> None:
     if params is None:
         raise _Stop(Run.Status.FAILED, f"invalid parameters: {form.errors.as_text()}")
 
-    report = sandbox.probe_host()
+    report = sandbox.cached_host_report()
     unsandboxed = not report.can_sandbox and settings.SYSOPS_ALLOW_UNSANDBOXED
     if not report.can_sandbox and not unsandboxed:
         raise _Stop(Run.Status.FAILED, f"sandbox refused: {report.reason}")

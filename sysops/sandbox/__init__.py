@@ -1,13 +1,13 @@
 """The sandbox a worker runs in: bubblewrap, rlimits, a dedicated uid, cgroups and seccomp.
 
 Sandbox-side support code: imports nothing from Django. The runner calls, in order:
-``set_child_subreaper()`` once, ``probe_host()`` (or reads the dashboard's copy),
+``set_child_subreaper()`` once, ``cached_host_report()`` (probed once per process),
 ``stage_code(dir)``, ``start(policy, worker_command(policy), ...)``, then ``wait`` /
 ``wait_until_deadline``, ``outcome()`` and always ``cleanup()``.
 """
 
 from sysops.sandbox.bwrap import bwrap_argv
-from sysops.sandbox.host import Check, HostReport, probe_host
+from sysops.sandbox.host import Check, HostReport, cached_host_report, probe_host
 from sysops.sandbox.policy import Policy, worker_command
 from sysops.sandbox.preexec import set_child_subreaper
 from sysops.sandbox.process import (
@@ -29,6 +29,7 @@ __all__ = [
     "SandboxProcess",
     "SandboxRefused",
     "bwrap_argv",
+    "cached_host_report",
     "probe_host",
     "seccomp_program",
     "set_child_subreaper",
