@@ -52,8 +52,7 @@ _EXPLANATIONS: dict[str, str] = {
     "EXDEV": "The operation cannot cross file systems, e.g. rename(2) between two mounts.",
     "ENODEV": "No such device, or the file system type is not supported.",
     "ENOTDIR": "A component of the path that should be a directory is not one.",
-    "EISDIR": "The path is a directory where a file was needed (e.g. opening it for "
-    "writing).",
+    "EISDIR": "The path is a directory where a file was needed (e.g. opening it for writing).",
     "EINVAL": "An argument is invalid: an unknown flag, a bad size or alignment, or a "
     "combination the call does not accept.",
     "ENFILE": "The whole system has hit its limit on open files.",
@@ -66,8 +65,7 @@ _EXPLANATIONS: dict[str, str] = {
     "system's limit).",
     "ENOSPC": "The device (or tmpfs, or quota) has no space left.",
     "ESPIPE": "Seeking is impossible on a pipe, socket or FIFO.",
-    "EROFS": "The file system is mounted read-only (as the sandbox mounts system "
-    "directories).",
+    "EROFS": "The file system is mounted read-only (as the sandbox mounts system directories).",
     "EMLINK": "Too many links to the file, or too many subdirectories.",
     "EPIPE": "Writing to a pipe or socket whose reading end is closed; the process also "
     "gets SIGPIPE unless it ignores it.",
@@ -113,8 +111,7 @@ _EXPLANATIONS: dict[str, str] = {
     "ERESTARTSYS": "Interrupted by a signal; the kernel restarts the call by itself after "
     "the handler if it was installed with SA_RESTART, otherwise it fails with EINTR.",
     "ERESTARTNOINTR": "Interrupted by a signal; the kernel restarts the call by itself.",
-    "ERESTARTNOHAND": "Interrupted by a signal; restarted if no handler ran, EINTR "
-    "otherwise.",
+    "ERESTARTNOHAND": "Interrupted by a signal; restarted if no handler ran, EINTR otherwise.",
     "ERESTART_RESTARTBLOCK": "A sleep interrupted by a signal; it resumes through "
     "restart_syscall(2) with the time that was left.",
 }
@@ -172,8 +169,12 @@ def describe(name: str) -> ErrnoInfo:
     elif name in _KERNEL_ONLY:
         code, message = _KERNEL_ONLY[name]
     else:
-        return ErrnoInfo(name, None, "Unknown error", "strace reported an error this host's "
-                         "C library does not name.")
+        return ErrnoInfo(
+            name,
+            None,
+            "Unknown error",
+            "strace reported an error this host's C library does not name.",
+        )
     # Aliases (EWOULDBLOCK = EAGAIN, EDEADLOCK = EDEADLK) share the canonical name's text.
     canonical = errno_module.errorcode.get(code, name)
     explanation = _EXPLANATIONS.get(name) or _EXPLANATIONS.get(canonical) or message + "."

@@ -53,8 +53,13 @@ def to_perfetto(events: Iterable[EventLike], *, run_label: str = "") -> Iterator
                 named.add(pid)
                 label = f"{run_label} pid {pid}".strip()
                 yield _json_record(
-                    {"name": "process_name", "ph": "M", "pid": pid, "tid": pid,
-                     "args": {"name": label}}
+                    {
+                        "name": "process_name",
+                        "ph": "M",
+                        "pid": pid,
+                        "tid": pid,
+                        "args": {"name": label},
+                    }
                 )
             yield _json_record(_perfetto_event(event, pid))
 
@@ -78,8 +83,15 @@ def summary_csv(summary: Summary) -> Iterator[str]:
         writer.writerow(["syscall", "calls", "errors", "total_s", "avg_s", "max_s", "share_pct"])
         for row in summary.rows():
             writer.writerow(
-                [row.name, row.calls, row.errors, f"{row.total_s:.6f}", f"{row.avg_s:.6f}",
-                 f"{row.max_s:.6f}", f"{row.share_pct:.2f}"]
+                [
+                    row.name,
+                    row.calls,
+                    row.errors,
+                    f"{row.total_s:.6f}",
+                    f"{row.avg_s:.6f}",
+                    f"{row.max_s:.6f}",
+                    f"{row.share_pct:.2f}",
+                ]
             )
         yield buffer.getvalue()
 
@@ -132,9 +144,14 @@ def _perfetto_event(event: TraceEvent, pid: int) -> dict[str, Any]:
         if event.cut_short:
             args["cut_short"] = True
         return {
-            "name": event.name, "cat": event.category, "ph": "X", "ts": ts_us,
+            "name": event.name,
+            "cat": event.category,
+            "ph": "X",
+            "ts": ts_us,
             "dur": round((event.duration_s or 0.0) * _US_PER_S, 3),
-            "pid": pid, "tid": pid, "args": args,
+            "pid": pid,
+            "tid": pid,
+            "args": args,
         }
     if event.kind == "signal":
         name = event.name
@@ -143,8 +160,14 @@ def _perfetto_event(event: TraceEvent, pid: int) -> dict[str, Any]:
     else:
         name = f"killed by {event.name}"
     return {
-        "name": name, "cat": event.category, "ph": "i", "s": "t", "ts": ts_us,
-        "pid": pid, "tid": pid, "args": {"detail": event.args},
+        "name": name,
+        "cat": event.category,
+        "ph": "i",
+        "s": "t",
+        "ts": ts_us,
+        "pid": pid,
+        "tid": pid,
+        "args": {"detail": event.args},
     }
 
 

@@ -9,7 +9,10 @@ waiting for its child.
 Children are recognised by being new, not by the pid that ``clone`` returned: inside the
 sandbox's pid namespace ``clone`` returns the namespace's pid (2, 3, ...) while strace prefixes
 lines with the host's pid, so the two never match. And with ``-f`` a child's first calls are
-often printed before its parent's ``clone`` even returns.
+often printed before its parent's ``clone`` even returns. A process is "already running" if
+any of its lines came before the begin marker — including the first half of a call that only
+returns inside the window (the sandbox's init in wait4), which the parser hands over merged,
+with the start time of its first half.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class MarkerFilter:
         self.began = False
         self.ended = False
         self._running_before: set[int] = set()
+        self._begin_ts: float | None = None
 
     def feed(self, events: Iterable[TraceEvent]) -> list[TraceEvent]:
         """The events of this batch that belong to the experiment."""
@@ -49,6 +53,7 @@ class MarkerFilter:
         if not self.began:
             if marker_of(event) == "begin":
                 self.began = True
+                self._begin_ts = event.ts
                 if pid is not None:
                     self._running_before.discard(pid)
             elif pid is not None:
@@ -59,6 +64,11 @@ class MarkerFilter:
                     self._running_before.add(pid)
             return False
         if pid in self._running_before:
+            return False
+        if event.ts is not None and self._begin_ts is not None and event.ts < self._begin_ts:
+            # A call that started before the marker: its process was already running.
+            if pid is not None:
+                self._running_before.add(pid)
             return False
         if marker_of(event) == "end":
             self.ended = True

@@ -35,6 +35,9 @@ NO_RETURN_SYSCALLS = frozenset({"exit", "exit_group"})
 
 _UNFINISHED_SUFFIX = " <unfinished ...>"
 _DETACHED_SUFFIX = " <detached ...>"
+_DETACHED_LINE = "<detached ...>"
+# On stderr (strace -p), a note can land in the middle of a call's line; see _call.
+_NOTE_INSIDE_LINE = "strace: Process "
 
 _PREFIX = re.compile(
     r"(?:\[pid\s+(\d+)\]\s+|(\d+)\s+)?"
@@ -58,6 +61,26 @@ _DURATION = re.compile(r"\d+\.\d+\Z")
 _NEEDS_TOKENIZER = re.compile(r'["\[{(<]|/\*')
 _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|/\*.*?\*/|[\[\]{}()<>,]', re.S)
 _CLOSERS = {"]": "[", "}": "{", ")": "("}
+# The fast way to split arguments: one regex match per top-level argument, nesting unrolled to
+# a fixed depth (Python's re has no recursion). Brackets nest freely; inside "<...>" a ">"
+# closes, elsewhere it is an ordinary character ("->", "=>"). Possessive quantifiers (Python
+# 3.11+) keep unbalanced text from backtracking exponentially. split_args checks the result and
+# hands text it cannot match exactly (deeper nesting, comments) to the tokenizer.
+_ARG_NESTING_DEPTH = 5
+_STRING = r'"(?:[^"\\]++|\\.)*+"'
+
+
+def _nested_group(depth: int) -> str:
+    inner = _STRING if depth == 1 else f"{_STRING}|{_nested_group(depth - 1)}"
+    return (
+        rf'(?:[\[{{(](?:{inner}|[^"<\[\]{{}}()]++)*+[\]}})]'
+        rf'|<(?:{inner}|[^"<>\[\]{{}}()]++)*+>)'
+    )
+
+
+_ARGUMENT = re.compile(
+    rf'(?:{_STRING}|{_nested_group(_ARG_NESTING_DEPTH)}|[^,"<\[\]{{}}()]++)++', re.S
+)
 _FD_DECORATION = re.compile(r"(?:-?\d+|AT_FDCWD)<(.*)>\Z", re.S)
 # -yy appends the device numbers of device files: "/dev/null<char 1:3>". The path is the news.
 _DEVICE_SUFFIX = re.compile(r"<(?:char|block) \d+:\d+>\Z")
@@ -145,16 +168,18 @@ class TraceParser:
     """Turns strace text into events, chunk by chunk.
 
     >>> parser = TraceParser()
-    >>> events = parser.feed('7 1.5 close(3</tmp/x>) = 0 <0.000002>\\n7 1.6 rea')
+    >>> events = parser.feed('7 1.5 close(3</tmp/x>) = 0 <0.000002>\\n7 1.6 read(3, ')
     >>> [(e.name, e.retval, e.fd_paths) for e in events]
     [('close', 0, {0: '/tmp/x'})]
-    >>> [(e.name, e.cut_short) for e in parser.close()]
-    [('rea', True)]
+    >>> [(e.name, e.args, e.cut_short) for e in parser.close()]
+    [('read', ['3'], True)]
     """
 
     def __init__(self) -> None:
         self._partial = ""
         self._pending: dict[int | None, _Pending] = {}
+        # The pid whose half-printed call a note interrupted; its "<detached ...>" comes alone.
+        self._interrupted_pid: int | None = None
         self._seq = 0
         self.lines_seen = 0
 
@@ -215,6 +240,17 @@ class TraceParser:
             self._exit(line, rest, pid, ts, events)
         elif first == "s" and rest.startswith("strace: "):
             events.append(self._note(line, rest, pid, ts))
+        elif rest.strip() == _DETACHED_LINE and self._interrupted_pid in self._pending:
+            pending = self._pending.pop(self._interrupted_pid)
+            events.append(
+                self._incomplete(
+                    pending.name,
+                    pending.args_text,
+                    self._interrupted_pid,
+                    pending.ts,
+                    f"{pending.raw}\n{line}",
+                )
+            )
         else:
             self._call(line, rest, pid, ts, events, at_close)
 
@@ -244,6 +280,14 @@ class TraceParser:
             return
         event = self._complete(name, body, pid, ts, line)
         if event is None:
+            note_at = body.find(_NOTE_INSIDE_LINE)
+            if note_at >= 0 and not at_close:
+                # strace -p on stderr: "read(3, strace: Process 7 detached", then the note's
+                # other lines, then " <detached ...>" alone. Keep the call open until then.
+                self._pending[pid] = _Pending(name, body[:note_at], ts, line)
+                self._interrupted_pid = pid
+                events.append(self._note(body[note_at:], body[note_at:], pid, None))
+                return
             event = (
                 self._incomplete(name, body, pid, ts, line)
                 if at_close
@@ -281,7 +325,11 @@ class TraceParser:
                 name, pending.args_text + tail[: -len(_UNFINISHED_SUFFIX)], pending.ts, raw
             )
             return
-        body = pending.args_text + tail
+        if tail.startswith(_UNFINISHED_SUFFIX):
+            # "<... read resumed> <unfinished ...>) = ?": the process died inside the call.
+            body = pending.args_text.rstrip().rstrip(",") + tail[len(_UNFINISHED_SUFFIX) :]
+        else:
+            body = pending.args_text + tail
         event = self._complete(name, body, pid, pending.ts, raw)
         if event is None:
             event = (
@@ -447,9 +495,10 @@ class TraceParser:
         message = rest[len("strace: ") :]
         match = _PROCESS_NOTE.match(rest)
         if match is not None:
+            # The note is about the process it names, whatever line it was printed on.
             return TraceEvent(
                 self._next_seq(),
-                pid if pid is not None else int(match.group(1)),
+                int(match.group(1)),
                 ts,
                 "info",
                 match.group(2),
@@ -478,6 +527,14 @@ def split_args(text: str) -> list[str]:
         return []
     if _NEEDS_TOKENIZER.search(text) is None:
         return [part.strip() for part in text.split(",")]
+    pieces = _ARGUMENT.findall(text)
+    if ",".join(pieces) == text and "/*" not in text:
+        return [piece.strip() for piece in pieces]
+    return _split_args_slowly(text)
+
+
+def _split_args_slowly(text: str) -> list[str]:
+    """split_args by walking every quote, bracket and comma: any depth, comments respected."""
     args: list[str] = []
     stack: list[str] = []
     start = 0
