@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 from channels.testing import ChannelsLiveServerTestCase
@@ -163,6 +164,11 @@ class DeathTest(LiveServerCase):
         while find_processes("", uid) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not find_processes("", uid)
+        # Its cgroups, which the killed runner never removed, went with the recovery.
+        leftovers = [
+            p for p in Path("/sys/fs/cgroup").rglob(f"sysops-{run.pk}-{uid}-{runner.pid}-*")
+        ]
+        assert leftovers == []
 
 
 @pytest.fixture(autouse=True)

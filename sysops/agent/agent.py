@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
 import socket
 import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from sysops import sandbox
@@ -27,6 +29,7 @@ from sysops.live import RUNS_GROUP, run_group
 from sysops.models import Run
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 POLL_INTERVAL_S = 1.0
 RECOVER_INTERVAL_S = 10.0
@@ -69,6 +72,9 @@ class Agent:
         self._wake: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
+        # The agent's own database thread: not asgiref's shared executor, whose worker thread a
+        # forked server process (tests' live server) would inherit without the thread itself.
+        self._db_thread: ThreadPoolExecutor | None = None
 
     # --- called from other threads (views) ------------------------------------------------------
     def wake_threadsafe(self) -> None:
@@ -91,22 +97,30 @@ class Agent:
         task.add_done_callback(self._tasks.discard)
         return task
 
+    async def db(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` on the agent's database thread, off the event loop."""
+        if self._db_thread is None:
+            self._db_thread = ThreadPoolExecutor(1, thread_name_prefix="sysops-agent-db")
+        return await asyncio.get_running_loop().run_in_executor(
+            self._db_thread, functools.partial(_with_fresh_connection, fn, *args)
+        )
+
     async def run_forever(self) -> None:
         self.loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         log.info("agent %s started (max %d running)", self.agent_id, self.max_running)
         # What this host allows, probed once at start-up (off the loop) for the dashboard.
-        report = await sync_to_async(sandbox.cached_host_report)()
+        report = await self.db(sandbox.cached_host_report)
         log.info("sandbox: %s", report.reason)
         last_recover = -RECOVER_INTERVAL_S
         while not self._stopping:
             try:
                 if self.loop.time() - last_recover >= RECOVER_INTERVAL_S:
                     last_recover = self.loop.time()
-                    for run_id in await sync_to_async(self.recover_stale)():
+                    for run_id in await self.db(self.recover_stale):
                         await self._announce(run_id)
                 while len(self.running) < self.max_running:
-                    run_id = await sync_to_async(self.claim_next)()
+                    run_id = await self.db(self.claim_next)
                     if run_id is None:
                         break
                     self.running[run_id] = None
@@ -150,7 +164,11 @@ class Agent:
                 return run_id
 
     def recover_stale(self) -> list[int]:
-        """Finish runs left `running` by a runner that is gone. Returns the runs it finished."""
+        """Finish runs left `running` by a runner that is gone, and remove what such runners left
+        on this host (their cgroups). Returns the runs it finished."""
+        swept = sandbox.sweep_orphaned_cgroups()
+        if swept:
+            log.info("removed cgroups of dead runners: %s", ", ".join(swept))
         now = timezone.now()
         finished = []
         for run in Run.objects.filter(status=Run.Status.RUNNING).only(
@@ -178,7 +196,7 @@ class Agent:
 
     async def _run(self, run_id: int) -> None:
         await self._announce(run_id)
-        env = {**os.environ, "DATABASE_URL": await sync_to_async(child_database_url)()}
+        env = {**os.environ, "DATABASE_URL": await self.db(child_database_url)}
         try:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -191,9 +209,7 @@ class Agent:
                 limit=1 << 24,
             )
             self.running[run_id] = proc
-            await sync_to_async(Run.objects.filter(pk=run_id).update, thread_sensitive=True)(
-                runner_pid=proc.pid
-            )
+            await self.db(_set_runner_pid, run_id, proc.pid)
             assert proc.stdout is not None
             async for line in proc.stdout:
                 try:
@@ -202,11 +218,11 @@ class Agent:
                 except (ValueError, KeyError, TypeError):
                     log.warning("run %s: bad line from runner: %r", run_id, line[:200])
             code = await proc.wait()
-            if await sync_to_async(self._fail_if_unfinished)(run_id, code):
+            if await self.db(self._fail_if_unfinished, run_id, code):
                 await self._announce(run_id)
         except Exception:
             log.exception("run %s: could not supervise the runner", run_id)
-            await sync_to_async(self._fail_if_unfinished)(run_id, None)
+            await self.db(self._fail_if_unfinished, run_id, None)
             await self._announce(run_id)
         finally:
             self.running.pop(run_id, None)
@@ -220,6 +236,18 @@ class Agent:
                 status=Run.Status.FAILED, reason=reason, finished_at=timezone.now()
             )
         )
+
+
+def _with_fresh_connection(fn: Callable[..., T], *args: Any) -> T:
+    close_old_connections()
+    try:
+        return fn(*args)
+    finally:
+        close_old_connections()
+
+
+def _set_runner_pid(run_id: int, pid: int) -> None:
+    Run.objects.filter(pk=run_id).update(runner_pid=pid)
 
 
 _embedded: tuple[int, Agent] | None = None

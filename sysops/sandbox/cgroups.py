@@ -159,6 +159,11 @@ class RunCgroup:
             cpu_s = usage_ns / 1e9 if usage_ns is not None else None
         return CgroupStats(oom_kills, pids_max_events, pids_peak, memory_peak, cpu_s)
 
+    def pids_then_kill(self) -> None:
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
     def kill(self) -> None:
         """SIGKILL everything in the cgroup (the backstop when the sandbox uid is not dedicated)."""
         kill_file = self.dirs.get("pids", self.dirs.get("memory")) / "cgroup.kill"
@@ -166,9 +171,7 @@ class RunCgroup:
             with contextlib.suppress(FileNotFoundError):
                 _write(kill_file, 1)
             return
-        for pid in self.pids():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        self.pids_then_kill()
 
     def remove(self) -> list[str]:
         """rmdir every directory; returns the ones still present after REMOVE_TIMEOUT_S."""
@@ -188,6 +191,24 @@ class RunCgroup:
                 break
             time.sleep(0.02)
         return [str(path) for path in left]
+
+
+def sweep_orphans(support: CgroupSupport) -> list[str]:
+    """Kill and remove run cgroups whose creating process is gone (a runner SIGKILLed before its
+    cleanup). Names are ``sysops-<label>-<uid>-<creator pid>-<n>``; returns what it removed."""
+    orphans: dict[str, dict[str, Path]] = {}
+    for controller, parent in support.parents.items():
+        for path in parent.glob("sysops-*-*-*-*"):
+            creator = path.name.split("-")[-2]
+            if creator.isdigit() and not Path(f"/proc/{creator}").exists():
+                orphans.setdefault(path.name, {})[controller] = path
+    removed = []
+    for dirs in orphans.values():
+        orphan = RunCgroup(support.version or 1, dirs)
+        orphan.pids_then_kill()
+        left = orphan.remove()
+        removed += [str(path) for path in set(dirs.values()) if str(path) not in left]
+    return removed
 
 
 def _cgroup_mounts() -> dict[str, tuple[str, Path]]:

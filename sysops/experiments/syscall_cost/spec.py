@@ -39,7 +39,10 @@ class SyscallCostForm(forms.Form):
     )
     warmup = forms.IntegerField(
         label="Warm-up",
-        min_value=0, max_value=20, initial=3, help_text="Repetitions run first and discarded."
+        min_value=0,
+        max_value=20,
+        initial=3,
+        help_text="Repetitions run first and discarded.",
     )
 
     def clean(self) -> dict[str, Any]:
