@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zlib
 from typing import Any
 
 from django.conf import settings
@@ -43,6 +44,11 @@ class Run(models.Model):
 
     TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.TIMED_OUT})
 
+    class TraceMode(models.TextChoices):
+        OFF = "off", "off"
+        SAMPLED = "sampled", "sampled: a short traced pass besides the measured one"
+        FULL = "full", "full: the whole work again, traced, besides the measured pass"
+
     experiment = models.CharField(max_length=64)
     params = models.JSONField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
@@ -52,6 +58,9 @@ class Run(models.Model):
     phase = models.CharField(max_length=64, blank=True)
     results = models.JSONField(default=list, blank=True)
     unsandboxed = models.BooleanField(default=False)
+    trace_mode = models.CharField(max_length=8, choices=TraceMode.choices, default=TraceMode.OFF)
+    # The trace's state for the page: status, reason, which pass, event count, summary, observer.
+    trace = models.JSONField(default=dict, blank=True)
     cancel_requested = models.BooleanField(default=False)
 
     user = models.ForeignKey(
@@ -124,3 +133,23 @@ class RunLog(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+
+class TraceChunk(models.Model):
+    """A batch of trace events (zlib-compressed JSON list of event dicts), in order."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="trace_chunks")
+    seq = models.IntegerField()
+    count = models.IntegerField()
+    data = models.BinaryField()
+
+    class Meta:
+        ordering = ["seq"]
+        constraints = [models.UniqueConstraint(fields=["run", "seq"], name="trace_chunk_seq")]
+
+    @staticmethod
+    def pack(events: list[dict[str, Any]]) -> bytes:
+        return zlib.compress(json.dumps(events, separators=(",", ":")).encode(), 1)
+
+    def events(self) -> list[dict[str, Any]]:
+        return json.loads(zlib.decompress(self.data))

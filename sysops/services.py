@@ -14,11 +14,16 @@ from sysops.models import Run
 
 @transaction.atomic
 def run_create(
-    *, experiment: str, params: dict[str, Any], user: AbstractBaseUser | AnonymousUser | None
+    *,
+    experiment: str,
+    params: dict[str, Any],
+    trace_mode: str = Run.TraceMode.OFF,
+    user: AbstractBaseUser | AnonymousUser | None,
 ) -> Run:
     run = Run.objects.create(
         experiment=experiment,
         params=params,
+        trace_mode=trace_mode,
         user=user if user is not None and user.is_authenticated else None,
     )
     transaction.on_commit(lambda: live.run_queued(run.pk))

@@ -49,9 +49,11 @@ def experiment(request: HttpRequest, slug: str) -> HttpResponse:
     if exp is None:
         raise Http404("no such experiment")
     if request.method == "POST":
-        params, form = exp.clean_params(request.POST)
+        params, trace_mode, form = exp.clean_params(request.POST)
         if params is not None:
-            run = services.run_create(experiment=exp.slug, params=params, user=request.user)
+            run = services.run_create(
+                experiment=exp.slug, params=params, trace_mode=trace_mode, user=request.user
+            )
             return redirect(run)
         status = 400
     else:
@@ -94,7 +96,7 @@ def run_again(request: HttpRequest, run_id: int) -> HttpResponse:
     exp = registry.get(old.experiment)
     if exp is None:
         raise Http404("that experiment no longer exists")
-    params, form = exp.clean_params(old.params)
+    params, trace_mode, form = exp.clean_params(exp.form_data(old.params, old.trace_mode))
     if params is None:
         return render(
             request,
@@ -102,5 +104,7 @@ def run_again(request: HttpRequest, run_id: int) -> HttpResponse:
             {"experiment": exp, "form": form, "sandbox": selectors.sandbox_report()},
             status=400,
         )
-    run = services.run_create(experiment=exp.slug, params=params, user=request.user)
+    run = services.run_create(
+        experiment=exp.slug, params=params, trace_mode=trace_mode, user=request.user
+    )
     return redirect(run)

@@ -62,6 +62,7 @@ class LiveServerCase(ChannelsLiveServerTestCase):
 class HostileRunsTest(LiveServerCase):
     def test_every_attack_is_contained_and_the_web_process_keeps_serving(self):
         bystander = subprocess.Popen(["sleep", "120"])
+        self.addCleanup(bystander.wait)
         self.addCleanup(bystander.kill)
         database = settings.DATABASES["default"]["NAME"]
         cases = {

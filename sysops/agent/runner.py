@@ -65,7 +65,7 @@ def _execute(run: Run, recorder: RunRecorder) -> None:
     experiment = registry.get(run.experiment)
     if experiment is None:
         raise _Stop(Run.Status.FAILED, f"unknown experiment {run.experiment!r}")
-    params, form = experiment.clean_params(run.params)
+    params, _, form = experiment.clean_params(experiment.form_data(run.params, run.trace_mode))
     if params is None:
         raise _Stop(Run.Status.FAILED, f"invalid parameters: {form.errors.as_text()}")
 

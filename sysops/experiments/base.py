@@ -11,6 +11,26 @@ from typing import Any
 
 from django import forms
 
+from sysops.models import Run
+
+
+class ExperimentForm(forms.Form):
+    """Every experiment's form ends with the trace mode; its own fields come first."""
+
+    trace = forms.ChoiceField(
+        choices=Run.TraceMode.choices,
+        initial=Run.TraceMode.OFF,
+        required=False,
+        help_text="Figures always come from an untraced pass; a trace is an extra pass.",
+    )
+
+    def clean_trace(self) -> str:
+        return self.cleaned_data.get("trace") or Run.TraceMode.OFF
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.order_fields([name for name in self.fields if name != "trace"] + ["trace"])
+
 
 @dataclass(frozen=True)
 class Chart:
@@ -45,11 +65,22 @@ class Experiment:
     wall_s: Callable[[Mapping[str, Any]], float]
     # Per-experiment overrides of sandbox limits (names of sysops.sandbox.Policy fields).
     limits: Callable[[Mapping[str, Any]], dict[str, Any]] = field(default=lambda params: {})
+    # The parameters of the short traced pass of trace mode "sampled".
+    sampled_params: Callable[[Mapping[str, Any]], dict[str, Any]] = field(
+        default=lambda params: dict(params)
+    )
     hidden: bool = False
 
-    def clean_params(self, data: Mapping[str, Any]) -> tuple[dict[str, Any] | None, forms.Form]:
-        """Validate raw input; returns (JSON-ready params or None, the bound form)."""
+    def clean_params(
+        self, data: Mapping[str, Any]
+    ) -> tuple[dict[str, Any] | None, str, forms.Form]:
+        """Validate raw input; returns (JSON-ready params or None, trace mode, the bound form)."""
         form = self.form_class(data)
         if not form.is_valid():
-            return None, form
-        return dict(form.cleaned_data), form
+            return None, Run.TraceMode.OFF, form
+        params = dict(form.cleaned_data)
+        return params, params.pop("trace"), form
+
+    def form_data(self, params: Mapping[str, Any], trace_mode: str) -> dict[str, Any]:
+        """Stored parameters back as form input (run again, re-validation in the runner)."""
+        return {**params, "trace": trace_mode}

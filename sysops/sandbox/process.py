@@ -262,8 +262,13 @@ def start(
     stdout: Stream = None,
     stderr: Stream = None,
     run_id: int | None = None,
+    wrapper: tuple[str, ...] = (),
 ) -> SandboxProcess:
     """Start ``command`` (normally worker_command(policy)) in a sandbox under ``policy``.
+
+    ``wrapper`` goes before the sandbox's own argv: the tracer (``strace -f ... -o FIFO``), which
+    then runs outside the sandbox as the sandbox uid, under the same rlimits and cgroup, and
+    follows bubblewrap into it. Its pid is the one ``kill()`` kills; bubblewrap dies with it.
 
     ``pass_fds`` keep their numbers inside. ``stdin=None`` means /dev/null (never the caller's
     terminal); ``stdout``/``stderr`` follow subprocess.Popen. Raises SandboxRefused with the
@@ -309,6 +314,7 @@ def start(
             # bubblewrap clears the sandbox's environment; this is bubblewrap's own, kept
             # minimal so the caller's secrets are not even in the outer process's environ.
             env = {"PATH": SANDBOX_PATH, "LANG": "C.UTF-8"}
+        argv = [*wrapper, *argv]
         switch_uid = uids.caller_is_root() and uid != os.geteuid()
         preexec = make_preexec(
             limits=resolved_rlimits(policy),

@@ -1,8 +1,9 @@
 """The two syscalls that bracket an experiment's own work in its trace.
 
-The worker calls :func:`mark_begin` just before the experiment's probe runs and :func:`mark_end`
-just after. Each is one failing ``access(2)`` of a path that does not exist: cheap, harmless
-inside the sandbox, allowed by its seccomp policy, and unmistakable in strace's output. The
+The worker calls ``mark_begin`` just before the experiment's probe runs and ``mark_end`` just
+after (``sysops.worker.markers``, sandbox side). Each is one failing ``access(2)`` of a path that
+does not exist: cheap, harmless inside the sandbox, allowed by its seccomp policy, and
+unmistakable in strace's output. The
 filter in :mod:`sysops.tracing.filter` cuts the trace at them, so the interpreter's and the
 sandbox's start-up never reach the page. Depending on the C library and the seccomp policy the
 same request shows up as ``access``, ``faccessat`` or ``faccessat2``; all three are recognised.
@@ -10,25 +11,21 @@ same request shows up as ``access``, ``faccessat`` or ``faccessat2``; all three 
 
 from __future__ import annotations
 
-import os
-
 from sysops.tracing.parse import TraceEvent
+from sysops.worker.markers import BEGIN_MARKER_PATH, END_MARKER_PATH, mark_begin, mark_end
 
-BEGIN_MARKER_PATH = "/sysops-trace-begin"
-END_MARKER_PATH = "/sysops-trace-end"
 MARKER_SYSCALLS: tuple[str, ...] = ("access", "faccessat", "faccessat2")
 
 _QUOTED_PATHS = {f'"{BEGIN_MARKER_PATH}"': "begin", f'"{END_MARKER_PATH}"': "end"}
 
-
-def mark_begin() -> None:
-    """Tell the tracer that the experiment's own work starts now."""
-    os.access(BEGIN_MARKER_PATH, os.F_OK)
-
-
-def mark_end() -> None:
-    """Tell the tracer that the experiment's own work is over."""
-    os.access(END_MARKER_PATH, os.F_OK)
+__all__ = [
+    "BEGIN_MARKER_PATH",
+    "END_MARKER_PATH",
+    "MARKER_SYSCALLS",
+    "mark_begin",
+    "mark_end",
+    "marker_of",
+]
 
 
 def marker_of(event: TraceEvent) -> str | None:

@@ -11,10 +11,12 @@ import importlib
 import json
 import re
 import sys
+import time
 import traceback
 
 from sysops.worker.emit import Emitter
 from sysops.worker.fingerprint import fingerprint
+from sysops.worker.markers import mark_begin, mark_end
 
 PROBE_MODULE = re.compile(r"^sysops\.experiments\.[a-z_][a-z0-9_]*\.probe$")
 
@@ -28,12 +30,20 @@ def main() -> int:
         emitter.error(f"refusing to load {probe!r}: not an experiment probe")
         return 2
     try:
-        importlib.import_module(probe).run(job["params"], emitter)
+        run = importlib.import_module(probe).run
+        # The experiment's own work, bracketed for the tracer and timed for the observer effect.
+        start_ns = time.perf_counter_ns()
+        mark_begin()
+        try:
+            run(job["params"], emitter)
+        finally:
+            mark_end()
+        work_ns = time.perf_counter_ns() - start_ns
     except Exception as exc:  # noqa: BLE001 - every failure becomes a readable run error
         last = traceback.extract_tb(exc.__traceback__)[-1]
         emitter.error(f"{type(exc).__name__}: {exc} (at {last.filename}:{last.lineno})")
         return 1
-    emitter.done()
+    emitter.done(work_ns=work_ns)
     return 0
 
 

@@ -50,5 +50,6 @@ class Emitter:
     def error(self, message: str) -> None:
         self.emit("error", message=message)
 
-    def done(self) -> None:
-        self.emit("done")
+    def done(self, work_ns: int | None = None) -> None:
+        """The probe finished; ``work_ns`` is how long its own work took (observer effect)."""
+        self.emit("done", **({} if work_ns is None else {"work_ns": work_ns}))

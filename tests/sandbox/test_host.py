@@ -49,15 +49,21 @@ def test_it_proves_the_isolation_it_reports(can_sandbox):
 
 def test_it_reaps_what_it_started(can_sandbox):
     # The session is a subreaper (conftest), so bubblewrap's orphaned pid 1 comes back to us.
+    # Zombies other tests left behind are theirs; the probe must add none.
+    before = _own_zombies()
     sandbox.probe_host()
+    assert _own_zombies() - before == set()
 
+
+def _own_zombies() -> set[str]:
     me = str(os.getpid())
-    children = [
-        status
-        for status in (p / "status" for p in Path("/proc").iterdir() if p.name.isdigit())
-        if _field(status, "PPid") == me
-    ]
-    assert not [s for s in children if _field(s, "State").startswith("Z")]
+    return {
+        p.name
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit()
+        and _field(p / "status", "PPid") == me
+        and _field(p / "status", "State").startswith("Z")
+    }
 
 
 def _field(status: Path, name: str) -> str:

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from django import forms
 
-from sysops.experiments.base import Chart, Experiment
+from sysops.experiments.base import Chart, Experiment, ExperimentForm
 
 
-class EpollEchoForm(forms.Form):
+class EpollEchoForm(ExperimentForm):
     clients = forms.IntegerField(min_value=1, max_value=256, initial=16)
     message_bytes = forms.IntegerField(
         min_value=1, max_value=65_536, initial=512, help_text="Bytes per request (≤ 64 KiB)."
@@ -40,4 +40,9 @@ EXPERIMENT = Experiment(
     charts=lambda params: CHARTS,
     wall_s=lambda params: float(params["duration_s"]) + 20.0,
     limits=lambda params: {"nofile": 2048},
+    sampled_params=lambda params: {
+        **params,
+        "clients": min(int(params["clients"]), 4),
+        "duration_s": 0.5,
+    },
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from sysops.experiments.base import Experiment
+from sysops.experiments.base import Experiment, ExperimentForm
 
 CASES = [
     "fork_bomb",
@@ -23,7 +23,7 @@ CASES = [
 ]
 
 
-class HostileForm(forms.Form):
+class HostileForm(ExperimentForm):
     case = forms.ChoiceField(choices=[(c, c) for c in CASES])
     sleep_s = forms.FloatField(min_value=0, max_value=60, initial=0, required=False)
     path = forms.CharField(max_length=4096, required=False)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django import forms
 
-from sysops.experiments.base import Chart, Experiment
+from sysops.experiments.base import Chart, Experiment, ExperimentForm
 
 
-class SyntheticForm(forms.Form):
+class SyntheticForm(ExperimentForm):
     samples = forms.IntegerField(min_value=1, max_value=2_000_000, initial=10_000)
 
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from django import forms
 
-from sysops.experiments.base import Chart, Experiment
+from sysops.experiments.base import Chart, Experiment, ExperimentForm
 
 CALLS = [
     ("getppid", "getppid()"),
@@ -23,7 +23,7 @@ LAYERS = [
 MAX_TOTAL_CALLS = 200_000_000
 
 
-class SyscallCostForm(forms.Form):
+class SyscallCostForm(ExperimentForm):
     call = forms.ChoiceField(choices=CALLS, initial="getppid")
     layers = forms.MultipleChoiceField(
         choices=LAYERS,
@@ -96,4 +96,11 @@ EXPERIMENT = Experiment(
     probe="sysops.experiments.syscall_cost.probe",
     charts=charts,
     wall_s=lambda params: 180.0,
+    # A few short repetitions show every call the layers make without a flood of lines.
+    sampled_params=lambda params: {
+        **params,
+        "iterations": min(int(params["iterations"]), 200),
+        "repetitions": 2,
+        "warmup": 0,
+    },
 )

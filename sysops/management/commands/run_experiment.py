@@ -32,13 +32,21 @@ class Command(BaseCommand):
             metavar="NAME=VALUE",
             help="a form field; repeat it; list fields take commas (layers=python,native)",
         )
+        parser.add_argument(
+            "--trace",
+            choices=Run.TraceMode.values,
+            default=Run.TraceMode.OFF,
+            help="off, sampled (a short traced pass) or full (the whole work again, traced)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         exp = registry.get(options["experiment"])
         if exp is None:
             slugs = ", ".join(e.slug for e in registry.catalog())
             raise CommandError(f"unknown experiment {options['experiment']!r}; try one of: {slugs}")
-        params, form = exp.clean_params(self._form_data(exp.form_class(), options["param"]))
+        data = self._form_data(exp.form_class(), options["param"])
+        data["trace"] = options["trace"]
+        params, trace_mode, form = exp.clean_params(data)
         if params is None:
             lines = [f"  {field}: {' '.join(errs)}" for field, errs in form.errors.items()]
             raise CommandError("invalid parameters:\n" + "\n".join(lines))
@@ -46,6 +54,7 @@ class Command(BaseCommand):
         run = Run.objects.create(
             experiment=exp.slug,
             params=params,
+            trace_mode=trace_mode,
             status=Run.Status.RUNNING,
             claimed_by=f"cli:{socket.gethostname()}:{os.getpid()}",
             started_at=timezone.now(),
@@ -62,6 +71,10 @@ class Command(BaseCommand):
         given: dict[str, str] = {}
         for pair in pairs:
             name, sep, value = pair.partition("=")
+            if name == "trace":
+                raise CommandError(
+                    "the trace mode is an option of its own: --trace off|sampled|full"
+                )
             if not sep or name not in form.fields:
                 known = ", ".join(form.fields)
                 raise CommandError(f"--param {pair!r}: expected NAME=VALUE with NAME in {known}")
