@@ -10,12 +10,18 @@ from django.db import transaction
 from django.utils import timezone
 
 from sysops.live import RUNS_GROUP, run_group
-from sysops.models import Host, Run, RunLog, SampleChunk
+from sysops.models import Host, Run, RunLog, SampleChunk, TraceChunk
+from sysops.tracing.parse import TraceEvent
+from sysops.tracing.summary import Summary
 
 Publish = Callable[[str, dict[str, Any]], None]
 FLUSH_INTERVAL_S = 0.1
 HEARTBEAT_INTERVAL_S = 2.0
 MAX_LOG_CHARS = 4000
+# A live batch carries at most this many trace lines (the newest); the rest are stored, counted
+# and downloadable, so a fast trace never makes the server fall behind or flood a browser.
+LIVE_TRACE_LINES = 200
+SUMMARY_INTERVAL_S = 1.0
 
 
 class RunRecorder:
@@ -28,8 +34,10 @@ class RunRecorder:
         self._logs: list[RunLog] = []
         self._changed: set[str] = set()
         self._last_flush = 0.0
-        self.error_messages: list[str] = []
-        self.done = False
+        self._trace_pending: list[dict[str, Any]] = []
+        self._summary = Summary()
+        self._summary_sent = 0.0
+        self.trace_total = 0
 
     # --- collecting -------------------------------------------------------------------------
     def on_event(self, event: dict[str, Any]) -> None:
@@ -52,11 +60,7 @@ class RunRecorder:
         elif kind == "log":
             self.log(str(event.get("message", "")), level=str(event.get("level", "info")))
         elif kind == "error":
-            message = str(event.get("message", ""))
-            self.error_messages.append(message)
-            self.log(message, level=RunLog.Level.ERROR)
-        elif kind == "done":
-            self.done = True
+            self.log(str(event.get("message", "")), level=RunLog.Level.ERROR)
 
     def log(self, message: str, *, level: str = RunLog.Level.INFO, source: str = "worker") -> None:
         if level not in RunLog.Level.values:
@@ -65,12 +69,25 @@ class RunRecorder:
             RunLog(run=self.run, seq=0, level=level, source=source, message=message[:MAX_LOG_CHARS])
         )
 
+    def on_trace(self, events: list[TraceEvent]) -> None:
+        for event in events:
+            self._summary.add(event)
+            record = event.to_dict()
+            del record["raw"]  # the fields rebuild the line; storing it too would double the size
+            self._trace_pending.append(record)
+        self.trace_total += len(events)
+
+    def set_trace(self, **fields: Any) -> None:
+        """Update the run's trace state (status, reason, which pass, observer effect)."""
+        self.run.trace = {**self.run.trace, **fields}
+        self._changed.add("trace")
+
     # --- writing ----------------------------------------------------------------------------
     def due(self) -> bool:
         return time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S
 
     def pending(self) -> bool:
-        return bool(self._samples or self._logs or self._changed)
+        return bool(self._samples or self._logs or self._changed or self._trace_pending)
 
     def flush(self, *, force: bool = False) -> bool:
         """Write what changed (and a heartbeat); returns True when a cancel was requested."""
@@ -80,12 +97,24 @@ class RunRecorder:
         self._last_flush = now
         samples, logs, changed = self._samples, self._logs, self._changed
         self._samples, self._logs, self._changed = [], [], set()
+        trace, self._trace_pending = self._trace_pending, []
+        if trace:
+            self.run.trace = {
+                **self.run.trace,
+                "events": self.trace_total,
+                "summary": self._summary.to_dict(),
+            }
+            changed.add("trace")
         with transaction.atomic():
             seq = self.run.last_seq + 1
             self.run.last_seq = seq
             self.run.heartbeat_at = timezone.now()
             if samples:
                 SampleChunk.objects.create(run=self.run, seq=seq, samples=samples)
+            if trace:
+                TraceChunk.objects.create(
+                    run=self.run, seq=seq, count=len(trace), data=TraceChunk.pack(trace)
+                )
             for entry in logs:
                 entry.seq = seq
             RunLog.objects.bulk_create(logs)
@@ -94,7 +123,7 @@ class RunRecorder:
             cancel = Run.objects.filter(pk=self.run.pk).values_list("cancel_requested", flat=True)[
                 0
             ]
-            message = self._batch(seq, samples, logs, changed)
+            message = self._batch(seq, samples, logs, changed, trace)
             transaction.on_commit(lambda: self._send(message))
         return cancel
 
@@ -114,7 +143,12 @@ class RunRecorder:
         return self.run
 
     def _batch(
-        self, seq: int, samples: list[list[Any]], logs: list[RunLog], changed: set[str]
+        self,
+        seq: int,
+        samples: list[list[Any]],
+        logs: list[RunLog],
+        changed: set[str],
+        trace: list[dict[str, Any]],
     ) -> dict[str, Any]:
         run = self.run
         message: dict[str, Any] = {
@@ -135,4 +169,12 @@ class RunRecorder:
             message["results"] = run.results
         if "host" in changed and run.host is not None:
             message["host"] = run.host.fingerprint
+        if "trace" in changed:
+            now = time.monotonic()
+            final = "status" in changed or run.trace.get("status") not in (None, "tracing")
+            state = {k: v for k, v in run.trace.items() if k != "summary"}
+            message["trace"] = {"state": state, "events": trace[-LIVE_TRACE_LINES:]}
+            if final or now - self._summary_sent >= SUMMARY_INTERVAL_S:
+                self._summary_sent = now
+                message["trace"]["summary"] = run.trace.get("summary")
         return message

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from django.conf import settings
 from sysops import sandbox
 from sysops.agent.events import BadLine, LineSplitter, parse_line
 from sysops.agent.recorder import Publish, RunRecorder
+from sysops.agent.tracer import TraceCapture
 from sysops.experiments import registry
 from sysops.models import Run, RunLog
 
@@ -83,66 +84,217 @@ def _execute(run: Run, recorder: RunRecorder) -> None:
             source="runner",
         )
 
-    code_dir = Path(tempfile.mkdtemp(prefix=f"sysops-run-{run.pk}-", dir=settings.SYSOPS_RUN_DIR))
+    work_dir = Path(tempfile.mkdtemp(prefix=f"sysops-run-{run.pk}-", dir=settings.SYSOPS_RUN_DIR))
     try:
-        os.chmod(code_dir, 0o755)
+        os.chmod(work_dir, 0o755)
+        code_dir = work_dir / "code"
+        code_dir.mkdir(mode=0o755)
         sandbox.stage_code(code_dir)
         policy = replace(build_policy(run, params, code_dir), unsandboxed=unsandboxed)
-        _supervise(run, recorder, policy, experiment.probe, params)
+        passes = _Passes(run, recorder, policy, experiment.probe, work_dir)
+        traced = run.trace_mode != Run.TraceMode.OFF
+        measured = passes.run(params, label="", progress=(0.0, 0.7 if traced else 1.0))
+        verdict = measured.stop or _verdict(measured)
+        if verdict.status == Run.Status.SUCCEEDED and traced:
+            _trace(passes, report, experiment.sampled_params(params), params, measured)
+        raise verdict
     finally:
-        shutil.rmtree(code_dir, ignore_errors=True)
+        shutil.rmtree(work_dir, ignore_errors=True)
 
 
-def _supervise(
-    run: Run, recorder: RunRecorder, policy: sandbox.Policy, probe: str, params: dict[str, Any]
+def _trace(
+    passes: _Passes,
+    report: sandbox.HostReport,
+    sampled: dict[str, Any],
+    params: dict[str, Any],
+    measured: _PassResult,
 ) -> None:
-    events_r, events_w = os.pipe()
-    try:
-        proc = sandbox.start(
-            policy,
-            sandbox.worker_command(policy),
-            pass_fds=(events_w,),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            run_id=run.pk,
+    """The traced pass (and, for "sampled", an untraced pass of the same short work first, so
+    the observer effect compares like with like). Figures stay those of the measured pass."""
+    recorder, run = passes.recorder, passes.run_row
+    unavailable = [c for c in (report.check("ptrace"), report.check("strace")) if c and not c.ok]
+    if unavailable or passes.policy.unsandboxed:
+        reason = "; ".join(f"{c.name}: {c.detail}" for c in unavailable) or (
+            "unsandboxed runs are not traced"
         )
-    except sandbox.SandboxRefused as exc:
-        os.close(events_r)
-        raise _Stop(Run.Status.FAILED, f"sandbox refused: {exc}") from exc
-    finally:
-        os.close(events_w)
-    recorder.log(f"sandbox started (pid {proc.pid})", source="runner")
-    try:
-        job = {"probe": probe, "params": params, "events_fd": events_w}
-        assert proc.stdin is not None and proc.stderr is not None
+        recorder.set_trace(status="unavailable", reason=f"no trace on this host: {reason}")
+        return
+    full = run.trace_mode == Run.TraceMode.FULL
+    work = params if full else sampled
+    reference = measured
+    if not full:
+        reference = passes.run(work, label="untraced reference", progress=(0.7, 0.1))
+        if reference.stop:
+            raise reference.stop
+    which = "the measured work, again" if full else "a short sample of the work"
+    recorder.set_trace(
+        status="tracing",
+        reason="",
+        passed=f"traced pass: {which} ({_describe(work)}); figures come from the untraced pass",
+    )
+    result = passes.run(work, label="traced pass", progress=(0.8, 0.2), traced=True)
+    if result.stop and result.stop.status == Run.Status.CANCELLED:
+        raise result.stop
+    recorder.set_trace(**_trace_verdict(result, reference, recorder.trace_total))
+
+
+def _describe(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items())
+
+
+def _trace_verdict(result: _PassResult, reference: _PassResult, events: int) -> dict[str, Any]:
+    if result.stop:
+        return {"status": "cut", "reason": f"trace cut short: {result.stop.reason}"}
+    if not result.began:
+        return {"status": "failed", "reason": "the traced pass never reached the experiment"}
+    if result.errors or result.work_ns is None:
+        failure = result.errors[-1] if result.errors else result.outcome.describe()
+        return {"status": "failed", "reason": f"the traced pass failed: {failure}"}
+    untraced_s, traced_s = reference.work_ns / 1e9, result.work_ns / 1e9
+    return {
+        "status": "done",
+        "reason": "",
+        "observer": {
+            "untraced_work_s": untraced_s,
+            "traced_work_s": traced_s,
+            "slowdown": traced_s / untraced_s if untraced_s else None,
+            "events": events,
+            "per_event_us": (traced_s - untraced_s) / events * 1e6 if events else None,
+        },
+    }
+
+
+@dataclass
+class _PassResult:
+    stop: _Stop | None
+    outcome: sandbox.Outcome
+    errors: list[str]
+    done: bool
+    work_ns: int | None
+    began: bool = True
+
+
+class _Passes:
+    """Runs the worker in the sandbox, once per pass, and feeds what it says to the recorder."""
+
+    def __init__(
+        self, run: Run, recorder: RunRecorder, policy: sandbox.Policy, probe: str, work_dir: Path
+    ) -> None:
+        self.run_row, self.recorder, self.policy = run, recorder, policy
+        self.probe, self.work_dir = probe, work_dir
+
+    def run(
+        self,
+        params: dict[str, Any],
+        *,
+        label: str,
+        progress: tuple[float, float],
+        traced: bool = False,
+    ) -> _PassResult:
+        capture = TraceCapture(self.work_dir) if traced else None
         try:
-            proc.stdin.write(json.dumps(job).encode())
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass
-        stop = _pump(recorder, proc, events_r, proc.stderr.fileno(), policy)
-        if stop is not None:
+            return self._run(params, label, progress, capture)
+        finally:
+            if capture is not None:
+                capture.close()
+
+    def _run(
+        self,
+        params: dict[str, Any],
+        label: str,
+        progress: tuple[float, float],
+        capture: TraceCapture | None,
+    ) -> _PassResult:
+        events_r, events_w = os.pipe()
+        try:
+            proc = sandbox.start(
+                self.policy,
+                sandbox.worker_command(self.policy),
+                pass_fds=(events_w,),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                run_id=self.run_row.pk,
+                wrapper=capture.wrapper() if capture else (),
+            )
+        except sandbox.SandboxRefused as exc:
+            os.close(events_r)
+            raise _Stop(Run.Status.FAILED, f"sandbox refused: {exc}") from exc
+        finally:
+            os.close(events_w)
+        where = f" for the {label}" if label else ""
+        self.recorder.log(f"sandbox started{where} (pid {proc.pid})", source="runner")
+        state = _PassState(self.recorder, label, progress)
+        try:
+            job = {"probe": self.probe, "params": params, "events_fd": events_w}
+            assert proc.stdin is not None and proc.stderr is not None
+            try:
+                proc.stdin.write(json.dumps(job).encode())
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+            stop = _pump(state, proc, events_r, proc.stderr.fileno(), self.policy, capture)
+            if stop is not None:
+                proc.kill()
+            proc.wait()
+            outcome = proc.outcome()
+            if capture is not None:
+                self.recorder.on_trace(capture.finish())
+        finally:
+            os.close(events_r)
             proc.kill()
-        proc.wait()
-        outcome = proc.outcome()
-    finally:
-        os.close(events_r)
-        proc.kill()
-        proc.cleanup()
-    raise stop or _verdict(recorder, outcome)
+            proc.cleanup()
+        began = capture.filter.began if capture else True
+        return _PassResult(stop, outcome, state.errors, state.done, state.work_ns, began)
+
+
+class _PassState:
+    """One pass's view of the worker's events. The measured pass (no label) records them all;
+    another pass contributes only its progress, logs and errors."""
+
+    def __init__(self, recorder: RunRecorder, label: str, progress: tuple[float, float]) -> None:
+        self.recorder, self.label = recorder, label
+        self.offset, self.span = progress
+        self.errors: list[str] = []
+        self.done = False
+        self.work_ns: int | None = None
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        if kind == "error":
+            self.errors.append(str(event.get("message", "")))
+        elif kind == "done":
+            self.done = True
+            self.work_ns = event.get("work_ns")
+        if kind == "progress":
+            message = str(event.get("message", ""))
+            event = {
+                **event,
+                "value": self.offset + self.span * float(event["value"]),
+                "message": f"{self.label} · {message}" if self.label else message,
+            }
+        elif self.label:
+            if kind in ("log", "error"):
+                message = f"{self.label}: {event.get('message', '')}"
+                level = "error" if kind == "error" else str(event.get("level", "info"))
+                self.recorder.log(message, level=level)
+            return
+        self.recorder.on_event(event)
 
 
 def _pump(
-    recorder: RunRecorder,
+    state: _PassState,
     proc: sandbox.SandboxProcess,
     events_fd: int,
     stderr_fd: int,
     policy: sandbox.Policy,
+    capture: TraceCapture | None,
 ) -> _Stop | None:
-    """Read events and stderr until both close; returns why the run must stop early, if so."""
+    """Read events and stderr until both close; returns why the pass must stop early, if so."""
+    recorder = state.recorder
     deadline = time.monotonic() + policy.wall_s
     output_cap = settings.SYSOPS_OUTPUT_CAP_BYTES
+    trace_cap = settings.SYSOPS_TRACE_MAX_EVENTS
     total_bytes = 0
     stderr_bytes = 0
     events, stderr = LineSplitter(), LineSplitter()
@@ -164,10 +316,14 @@ def _pump(
                 lines = splitter.feed(data)
             for line in lines:
                 if splitter is events:
-                    _on_event_line(recorder, line)
+                    _on_event_line(state, line)
                 elif stderr_bytes < STDERR_CAP_BYTES:
                     stderr_bytes += len(line)
                     recorder.log(line.decode("utf-8", "replace"), level="warning", source="stderr")
+        if capture is not None:
+            recorder.on_trace(capture.take())
+            if recorder.trace_total >= trace_cap:
+                return _Stop(Run.Status.FAILED, f"the cap of {trace_cap:,} trace events reached")
         if total_bytes > output_cap:
             return _Stop(Run.Status.FAILED, f"output cap of {output_cap} bytes exceeded")
         if time.monotonic() >= deadline:
@@ -177,19 +333,20 @@ def _pump(
     return None
 
 
-def _on_event_line(recorder: RunRecorder, line: bytes) -> None:
+def _on_event_line(state: _PassState, line: bytes) -> None:
     event = parse_line(line)
     if isinstance(event, BadLine):
-        recorder.log(f"{event.reason}: {event.excerpt}", level="error", source="runner")
+        state.recorder.log(f"{event.reason}: {event.excerpt}", level="error", source="runner")
     else:
-        recorder.on_event(event)
+        state.on_event(event)
 
 
-def _verdict(recorder: RunRecorder, outcome: sandbox.Outcome) -> _Stop:
-    if recorder.error_messages:
-        return _Stop(Run.Status.FAILED, f"{recorder.error_messages[-1]} ({outcome.describe()})")
+def _verdict(result: _PassResult) -> _Stop:
+    outcome = result.outcome
+    if result.errors:
+        return _Stop(Run.Status.FAILED, f"{result.errors[-1]} ({outcome.describe()})")
     if outcome.exit_code == 0 and outcome.signal is None and not outcome.limits_hit:
-        if recorder.done:
+        if result.done:
             return _Stop(Run.Status.SUCCEEDED, "completed")
         return _Stop(Run.Status.FAILED, "worker exited without reporting done")
     return _Stop(Run.Status.FAILED, outcome.describe())

@@ -1,0 +1,89 @@
+"""strace around the sandbox: a FIFO that a thread of its own drains, parses and filters.
+
+strace runs outside the sandbox (it wraps bubblewrap) as the sandbox uid and writes its text to
+the FIFO; the thread keeps the pipe empty however slowly the rest of the runner goes, so a
+tracee is never blocked by a slow database or browser. Parsed events that belong to the
+experiment (between the worker's markers) wait in a queue for the runner's next flush.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import queue
+import select
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+from sysops.tracing.filter import MarkerFilter
+from sysops.tracing.parse import TraceEvent, TraceParser
+
+STRACE = "/usr/bin/strace"
+READ_CHUNK_BYTES = 1 << 16
+POLL_S = 0.05
+# Strings are cut at this many bytes: enough to recognise a payload, not enough to flood.
+STRING_BYTES = 64
+
+
+class TraceCapture:
+    def __init__(self, parent_dir: Path) -> None:
+        self._dir = Path(tempfile.mkdtemp(prefix="sysops-trace-", dir=parent_dir))
+        # The tracer runs as the sandbox uid: it may open the FIFO, nobody may list the dir.
+        os.chmod(self._dir, 0o711)
+        self.fifo = self._dir / f"{os.urandom(8).hex()}.strace"
+        os.mkfifo(self.fifo, 0o622)
+        os.chmod(self.fifo, 0o622)
+        # Read-write: opening never blocks, and the pipe never reports EOF while strace starts.
+        self._fd = os.open(self.fifo, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        self._events: queue.SimpleQueue[list[TraceEvent]] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._parser = TraceParser()
+        self.filter = MarkerFilter()
+        self._thread = threading.Thread(target=self._drain, name="trace-reader", daemon=True)
+        self._thread.start()
+
+    def wrapper(self) -> tuple[str, ...]:
+        return (STRACE, "-f", "-ttt", "-T", "-yy", "-s", str(STRING_BYTES), "-o", str(self.fifo))
+
+    def take(self) -> list[TraceEvent]:
+        """Events parsed since the last call."""
+        taken: list[TraceEvent] = []
+        while True:
+            try:
+                taken += self._events.get_nowait()
+            except queue.Empty:
+                return taken
+
+    def finish(self) -> list[TraceEvent]:
+        """After the tracer exited: drain what is left, flush the parser, return the rest."""
+        self._stop.set()
+        self._thread.join()
+        return self.take()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._stop.set()
+            self._thread.join()
+        os.close(self._fd)
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def _drain(self) -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        while True:
+            readable, _, _ = select.select([self._fd], [], [], POLL_S)
+            if readable:
+                try:
+                    data = os.read(self._fd, READ_CHUNK_BYTES)
+                except BlockingIOError:
+                    continue
+                self._publish(self._parser.feed(decoder.decode(data)))
+            elif self._stop.is_set():
+                break  # stopped, and nothing left in the pipe
+        self._publish(self._parser.feed(decoder.decode(b"", final=True)) + self._parser.close())
+
+    def _publish(self, events: list[TraceEvent]) -> None:
+        kept = self.filter.feed(events)
+        if kept:
+            self._events.put(kept)
