@@ -40,22 +40,36 @@ class RunConsumer(AsyncWebsocketConsumer):
         rendered = await self._render_snapshot()
         if rendered is None:
             return False
-        html, seq, samples = rendered
+        html, seq, samples, trace = rendered
         self.seq = seq
         await self.send(text_data=html)
         await self.send(text_data=json.dumps({"kind": "snapshot", "seq": seq, "samples": samples}))
+        if trace is not None:
+            await self.send(text_data=json.dumps(trace))
         return True
 
     @database_sync_to_async
-    def _render_snapshot(self) -> tuple[str, int, list[list[Any]]] | None:
+    def _render_snapshot(
+        self,
+    ) -> tuple[str, int, list[list[Any]], dict[str, Any] | None] | None:
         snap = selectors.run_snapshot(self.run_id)
         if snap is None:
             return None
+        run = snap.run
         html = render_to_string(
             "sysops/_run_live.html",
-            {"run": snap.run, "logs": snap.logs, "hidden_logs": snap.hidden_logs, "full": True},
+            {"run": run, "logs": snap.logs, "hidden_logs": snap.hidden_logs, "full": True},
         )
-        return html, snap.seq, snap.samples
+        trace = None
+        if run.trace_mode != Run.TraceMode.OFF:
+            trace = {
+                "kind": "trace",
+                "snapshot": True,
+                "state": {k: v for k, v in run.trace.items() if k != "summary"},
+                "events": snap.trace_tail,
+                "summary": run.trace.get("summary"),
+            }
+        return html, snap.seq, snap.samples, trace
 
     async def run_batch(self, event: dict[str, Any]) -> None:
         if event["seq"] <= self.seq:
@@ -87,6 +101,8 @@ class RunConsumer(AsyncWebsocketConsumer):
         if event["samples"]:
             frame = {"kind": "samples", "seq": event["seq"], "samples": event["samples"]}
             await self.send(text_data=json.dumps(frame))
+        if event.get("trace"):
+            await self.send(text_data=json.dumps({"kind": "trace", **event["trace"]}))
 
     async def run_refresh(self, event: dict[str, Any]) -> None:
         """A change made outside a runner's batches (claimed, cancelled while queued, recovered)."""

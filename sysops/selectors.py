@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,10 +11,11 @@ from django.db.models import QuerySet
 
 from sysops import sandbox
 from sysops.experiments import registry
-from sysops.models import Run, RunLog, SampleChunk
+from sysops.models import Run, RunLog, SampleChunk, TraceChunk
 from sysops.worker.fingerprint import fingerprint
 
 LOG_LINES_SHOWN = 500
+TRACE_LINES_SHOWN = 1000
 
 
 @functools.cache
@@ -38,6 +40,7 @@ class RunSnapshot:
     samples: list[list[Any]]
     logs: list[RunLog]
     hidden_logs: int
+    trace_tail: list[dict[str, Any]]
 
 
 def run_snapshot(run_id: int) -> RunSnapshot | None:
@@ -52,7 +55,25 @@ def run_snapshot(run_id: int) -> RunSnapshot | None:
     logs_qs = RunLog.objects.filter(run=run, seq__lte=run.last_seq)
     total = logs_qs.count()
     logs = list(logs_qs.order_by("-id")[:LOG_LINES_SHOWN])[::-1]
-    return RunSnapshot(run, run.last_seq, samples, logs, total - len(logs))
+    tail = trace_tail(run, up_to_seq=run.last_seq)
+    return RunSnapshot(run, run.last_seq, samples, logs, total - len(logs), tail)
+
+
+def trace_tail(run: Run, *, up_to_seq: int, limit: int = TRACE_LINES_SHOWN) -> list[dict[str, Any]]:
+    """The newest ``limit`` trace events stored up to batch ``up_to_seq``."""
+    tail: list[dict[str, Any]] = []
+    chunks = TraceChunk.objects.filter(run=run, seq__lte=up_to_seq).order_by("-seq")
+    for chunk in chunks.iterator(chunk_size=4):
+        tail[:0] = chunk.events()
+        if len(tail) >= limit:
+            break
+    return tail[-limit:]
+
+
+def trace_events(run: Run) -> Iterator[dict[str, Any]]:
+    """Every stored trace event of a run, in order, a chunk at a time."""
+    for chunk in TraceChunk.objects.filter(run=run).order_by("seq").iterator(chunk_size=8):
+        yield from chunk.events()
 
 
 def run_context(run: Run) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from sysops import permissions, selectors, services
 from sysops.experiments import registry
 from sysops.models import Run
+from sysops.tracing import errnos
+from sysops.tracing.categories import CATEGORIES
 
 
 def user_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -79,6 +81,9 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(Run.objects.select_related("host"), pk=run_id)
     context = selectors.run_context(run)
     context["sandbox"] = selectors.sandbox_report()
+    if run.trace_mode != Run.TraceMode.OFF:
+        context["trace_help"] = errnos.help_tables()
+        context["trace_categories"] = CATEGORIES
     return render(request, "sysops/run.html", context)
 
 

@@ -79,8 +79,13 @@
     if (typeof message !== "string" || message[0] !== "{") return; // HTML: htmx swaps it
     evt.preventDefault();
     const frame = JSON.parse(message);
-    if (frame.kind === "snapshot") charts.forEach((chart) => chart.rows.clear());
-    addSamples(frame.samples);
+    if (frame.kind === "snapshot" || frame.kind === "samples") {
+      if (frame.kind === "snapshot") charts.forEach((chart) => chart.rows.clear());
+      addSamples(frame.samples);
+    } else {
+      // Other panes (the trace) listen for their own kinds of frame.
+      live.dispatchEvent(new CustomEvent("sysops:frame", { detail: frame }));
+    }
   });
 
   live.addEventListener("htmx:wsAfterMessage", () => {

@@ -70,6 +70,8 @@ class RunRecorder:
         )
 
     def on_trace(self, events: list[TraceEvent]) -> None:
+        if events and "t0" not in self.run.trace:
+            self.set_trace(t0=events[0].ts)  # times on the page are relative to this
         for event in events:
             self._summary.add(event)
             record = event.to_dict()

@@ -184,3 +184,13 @@ def describe(name: str) -> ErrnoInfo:
 def man_page(syscall: str) -> str:
     """The manual page that documents a syscall, e.g. ``"openat(2)"``, ``"fstatat(2)"``."""
     return f"{_MAN_PAGE_ALIASES.get(syscall, syscall)}(2)"
+
+
+def help_tables() -> dict[str, dict[str, object]]:
+    """What the trace pane needs to explain a line: errno explanations and man page aliases."""
+    names = [*_EXPLANATIONS, *_KERNEL_ONLY]
+    errnos = {}
+    for name in names:
+        info = describe(name)
+        errnos[name] = {"code": info.code, "message": info.message, "explanation": info.explanation}
+    return {"errnos": errnos, "man_aliases": dict(_MAN_PAGE_ALIASES)}

@@ -124,6 +124,40 @@ class Command(BaseCommand):
             self.stdout.write("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
         if run.unsandboxed:
             self.stdout.write("UNSANDBOXED: this run was not in a sandbox.")
+        if run.trace_mode != Run.TraceMode.OFF:
+            self._print_trace(run)
         if run.host:
             fp = run.host.fingerprint
             self.stdout.write(f"host: {fp.get('hostname')} · clocksource {fp.get('clocksource')}")
+
+    def _print_trace(self, run: Run) -> None:
+        trace = run.trace
+        self.stdout.write("")
+        if trace.get("passed"):
+            self.stdout.write(trace["passed"])
+        if trace.get("reason"):
+            self.stdout.write(f"trace {trace.get('status')}: {trace['reason']}")
+        summary = trace.get("summary")
+        if not summary:
+            return
+        self.stdout.write(
+            f"{'% time':>7} {'seconds':>11} {'usecs/call':>11} {'calls':>9} {'errors':>9} syscall"
+        )
+        for row in summary["rows"]:
+            self.stdout.write(
+                f"{row['share_pct']:7.2f} {row['total_s']:11.6f} {row['avg_s'] * 1e6:11.0f}"
+                f" {row['calls']:9d} {row['errors'] or '':>9} {row['name']}"
+            )
+        total = summary["total"]
+        self.stdout.write(
+            f"{100:7.2f} {total['total_s']:11.6f} {'':>11} {total['calls']:9d}"
+            f" {total['errors'] or '':>9} total"
+        )
+        observer = trace.get("observer")
+        if observer:
+            self.stdout.write(
+                f"observer effect: the same work took {observer['untraced_work_s'] * 1e3:.1f} ms"
+                f" untraced and {observer['traced_work_s'] * 1e3:.1f} ms traced"
+                f" ({observer['slowdown']:.1f}×, about {observer['per_event_us']:.0f} µs"
+                " per traced event)"
+            )

@@ -1,0 +1,205 @@
+// The live trace pane: strace-format lines coloured by category and failure, filters, pause /
+// follow, a bounded number of lines kept (the full trace is a download), a detail view of the
+// selected line, the strace -c style summary and the observer effect.
+(function () {
+  "use strict";
+  const KEEP = 1000; // lines kept in the page; the server says how many exist in all
+  const pane = document.getElementById("trace");
+  const live = document.getElementById("run-live");
+  const helpEl = document.getElementById("trace-help");
+  if (!pane || !live || !helpEl) return;
+  const help = JSON.parse(helpEl.textContent);
+  const $ = (id) => document.getElementById(id);
+  const linesEl = $("trace-lines");
+  const detailEl = $("trace-detail");
+  const filters = { name: $("trace-name"), category: $("trace-category"), pid: $("trace-pid"), failed: $("trace-failed") };
+
+  let events = []; // newest last, at most KEEP
+  let total = 0;
+  let t0 = pane.dataset.t0 ? Number(pane.dataset.t0) : null;
+  let following = true;
+  let selected = null;
+  let pending = false;
+
+  function text(tag, cls, value) {
+    const el = document.createElement(tag);
+    if (cls) el.className = cls;
+    el.textContent = value;
+    return el;
+  }
+
+  function failed(e) {
+    return Boolean(e.errno) || e.cut_short;
+  }
+
+  function matches(e) {
+    const name = filters.name.value.trim();
+    if (name && !(e.name || "").includes(name)) return false;
+    if (filters.category.value && e.category !== filters.category.value) return false;
+    const pid = filters.pid.value.trim();
+    if (pid && String(e.pid) !== pid) return false;
+    if (filters.failed.checked && !failed(e)) return false;
+    return true;
+  }
+
+  function rel(ts) {
+    if (ts == null || t0 == null) return "";
+    return "+" + (ts - t0).toFixed(6);
+  }
+
+  function lineOf(e) {
+    const row = document.createElement("div");
+    row.className = "tl cat-" + (e.category || "other") + (failed(e) ? " failed" : "");
+    row.dataset.seq = e.seq;
+    row.append(text("span", "pid", String(e.pid ?? "").padStart(6) + " "), text("span", "t", rel(e.ts).padEnd(12) + " "));
+    if (e.kind === "syscall") {
+      row.append(text("span", "n", e.name), text("span", "a", "(" + (e.args || []).join(", ") + ")"));
+      let ret = e.ret == null ? " = ?" : " = " + e.ret;
+      if (e.errno) ret = " = -1 " + e.errno + " (" + (e.errmsg || "") + ")";
+      row.append(text("span", "r", ret));
+      if (e.duration_s != null) row.append(text("span", "d", " <" + e.duration_s.toFixed(6) + ">"));
+      if (e.cut_short) row.append(text("span", "r", "  [cut short]"));
+    } else if (e.kind === "signal") {
+      row.append(text("span", "n", "--- " + e.name + " " + (e.args || []).join(", ") + " ---"));
+    } else if (e.kind === "exit" || e.kind === "killed") {
+      row.append(text("span", "n", "+++ " + (e.kind === "exit" ? "exited with " + e.ret : "killed by " + e.name) + " +++"));
+    } else {
+      row.append(text("span", "a", e.name || e.ret || ""));
+    }
+    return row;
+  }
+
+  function render() {
+    pending = false;
+    const shown = events.filter(matches);
+    const frag = document.createDocumentFragment();
+    for (const e of shown) frag.append(lineOf(e));
+    linesEl.replaceChildren(frag);
+    if (selected != null) {
+      const sel = linesEl.querySelector('[data-seq="' + selected + '"]');
+      if (sel) sel.classList.add("sel");
+    }
+    if (following) linesEl.scrollTop = linesEl.scrollHeight;
+    const more = Math.max(0, total - events.length);
+    $("trace-count").textContent =
+      shown.length + " lines shown of " + events.length + " kept" +
+      (more ? "; " + more.toLocaleString() + " more exist (download the full trace)" : "") +
+      " · " + total.toLocaleString() + " events in all";
+    pane.dataset.lines = String(events.length);
+  }
+
+  function schedule() {
+    if (!pending) {
+      pending = true;
+      requestAnimationFrame(render);
+    }
+  }
+
+  function showDetail(e) {
+    const rows = [
+      ["pid", e.pid], ["time", rel(e.ts) + " s"], ["syscall", e.name], ["category", e.category],
+      ["return", e.ret], ["duration", e.duration_s != null ? (e.duration_s * 1e6).toFixed(1) + " µs" : "—"],
+    ];
+    const table = document.createElement("table");
+    for (const [k, v] of rows) {
+      const tr = document.createElement("tr");
+      tr.append(text("th", "", k), text("td", "", v == null ? "—" : String(v)));
+      table.append(tr);
+    }
+    (e.args || []).forEach((a, i) => {
+      const tr = document.createElement("tr");
+      const td = document.createElement("td");
+      td.append(text("code", "", a));
+      const path = e.fd_paths && e.fd_paths[String(i)];
+      if (path) td.append(text("div", "muted", "fd → " + path));
+      tr.append(text("th", "", "arg " + i), td);
+      table.append(tr);
+    });
+    detailEl.replaceChildren(table);
+    if (e.errno) {
+      const info = help.errnos[e.errno];
+      detailEl.append(text("p", "bad", e.errno + ": " + (info ? info.message : e.errmsg || "")));
+      if (info) detailEl.append(text("p", "", info.explanation));
+    }
+    if (e.kind === "syscall" && e.name) {
+      const page = (help.man_aliases[e.name] || e.name) + "(2)";
+      detailEl.append(text("p", "", "Manual: man 2 " + page.replace("(2)", "") + " — " + page));
+    }
+    detailEl.classList.remove("muted");
+  }
+
+  function renderSummary(summary) {
+    if (!summary) return;
+    const body = document.querySelector("#trace-summary tbody");
+    const frag = document.createDocumentFragment();
+    const row = (cells, cls) => {
+      const tr = document.createElement("tr");
+      if (cls) tr.className = cls;
+      cells.forEach((c, i) => tr.append(text(i === 6 ? "th" : "td", i < 6 ? "n" : "", c)));
+      frag.append(tr);
+    };
+    for (const r of summary.rows) {
+      row([r.share_pct.toFixed(2), r.total_s.toFixed(6), (r.avg_s * 1e6).toFixed(1), (r.max_s * 1e6).toFixed(1), r.calls, r.errors || "", r.name]);
+    }
+    const t = summary.total;
+    row(["100.00", t.total_s.toFixed(6), "", "", t.calls, t.errors || "", "total"], "total");
+    body.replaceChildren(frag);
+  }
+
+  function renderState(state) {
+    if (!state) return;
+    if (state.t0 != null) t0 = state.t0;
+    if (state.events != null) total = state.events;
+    const parts = [];
+    if (state.passed) parts.push(state.passed + ".");
+    if (state.status === "tracing") parts.push("Tracing…");
+    const el = $("trace-state");
+    el.replaceChildren(text("span", "", parts.join(" ")));
+    if (state.reason) el.append(" ", text("strong", "bad", state.reason));
+    const o = state.observer;
+    if (o) {
+      $("trace-observer").textContent =
+        "Observer effect: the same work took " + (o.untraced_work_s * 1e3).toFixed(1) + " ms untraced and " +
+        (o.traced_work_s * 1e3).toFixed(1) + " ms traced (" + (o.slowdown ? o.slowdown.toFixed(1) + "×" : "—") +
+        (o.per_event_us != null ? ", about " + o.per_event_us.toFixed(0) + " µs per traced event" : "") + ").";
+    }
+    pane.dataset.status = state.status || "";
+  }
+
+  live.addEventListener("sysops:frame", (evt) => {
+    const frame = evt.detail;
+    if (frame.kind !== "trace") return;
+    if (frame.snapshot) events = [];
+    renderState(frame.state);
+    if (frame.events && frame.events.length) {
+      events = events.concat(frame.events);
+      if (events.length > KEEP) events = events.slice(events.length - KEEP);
+    }
+    total = Math.max(total, events.length);
+    renderSummary(frame.summary);
+    if (following || frame.snapshot) schedule();
+    else $("trace-count").textContent = "paused · " + total.toLocaleString() + " events in all";
+  });
+
+  for (const el of Object.values(filters)) el.addEventListener("input", schedule);
+  $("trace-follow").addEventListener("click", (evt) => {
+    following = !following;
+    evt.target.textContent = following ? "Pause" : "Follow";
+    evt.target.setAttribute("aria-pressed", String(following));
+    if (following) schedule();
+  });
+  linesEl.addEventListener("click", (evt) => {
+    const row = evt.target.closest(".tl");
+    if (!row) return;
+    selected = Number(row.dataset.seq);
+    linesEl.querySelectorAll(".sel").forEach((el) => el.classList.remove("sel"));
+    row.classList.add("sel");
+    const e = events.find((x) => x.seq === selected);
+    if (e) showDetail(e);
+    if (following) { // selecting a line stops the view from jumping away from it
+      following = false;
+      $("trace-follow").textContent = "Follow";
+      $("trace-follow").setAttribute("aria-pressed", "false");
+    }
+  });
+})();
