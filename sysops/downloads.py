@@ -48,8 +48,11 @@ async def trace_download(request: HttpRequest, run_id: int, fmt: str) -> Streami
     if run is None or fmt not in FORMATS or not run.trace.get("events"):
         raise Http404("no such trace")
     suffix, content_type, exporter = FORMATS[fmt]
-    chunks = exporter(run)(_with_raw(selectors.trace_events(run)))
-    response = StreamingHttpResponse(_in_thread(chunks), content_type=content_type)
+    export_run = exporter(run)
+    response = StreamingHttpResponse(
+        _in_thread(lambda: export_run(_with_raw(selectors.trace_events(run)))),
+        content_type=content_type,
+    )
     response["Content-Disposition"] = f'attachment; filename="run-{run.pk}.{suffix}"'
     return response
 
@@ -61,7 +64,10 @@ def _with_raw(events: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         yield event
 
 
-async def _in_thread(chunks: Iterator[str]) -> AsyncIterator[str]:
+async def _in_thread(make_chunks: Callable[[], Iterator[str]]) -> AsyncIterator[str]:
+    """Build the exporter and pull every chunk in a thread: exporters may read ahead, and all
+    database reads must stay off the event loop."""
+    chunks = await sync_to_async(lambda: iter(make_chunks()), thread_sensitive=True)()
     step = sync_to_async(lambda: next(chunks, _DONE), thread_sensitive=True)
     while (chunk := await step()) is not _DONE:
         yield chunk

@@ -255,16 +255,17 @@ _embedded: tuple[int, Agent] | None = None
 
 def embedded_agent() -> Agent | None:
     """The agent running inside this process's web server, if any."""
-    if _embedded is not None and _embedded[0] == os.getpid():
-        return _embedded[1]
-    return None
+    if _embedded is None or _embedded[0] != os.getpid():
+        return None
+    agent = _embedded[1]
+    return None if agent.loop is not None and agent.loop.is_closed() else agent
 
 
 def ensure_embedded_agent() -> None:
     """Start the embedded agent on the running loop once per process (embedded mode only)."""
     global _embedded
     if not settings.SYSOPS_EMBEDDED_AGENT or embedded_agent() is not None:
-        return
+        return  # (a new loop in this process, as in tests, gets a new agent)
     agent = Agent()
     _embedded = (os.getpid(), agent)
     agent._spawn(agent.run_forever())

@@ -14,8 +14,9 @@ def _all() -> dict[str, Experiment]:
     if settings.SYSOPS_TEST_EXPERIMENTS:
         from sysops.experiments.hostile.spec import EXPERIMENT as HOSTILE
         from sysops.experiments.synthetic.spec import EXPERIMENT as SYNTHETIC
+        from sysops.experiments.workload.spec import EXPERIMENT as WORKLOAD
 
-        experiments += [HOSTILE, SYNTHETIC]
+        experiments += [HOSTILE, SYNTHETIC, WORKLOAD]
     return {e.slug: e for e in experiments}
 
 

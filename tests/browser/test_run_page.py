@@ -54,3 +54,51 @@ class RunPageTest(ChannelsLiveServerTestCase):
         assert run.status == Run.Status.SUCCEEDED
         assert page.url.endswith(f"/runs/{run.pk}/")
         page.close()
+
+
+class TracePaneTest(ChannelsLiveServerTestCase):
+    serve_static = True
+
+    @pytest.fixture(autouse=True)
+    def _browser(self, browser):
+        self.browser = browser
+
+    def test_it_shows_trace_lines_the_summary_and_a_failed_calls_meaning(self):
+        page = self.browser.new_page()
+        # The test-only workload makes known calls, among them a connect that is refused.
+        page.goto(f"{self.live_server_url}/experiments/workload/")
+        page.select_option("select[name=case]", "calls")
+        page.select_option("select[name=trace]", "full")
+        page.click("button[type=submit]")
+        page.wait_for_url("**/runs/*/")
+        page.wait_for_selector("#trace[data-status=done]", timeout=120_000)
+        page.wait_for_function("() => document.querySelectorAll('#trace-lines .tl').length > 0")
+        summary = page.locator("#trace-summary").inner_text()
+        assert "connect" in summary and "openat" in summary and "total" in summary
+        assert "Observer effect" in page.locator("#trace-observer").inner_text()
+
+        page.fill("#trace-name", "open")
+        page.wait_for_function(
+            "() => { const n = [...document.querySelectorAll('#trace-lines .tl .n')];"
+            " return n.length > 0 && n.every(e => e.textContent.includes('open')); }"
+        )
+        page.fill("#trace-name", "")
+        page.check("#trace-failed")
+        refused = page.locator("#trace-lines .tl.failed", has_text="ECONNREFUSED")
+        refused.first.click()
+        detail = page.locator("#trace-detail").inner_text()
+        assert "ECONNREFUSED: Connection refused" in detail
+        assert "Manual: man 2 connect" in detail
+        assert "htons(9)" in detail
+        # The child's calls are under its own pid: filter by it.
+        pids = page.evaluate(
+            "() => [...new Set([...document.querySelectorAll('#trace-lines .tl .pid')]"
+            ".map(e => e.textContent.trim()))]"
+        )
+        page.uncheck("#trace-failed")
+        all_pids = page.wait_for_function(
+            "() => { const p = new Set([...document.querySelectorAll('#trace-lines .tl .pid')]"
+            ".map(e => e.textContent.trim())); return p.size === 2 && [...p]; }"
+        ).json_value()
+        assert set(pids) <= set(all_pids)
+        page.close()
