@@ -158,6 +158,6 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"observer effect: the same work took {observer['untraced_work_s'] * 1e3:.1f} ms"
                 f" untraced and {observer['traced_work_s'] * 1e3:.1f} ms traced"
-                f" ({observer['slowdown']:.1f}×, about {observer['per_event_us']:.0f} µs"
+                f" ({observer['slowdown']:.1f}×, about {observer['per_event_us']:.1f} µs"
                 " per traced event)"
             )
