@@ -75,22 +75,24 @@ def main() -> None:
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO_ROOT, env=env, check=True
         )
-        plain, bare, outside, ours = [], [], [], []
+        plain, bare, pinned, outside, ours = [], [], [], [], []
         for _ in range(args.reps):
             base = loop_ns([], n)
             plain.append(base / n)
             bare.append((loop_ns(["strace", "-f", "-o", "/dev/null"], n) - base) / n / 1e3)
+            one_cpu = ["taskset", "--cpu-list", "0", "strace", "-f", "-o", "/dev/null"]
+            pinned.append((loop_ns(one_cpu, n) - base) / n / 1e3)
             seccomp = ["strace", "-f", "--seccomp-bpf", "-e", "trace=openat", "-o", "/dev/null"]
             outside.append((loop_ns(seccomp, n) - base) / n)
             ours.append(ours_us(n, env))
     med = statistics.median
     print(f"work: {n:,} getppid calls from a Python loop, median of {args.reps} runs")
-    print(f"  untraced:                          {med(plain):8.0f} ns per call")
-    print(f"  bare strace -f -o /dev/null:       {med(bare):8.1f} µs added per traced syscall")
-    print(
-        f"  ours (-ttt -T -yy, FIFO, parsed, stored): {med(ours):5.1f} µs added per traced syscall"
-    )
-    print(f"  ratio ours / bare strace:          {med(ours) / med(bare):8.2f}")
+    print(f"  untraced: {med(plain):.0f} ns per call")
+    print(f"  µs added per traced syscall, bare strace -f -o /dev/null: {med(bare):.1f}")
+    print(f"  ... bare strace, tracer and tracee on one CPU (taskset): {med(pinned):.1f}")
+    print(f"  ... ours (one CPU, -ttt -T -yy, FIFO, parsed, stored): {med(ours):.1f}")
+    print(f"  ratio ours / bare strace on one CPU: {med(ours) / med(pinned):.2f}")
+    print(f"  ratio ours / bare strace on the scheduler's CPUs: {med(ours) / med(bare):.2f}")
     print(f"  outside the traced set (--seccomp-bpf -e trace=openat): {med(outside):.0f} ns added")
 
 

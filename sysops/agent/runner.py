@@ -215,7 +215,7 @@ class _Passes:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 run_id=self.run_row.pk,
-                wrapper=capture.wrapper() if capture else (),
+                wrapper=capture.wrapper(_trace_cpu(self.run_row.pk)) if capture else (),
             )
         except sandbox.SandboxRefused as exc:
             os.close(events_r)
@@ -246,6 +246,12 @@ class _Passes:
             proc.cleanup()
         began = capture.filter.began if capture else True
         return _PassResult(stop, outcome, state.errors, state.done, state.work_ns, began)
+
+
+def _trace_cpu(run_id: int) -> int:
+    """The CPU a traced pass is pinned to, spread over the CPUs this runner may use."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return cpus[run_id % len(cpus)]
 
 
 class _PassState:

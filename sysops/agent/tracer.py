@@ -21,6 +21,7 @@ from sysops.tracing.filter import MarkerFilter
 from sysops.tracing.parse import TraceEvent, TraceParser
 
 STRACE = "/usr/bin/strace"
+TASKSET = "/usr/bin/taskset"
 READ_CHUNK_BYTES = 1 << 16
 POLL_S = 0.05
 # Strings are cut at this many bytes: enough to recognise a payload, not enough to flood.
@@ -44,8 +45,14 @@ class TraceCapture:
         self._thread = threading.Thread(target=self._drain, name="trace-reader", daemon=True)
         self._thread.start()
 
-    def wrapper(self) -> tuple[str, ...]:
-        return (STRACE, "-f", "-ttt", "-T", "-yy", "-s", str(STRING_BYTES), "-o", str(self.fifo))
+    def wrapper(self, cpu: int | None = None) -> tuple[str, ...]:
+        """strace's argv; with ``cpu``, tracer and tracees share that one CPU. Every traced call
+        stops the tracee and wakes strace: across CPUs of a VM each wake-up is an IPI, and
+        `bench/tracing_cost.py` measured ~100 µs per traced call against ~20 µs pinned."""
+        strace = (STRACE, "-f", "-ttt", "-T", "-yy", "-s", str(STRING_BYTES), "-o", str(self.fifo))
+        if cpu is None or not os.path.exists(TASKSET):
+            return strace
+        return (TASKSET, "--cpu-list", str(cpu), *strace)
 
     def take(self) -> list[TraceEvent]:
         """Events parsed since the last call."""
