@@ -20,6 +20,8 @@
   let following = true;
   let selected = null;
   let pending = false;
+  let rebuild = true; // filters changed or a snapshot arrived: redraw every kept line
+  let incoming = []; // events that arrived since the last frame, to append
 
   function text(tag, cls, value) {
     const el = document.createElement(tag);
@@ -69,12 +71,22 @@
     return row;
   }
 
+  // Appending only what arrived keeps each frame's work proportional to the new lines, not to
+  // the thousand kept: a fast trace must not block the page's main thread.
   function render() {
     pending = false;
-    const shown = events.filter(matches);
     const frag = document.createDocumentFragment();
-    for (const e of shown) frag.append(lineOf(e));
-    linesEl.replaceChildren(frag);
+    if (rebuild) {
+      for (const e of events) if (matches(e)) frag.append(lineOf(e));
+      linesEl.replaceChildren(frag);
+      rebuild = false;
+    } else {
+      for (const e of incoming) if (matches(e)) frag.append(lineOf(e));
+      linesEl.append(frag);
+      let extra = linesEl.childElementCount - KEEP;
+      while (extra-- > 0) linesEl.firstElementChild.remove();
+    }
+    incoming = [];
     if (selected != null) {
       const sel = linesEl.querySelector('[data-seq="' + selected + '"]');
       if (sel) sel.classList.add("sel");
@@ -82,7 +94,7 @@
     if (following) linesEl.scrollTop = linesEl.scrollHeight;
     const more = Math.max(0, total - events.length);
     $("trace-count").textContent =
-      shown.length + " lines shown of " + events.length + " kept" +
+      linesEl.childElementCount + " lines shown of " + events.length + " kept" +
       (more ? "; " + more.toLocaleString() + " more exist (download the full trace)" : "") +
       " · " + total.toLocaleString() + " events in all";
     pane.dataset.lines = String(events.length);
@@ -169,11 +181,15 @@
   live.addEventListener("sysops:frame", (evt) => {
     const frame = evt.detail;
     if (frame.kind !== "trace") return;
-    if (frame.snapshot) events = [];
+    if (frame.snapshot) {
+      events = [];
+      rebuild = true;
+    }
     renderState(frame.state);
     if (frame.events && frame.events.length) {
       events = events.concat(frame.events);
       if (events.length > KEEP) events = events.slice(events.length - KEEP);
+      incoming = incoming.concat(frame.events).slice(-KEEP);
     }
     total = Math.max(total, events.length);
     renderSummary(frame.summary);
@@ -181,12 +197,17 @@
     else $("trace-count").textContent = "paused · " + total.toLocaleString() + " events in all";
   });
 
-  for (const el of Object.values(filters)) el.addEventListener("input", schedule);
+  function redraw() {
+    rebuild = true;
+    schedule();
+  }
+
+  for (const el of Object.values(filters)) el.addEventListener("input", redraw);
   $("trace-follow").addEventListener("click", (evt) => {
     following = !following;
     evt.target.textContent = following ? "Pause" : "Follow";
     evt.target.setAttribute("aria-pressed", String(following));
-    if (following) schedule();
+    if (following) redraw(); // lines that arrived while paused
   });
   linesEl.addEventListener("click", (evt) => {
     const row = evt.target.closest(".tl");
