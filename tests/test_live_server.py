@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from channels.testing import ChannelsLiveServerTestCase
 from django.conf import settings
-from django.db import connection
 
 from sysops.agent.agent import Agent
 from sysops.models import Run
 from sysops.sandbox import uids
+from tests.helpers.runs import database_url, wait_for
 
 FINISH_TIMEOUT_S = 90
 
@@ -46,14 +46,8 @@ class LiveServerCase(ChannelsLiveServerTestCase):
         with urllib.request.urlopen(self.live_server_url + path, timeout=10) as response:
             return response.status, response.read().decode()
 
-    def wait_for(self, run, predicate, timeout_s=FINISH_TIMEOUT_S):
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            run.refresh_from_db()
-            if predicate(run):
-                return run
-            time.sleep(0.1)
-        raise AssertionError(f"run {run.pk} still {run.status}: {run.reason}")
+    def wait_for(self, run, predicate):
+        return wait_for(run, predicate, FINISH_TIMEOUT_S)
 
     def wait_finished(self, run):
         return self.wait_for(run, lambda r: r.is_terminal)
@@ -142,7 +136,7 @@ class DeathTest(LiveServerCase):
         # Claim it as an agent would, then start its runner alone and kill it mid-run.
         agent = Agent(max_running=1)
         assert agent.claim_next() == run.pk
-        env = {**os.environ, "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}"}
+        env = {**os.environ, "DATABASE_URL": database_url()}
         runner = subprocess.Popen(
             [sys.executable, "-m", "sysops.agent.runner_process", str(run.pk)],
             env=env,

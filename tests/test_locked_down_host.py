@@ -1,28 +1,19 @@
 """On a host that forbids namespaces, runs are refused with the reason, never run unsandboxed
 unless the development switch says so — and then every result says UNSANDBOXED."""
 
-import os
-import subprocess
 import sys
 
 import pytest
-from django.db import connection
 
 from sysops.models import Run
+from tests.helpers.locked_down import run_locked_down
+from tests.helpers.runs import database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
-FORBID = [sys.executable, "-m", "tests.helpers.forbid_namespaces"]
 
 
 def locked_down(*argv, **env):
-    environment = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
-        **env,
-    }
-    return subprocess.run(
-        [*FORBID, *argv], env=environment, capture_output=True, text=True, timeout=120
-    )
+    return run_locked_down("namespaces", list(argv), database_url=database_url(), **env)
 
 
 HEADLESS = [

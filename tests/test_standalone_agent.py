@@ -5,18 +5,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
-from django.db import connection
 
 from sysops.models import Run
+from tests.helpers.runs import database_url, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def start_worker():
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}"}
+    env = {**os.environ, "DATABASE_URL": database_url()}
     return subprocess.Popen(
         [sys.executable, "manage.py", "sysops_worker", "--max-running", "1"],
         env=env,
@@ -24,16 +23,6 @@ def start_worker():
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def wait_for(run, predicate, timeout_s=60):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        run.refresh_from_db()
-        if predicate(run):
-            return run
-        time.sleep(0.1)
-    raise AssertionError(f"run {run.pk} still {run.status}: {run.reason}")
 
 
 def test_it_claims_and_runs_queued_runs_and_stops_cleanly():

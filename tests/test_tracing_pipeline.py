@@ -12,12 +12,13 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from django.core.management import call_command
-from django.db import connection
 
 from playground.asgi import application
 from sysops import sandbox, selectors
 from sysops.agent.runner import execute
 from sysops.models import Run, TraceChunk
+from tests.helpers.locked_down import run_locked_down
+from tests.helpers.runs import database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -200,31 +201,9 @@ def test_headless_traced_run_prints_the_summary():
 
 
 def test_where_ptrace_is_forbidden_the_run_runs_and_says_why_there_is_no_trace():
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
-    }
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tests.helpers.locked_down",
-            sys.executable,
-            "manage.py",
-            "run_experiment",
-            "syscall-cost",
-            "--param",
-            "iterations=1000",
-            "--param",
-            "repetitions=5",
-            "--trace",
-            "full",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    argv = [sys.executable, "manage.py", "run_experiment", "syscall-cost", "--trace", "full"]
+    argv += ["--param", "iterations=1000", "--param", "repetitions=5"]
+    done = run_locked_down("ptrace", argv, database_url=database_url())
     assert done.returncode == 0, done.stderr
     run = Run.objects.get()
     assert run.status == Run.Status.SUCCEEDED

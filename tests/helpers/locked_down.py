@@ -1,16 +1,21 @@
-"""Run a command the way a locked-down container would: with ptrace forbidden.
+"""Run a command the way a locked-down container would, with a seccomp filter it inherits.
 
-``python -m tests.helpers.locked_down CMD...`` loads a one-rule seccomp filter (ptrace → EPERM,
-as Docker's default profile has it without CAP_SYS_PTRACE) and execs CMD, which inherits it.
+``python -m tests.helpers.locked_down namespaces CMD...`` loads the sandbox's own deny-list
+(unshare, setns and clone with namespace flags refused, as Docker's default profile does);
+``python -m tests.helpers.locked_down ptrace CMD...`` refuses only ptrace (Docker's default
+without CAP_SYS_PTRACE). Tests call ``run_locked_down``.
 """
+
+from __future__ import annotations
 
 import ctypes
 import errno
 import os
 import struct
+import subprocess
 import sys
 
-from sysops.sandbox.seccomp import SYSCALL_NUMBERS, native_arch
+from sysops.sandbox.seccomp import SYSCALL_NUMBERS, native_arch, seccomp_program
 
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_SECCOMP = 22
@@ -25,13 +30,26 @@ class SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
+def run_locked_down(
+    forbid: str, argv: list[str], *, database_url: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "DATABASE_URL": database_url, **env}
+    return subprocess.run(
+        [sys.executable, "-m", "tests.helpers.locked_down", forbid, *argv],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def _insn(code: int, jt: int, jf: int, k: int) -> bytes:
     return struct.pack("HBBI", code, jt, jf, k)
 
 
-def main() -> None:
+def _deny_ptrace() -> bytes:
     ptrace = SYSCALL_NUMBERS[native_arch()]["ptrace"]
-    program = b"".join(
+    return b"".join(
         [
             _insn(BPF_LD_W_ABS, 0, 0, NR_OFFSET),
             _insn(BPF_JEQ_K, 0, 1, ptrace),
@@ -39,6 +57,11 @@ def main() -> None:
             _insn(BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW),
         ]
     )
+
+
+def main() -> None:
+    forbid, argv = sys.argv[1], sys.argv[2:]
+    program = {"namespaces": seccomp_program, "ptrace": _deny_ptrace}[forbid]()
     buffer = ctypes.create_string_buffer(program, len(program))
     fprog = SockFprog(len(program) // 8, ctypes.addressof(buffer))
     libc = ctypes.CDLL(None, use_errno=True)
@@ -46,7 +69,7 @@ def main() -> None:
         raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS")
     if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP")
-    os.execvp(sys.argv[1], sys.argv[1:])
+    os.execvp(argv[0], argv)
 
 
 if __name__ == "__main__":
