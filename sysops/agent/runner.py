@@ -124,8 +124,12 @@ def _trace(
     reference = measured
     if not full:
         reference = passes.run(work, label="untraced reference", progress=(0.7, 0.1))
-        if reference.stop:
+        if reference.stop and reference.stop.status == Run.Status.CANCELLED:
             raise reference.stop
+        if reference.stop or reference.work_ns is None:
+            failure = reference.stop.reason if reference.stop else _verdict(reference).reason
+            recorder.set_trace(status="failed", reason=f"the untraced reference failed: {failure}")
+            return
     which = "the measured work, again" if full else "a short sample of the work"
     recorder.set_trace(
         status="tracing",
