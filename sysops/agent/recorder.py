@@ -122,9 +122,7 @@ class RunRecorder:
             RunLog.objects.bulk_create(logs)
             fields = {"last_seq", "heartbeat_at", *changed}
             self.run.save(update_fields=sorted(fields))
-            cancel = Run.objects.filter(pk=self.run.pk).values_list("cancel_requested", flat=True)[
-                0
-            ]
+            cancel = Run.objects.values_list("cancel_requested", flat=True).get(pk=self.run.pk)
             message = self._batch(seq, samples, logs, changed, trace)
             transaction.on_commit(lambda: self._send(message))
         return cancel
