@@ -169,7 +169,12 @@
     el.replaceChildren(text("span", "", parts.join(" ")));
     if (state.reason) el.append(" ", text("strong", "bad", state.reason));
     const o = state.observer;
-    if (o) {
+    if (o && o.metric) {
+      $("trace-observer").textContent =
+        "Observer effect: this work runs for a fixed time, so compare its rate: " + o.metric + " " +
+        Math.round(o.untraced_rate).toLocaleString() + " untraced, " + Math.round(o.traced_rate).toLocaleString() +
+        " traced (" + o.slowdown.toFixed(1) + "× slower).";
+    } else if (o) {
       $("trace-observer").textContent =
         "Observer effect: the same work took " + (o.untraced_work_s * 1e3).toFixed(1) + " ms untraced and " +
         (o.traced_work_s * 1e3).toFixed(1) + " ms traced (" + (o.slowdown ? o.slowdown.toFixed(1) + "×" : "—") +

@@ -91,7 +91,7 @@ def _execute(run: Run, recorder: RunRecorder) -> None:
         code_dir.mkdir(mode=0o755)
         sandbox.stage_code(code_dir)
         policy = replace(build_policy(run, params, code_dir), unsandboxed=unsandboxed)
-        passes = _Passes(run, recorder, policy, experiment.probe, work_dir)
+        passes = _Passes(run, recorder, policy, experiment.probe, work_dir, experiment.rate_metric)
         traced = run.trace_mode != Run.TraceMode.OFF
         measured = passes.run(params, label="", progress=(0.0, 0.7 if traced else 1.0))
         verdict = measured.stop or _verdict(measured)
@@ -139,14 +139,18 @@ def _trace(
     result = passes.run(work, label="traced pass", progress=(0.8, 0.2), traced=True)
     if result.stop and result.stop.status == Run.Status.CANCELLED:
         raise result.stop
-    recorder.set_trace(**_trace_verdict(result, reference, recorder.trace_total))
+    recorder.set_trace(
+        **_trace_verdict(result, reference, recorder.trace_total, passes.rate_metric)
+    )
 
 
 def _describe(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in params.items())
 
 
-def _trace_verdict(result: _PassResult, reference: _PassResult, events: int) -> dict[str, Any]:
+def _trace_verdict(
+    result: _PassResult, reference: _PassResult, events: int, rate_metric: str | None
+) -> dict[str, Any]:
     if result.stop:
         return {"status": "cut", "reason": f"trace cut short: {result.stop.reason}"}
     if not result.began:
@@ -155,17 +159,24 @@ def _trace_verdict(result: _PassResult, reference: _PassResult, events: int) -> 
         failure = result.errors[-1] if result.errors else result.outcome.describe()
         return {"status": "failed", "reason": f"the traced pass failed: {failure}"}
     untraced_s, traced_s = reference.work_ns / 1e9, result.work_ns / 1e9
-    return {
-        "status": "done",
-        "reason": "",
-        "observer": {
-            "untraced_work_s": untraced_s,
-            "traced_work_s": traced_s,
-            "slowdown": traced_s / untraced_s if untraced_s else None,
-            "events": events,
-            "per_event_us": (traced_s - untraced_s) / events * 1e6 if events else None,
-        },
+    observer: dict[str, Any] = {
+        "untraced_work_s": untraced_s,
+        "traced_work_s": traced_s,
+        "slowdown": traced_s / untraced_s if untraced_s else None,
+        "events": events,
+        "per_event_us": (traced_s - untraced_s) / events * 1e6 if events else None,
     }
+    untraced_rate, traced_rate = reference.metric(rate_metric), result.metric(rate_metric)
+    if untraced_rate and traced_rate:
+        # Fixed-time work takes as long traced as untraced: what tracing costs is the rate.
+        observer.update(
+            metric=rate_metric,
+            untraced_rate=untraced_rate,
+            traced_rate=traced_rate,
+            slowdown=untraced_rate / traced_rate,
+            per_event_us=None,
+        )
+    return {"status": "done", "reason": "", "observer": observer}
 
 
 @dataclass
@@ -175,17 +186,29 @@ class _PassResult:
     errors: list[str]
     done: bool
     work_ns: int | None
+    results: list[dict[str, Any]]
     began: bool = True
+
+    def metric(self, name: str | None) -> float | None:
+        row = next((r for r in self.results if name and r.get("metric") == name), None)
+        value = row.get("value") if row else None
+        return float(value) if isinstance(value, int | float) else None
 
 
 class _Passes:
     """Runs the worker in the sandbox, once per pass, and feeds what it says to the recorder."""
 
     def __init__(
-        self, run: Run, recorder: RunRecorder, policy: sandbox.Policy, probe: str, work_dir: Path
+        self,
+        run: Run,
+        recorder: RunRecorder,
+        policy: sandbox.Policy,
+        probe: str,
+        work_dir: Path,
+        rate_metric: str | None,
     ) -> None:
         self.run_row, self.recorder, self.policy = run, recorder, policy
-        self.probe, self.work_dir = probe, work_dir
+        self.probe, self.work_dir, self.rate_metric = probe, work_dir, rate_metric
 
     def run(
         self,
@@ -249,7 +272,9 @@ class _Passes:
             proc.kill()
             proc.cleanup()
         began = capture.filter.began if capture else True
-        return _PassResult(stop, outcome, state.errors, state.done, state.work_ns, began)
+        return _PassResult(
+            stop, outcome, state.errors, state.done, state.work_ns, state.results, began
+        )
 
 
 def _trace_cpu(run_id: int) -> int:
@@ -268,6 +293,7 @@ class _PassState:
         self.errors: list[str] = []
         self.done = False
         self.work_ns: int | None = None
+        self.results: list[dict[str, Any]] = []
 
     def on_event(self, event: dict[str, Any]) -> None:
         kind = event["type"]
@@ -276,6 +302,8 @@ class _PassState:
         elif kind == "done":
             self.done = True
             self.work_ns = event.get("work_ns")
+        elif kind == "result":
+            self.results += event["rows"]
         if kind == "progress":
             message = str(event.get("message", ""))
             event = {

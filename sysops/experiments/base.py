@@ -69,6 +69,9 @@ class Experiment:
     sampled_params: Callable[[Mapping[str, Any]], dict[str, Any]] = field(
         default=lambda params: dict(params)
     )
+    # For work that runs for a fixed time: the result metric that measures its rate (the observer
+    # effect compares it, since the traced pass takes as long as the untraced one).
+    rate_metric: str | None = None
     hidden: bool = False
 
     def clean_params(

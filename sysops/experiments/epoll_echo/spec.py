@@ -40,6 +40,7 @@ EXPERIMENT = Experiment(
     charts=lambda params: CHARTS,
     wall_s=lambda params: float(params["duration_s"]) + 20.0,
     limits=lambda params: {"nofile": 2048},
+    rate_metric="requests/s",
     sampled_params=lambda params: {
         **params,
         "clients": min(int(params["clients"]), 4),

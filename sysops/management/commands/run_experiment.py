@@ -154,7 +154,12 @@ class Command(BaseCommand):
             f" {total['errors'] or '':>9} total"
         )
         observer = trace.get("observer")
-        if observer:
+        if observer and observer.get("metric"):
+            self.stdout.write(
+                f"observer effect: {observer['metric']} {observer['untraced_rate']:,.0f} untraced,"
+                f" {observer['traced_rate']:,.0f} traced ({observer['slowdown']:.1f}× slower)"
+            )
+        elif observer:
             self.stdout.write(
                 f"observer effect: the same work took {observer['untraced_work_s'] * 1e3:.1f} ms"
                 f" untraced and {observer['traced_work_s'] * 1e3:.1f} ms traced"
