@@ -211,3 +211,18 @@ def test_where_ptrace_is_forbidden_the_run_runs_and_says_why_there_is_no_trace()
     assert "no trace on this host" in run.trace["reason"]
     assert "strace" in run.trace["reason"]
     assert "trace unavailable: no trace on this host" in done.stdout
+
+
+def test_fixed_time_work_shows_its_observer_effect_as_a_rate():
+    run = traced_run(
+        "epoll-echo", {"clients": 2, "message_bytes": 64, "duration_s": 0.5}, mode="sampled"
+    )
+    assert run.status == Run.Status.SUCCEEDED, run.reason
+    observer = run.trace["observer"]
+    assert observer["metric"] == "requests/s"
+    assert observer["traced_rate"] < observer["untraced_rate"]
+    assert observer["slowdown"] == pytest.approx(
+        observer["untraced_rate"] / observer["traced_rate"]
+    )
+    # The server and the clients are separate processes: each under its own pid.
+    assert len({e["pid"] for e in syscalls(run)}) == 2
