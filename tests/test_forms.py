@@ -99,3 +99,14 @@ def test_it_rejects_an_unknown_choice(client):
     assert response.status_code == 400
     assert 'id="error-call"' in response.content.decode()
     assert not Run.objects.exists()
+
+
+def test_a_full_trace_over_the_event_cap_is_refused_next_to_the_trace_field(client):
+    data = {**GOOD_COST, "iterations": "100000", "repetitions": "30", "trace": "full"}
+    response = post(client, "syscall-cost", data)
+    assert response.status_code == 400
+    assert 'id="error-trace"' in response.content.decode()
+    assert not Run.objects.exists()
+    response = post(client, "syscall-cost", {**data, "trace": "sampled"})
+    assert response.status_code == 302
+    assert Run.objects.get().trace_mode == "sampled"

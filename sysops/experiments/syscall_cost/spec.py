@@ -4,8 +4,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from django import forms
+from django.conf import settings
 
 from sysops.experiments.base import Chart, Experiment, ExperimentForm
+from sysops.models import Run
 
 CALLS = [
     ("getppid", "getppid()"),
@@ -58,6 +60,13 @@ class SyscallCostForm(ExperimentForm):
                     "iterations",
                     f"That is {total:,} calls in all; keep iterations × (repetitions + warm-up)"
                     f" × layers at or below {MAX_TOTAL_CALLS:,}.",
+                )
+            cap = settings.SYSOPS_TRACE_MAX_EVENTS
+            if data.get("trace") == Run.TraceMode.FULL and total > cap:
+                self.add_error(
+                    "trace",
+                    f"A full trace of {total:,} calls is over the {cap:,}-event cap: choose"
+                    " sampled, or fewer iterations or repetitions.",
                 )
         return data
 
