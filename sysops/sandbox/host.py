@@ -21,7 +21,7 @@ from typing import Any
 from sysops.sandbox import cgroups, uids
 from sysops.sandbox.bwrap import BWRAP, SANDBOX_PATH, SYSTEM_SYMLINKS, bwrap_argv
 from sysops.sandbox.policy import INTERPRETER_FLAGS, Policy, resolved_rlimits
-from sysops.sandbox.preexec import make_preexec
+from sysops.sandbox.preexec import child_subreaper, make_preexec
 from sysops.sandbox.seccomp import program_fd
 
 STRACE = "/usr/bin/strace"
@@ -87,6 +87,13 @@ class HostReport:
 
 def probe_host() -> HostReport:
     """Probe bubblewrap, namespaces, seccomp, CAP_NET_RAW, cgroups, ptrace and strace."""
+    # bubblewrap leaves its sandbox's pid 1 to the nearest subreaper: be it, and reap it at once
+    # rather than wait for the host's init (seconds, in a container).
+    with child_subreaper():
+        return _probe()
+
+
+def _probe() -> HostReport:
     uid = uids.choose_uid(None, None)
     checks = [_check_bwrap(), _check_uid(uid)]
     with tempfile.TemporaryDirectory(prefix="sysops-probe-") as code_dir:

@@ -8,15 +8,17 @@ threaded parent must not import, allocate much or take locks.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import resource
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
+PR_GET_CHILD_SUBREAPER = 37
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _prctl = _libc.prctl
@@ -38,6 +40,23 @@ def set_child_subreaper() -> None:
     nothing of the run is left.
     """
     prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+@contextlib.contextmanager
+def child_subreaper() -> Iterator[None]:
+    """Be a subreaper for a moment (the host probe in the web process, which must not stay one:
+    its event loop only reaps the children it started), then go back to what it was."""
+    was = ctypes.c_int(0)
+    if _prctl(PR_GET_CHILD_SUBREAPER, ctypes.addressof(was), 0, 0, 0) != 0:
+        was.value = 0
+    if was.value:
+        yield
+        return
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
+    try:
+        yield
+    finally:
+        prctl(PR_SET_CHILD_SUBREAPER, 0)
 
 
 def make_preexec(
