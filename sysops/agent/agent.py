@@ -75,6 +75,9 @@ class Agent:
         # The agent's own database thread: not asgiref's shared executor, whose worker thread a
         # forked server process (tests' live server) would inherit without the thread itself.
         self._db_thread: ThreadPoolExecutor | None = None
+        # A runner started ahead of time (interpreter and Django already loaded) that waits for
+        # its run id: a claimed run starts without paying for the start-up.
+        self._spare: asyncio.subprocess.Process | None = None
 
     # --- called from other threads (views) ------------------------------------------------------
     def wake_threadsafe(self) -> None:
@@ -136,7 +139,7 @@ class Agent:
         self._stopping = True
         if self._wake is not None:
             self._wake.set()
-        for proc in self.running.values():
+        for proc in [*self.running.values(), self._spare]:
             if proc is not None and proc.returncode is None:
                 proc.terminate()
         if self._tasks:
@@ -194,20 +197,37 @@ class Agent:
         await self.publish(RUNS_GROUP, {"type": "runs.changed", "run": run_id})
         await self.publish(run_group(run_id), {"type": "run.refresh", "run": run_id})
 
+    async def _start_runner(self) -> asyncio.subprocess.Process:
+        """A runner process that waits for a run id on its stdin."""
+        env = {**os.environ, "DATABASE_URL": await self.db(child_database_url)}
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "sysops.agent.runner_process",
+            "--wait",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=str(settings.BASE_DIR),
+            limit=1 << 24,
+        )
+
+    async def _take_runner(self) -> asyncio.subprocess.Process:
+        spare, self._spare = self._spare, None
+        if spare is None or spare.returncode is not None:
+            spare = await self._start_runner()
+        if not self._stopping:
+            self._spare = await self._start_runner()
+        return spare
+
     async def _run(self, run_id: int) -> None:
         await self._announce(run_id)
-        env = {**os.environ, "DATABASE_URL": await self.db(child_database_url)}
         try:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "sysops.agent.runner_process",
-                str(run_id),
-                stdout=asyncio.subprocess.PIPE,
-                env=env,
-                cwd=str(settings.BASE_DIR),
-                limit=1 << 24,
-            )
+            proc = await self._take_runner()
+            assert proc.stdin is not None
+            proc.stdin.write(f"{run_id}\n".encode())
+            await proc.stdin.drain()
+            proc.stdin.close()
             self.running[run_id] = proc
             await self.db(_set_runner_pid, run_id, proc.pid)
             assert proc.stdout is not None
