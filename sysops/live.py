@@ -32,9 +32,23 @@ def publish(group: str, message: dict[str, Any]) -> None:
         async_to_sync(layer.group_send)(group, message)
 
 
+def runs_changed(run_id: int) -> dict[str, Any]:
+    """For dashboards: the run's row changed."""
+    return {"type": "runs.changed", "run": run_id}
+
+
+def status_messages(run_id: int) -> list[tuple[str, dict[str, Any]]]:
+    """A change made outside a runner's batches (queued, claimed, cancelled while queued,
+    recovered): dashboards redraw the row, run pages re-read the run."""
+    return [
+        (RUNS_GROUP, runs_changed(run_id)),
+        (run_group(run_id), {"type": "run.refresh", "run": run_id}),
+    ]
+
+
 def run_status_changed(run_id: int) -> None:
-    publish(RUNS_GROUP, {"type": "runs.changed", "run": run_id})
-    publish(run_group(run_id), {"type": "run.refresh", "run": run_id})
+    for group, message in status_messages(run_id):
+        publish(group, message)
 
 
 def run_queued(run_id: int) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 
 
 class Host(models.Model):
@@ -97,12 +98,7 @@ class Run(models.Model):
     def duration_s(self) -> float | None:
         if not self.started_at:
             return None
-        end = self.finished_at
-        if end is None:
-            from django.utils import timezone
-
-            end = timezone.now()
-        return (end - self.started_at).total_seconds()
+        return ((self.finished_at or timezone.now()) - self.started_at).total_seconds()
 
 
 class SampleChunk(models.Model):

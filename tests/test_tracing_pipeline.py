@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -80,27 +81,26 @@ def test_it_traces_the_workers_own_calls_in_order_with_the_childs_under_its_pid(
 
 def strace_c_count(job, name):
     """What ``strace -c -f`` counts for the same work, run outside the sandbox."""
-    code_dir = os.path.dirname(os.path.dirname(sandbox.__file__))
-    with open(os.devnull, "wb") as devnull:
-        done = subprocess.run(
-            [
-                "strace",
-                "-c",
-                "-f",
-                "-o",
-                "/dev/stdout",
-                sys.executable,
-                "-S",
-                "-m",
-                "sysops.worker",
-            ],
-            input=json.dumps({**job, "events_fd": 1}).encode(),
-            cwd=os.path.dirname(code_dir),
-            stdout=subprocess.PIPE,
-            stderr=devnull,
-            check=True,
-            env={"PYTHONPATH": os.path.dirname(code_dir), "PATH": os.environ["PATH"]},
-        )
+    repo = Path(sandbox.__file__).parents[2]
+    done = subprocess.run(
+        [
+            "strace",
+            "-c",
+            "-f",
+            "-o",
+            "/dev/stdout",
+            sys.executable,
+            "-S",
+            "-m",
+            "sysops.worker",
+        ],
+        input=json.dumps({**job, "events_fd": 1}).encode(),
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        check=True,
+        env={"PYTHONPATH": str(repo), "PATH": os.environ["PATH"]},
+    )
     for line in done.stdout.decode(errors="replace").splitlines():
         fields = line.split()
         if fields and fields[-1] == name:
@@ -128,6 +128,7 @@ def test_a_run_of_200k_traced_syscalls_persists_every_one():
     assert run.trace["events"] == sum(stored.values())
 
 
+@pytest.mark.asyncio
 async def test_a_page_opened_afterwards_gets_the_full_summary_and_the_tail(settings):
     from asgiref.sync import sync_to_async
 
@@ -145,11 +146,6 @@ async def test_a_page_opened_afterwards_gets_the_full_summary_and_the_tail(setti
     assert len(trace["events"]) == min(run.trace["events"], selectors.TRACE_LINES_SHOWN)
     assert trace["summary"]["total"]["calls"] == run.trace["summary"]["total"]["calls"]
     await ws.disconnect()
-
-
-test_a_page_opened_afterwards_gets_the_full_summary_and_the_tail = pytest.mark.asyncio(
-    test_a_page_opened_afterwards_gets_the_full_summary_and_the_tail
-)
 
 
 def download(client, url):

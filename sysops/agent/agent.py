@@ -25,7 +25,7 @@ from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from sysops import sandbox
-from sysops.live import RUNS_GROUP, run_group
+from sysops.live import status_messages
 from sysops.models import Run
 
 log = logging.getLogger(__name__)
@@ -194,8 +194,8 @@ class Agent:
         return finished
 
     async def _announce(self, run_id: int) -> None:
-        await self.publish(RUNS_GROUP, {"type": "runs.changed", "run": run_id})
-        await self.publish(run_group(run_id), {"type": "run.refresh", "run": run_id})
+        for group, message in status_messages(run_id):
+            await self.publish(group, message)
 
     async def _start_runner(self) -> asyncio.subprocess.Process:
         """A runner process that waits for a run id on its stdin."""

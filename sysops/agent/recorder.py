@@ -9,7 +9,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from sysops.live import RUNS_GROUP, run_group
+from sysops.live import RUNS_GROUP, run_group, runs_changed
 from sysops.models import Host, Run, RunLog, SampleChunk, TraceChunk
 from sysops.tracing.parse import TraceEvent
 from sysops.tracing.summary import Summary
@@ -130,7 +130,7 @@ class RunRecorder:
     def _send(self, message: dict[str, Any]) -> None:
         self._publish(run_group(self.run.pk), message)
         if message["status_changed"]:
-            self._publish(RUNS_GROUP, {"type": "runs.changed", "run": self.run.pk})
+            self._publish(RUNS_GROUP, runs_changed(self.run.pk))
 
     def finish(self, status: str, reason: str) -> Run:
         self.run.status = status

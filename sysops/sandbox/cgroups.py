@@ -159,7 +159,8 @@ class RunCgroup:
             cpu_s = usage_ns / 1e9 if usage_ns is not None else None
         return CgroupStats(oom_kills, pids_max_events, pids_peak, memory_peak, cpu_s)
 
-    def pids_then_kill(self) -> None:
+    def kill_each(self) -> None:
+        """SIGKILL every process listed in the cgroup, one by one (v1 has no cgroup.kill)."""
         for pid in self.pids():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -171,7 +172,7 @@ class RunCgroup:
             with contextlib.suppress(FileNotFoundError):
                 _write(kill_file, 1)
             return
-        self.pids_then_kill()
+        self.kill_each()
 
     def remove(self) -> list[str]:
         """rmdir every directory; returns the ones still present after REMOVE_TIMEOUT_S."""
@@ -205,7 +206,7 @@ def sweep_orphans(support: CgroupSupport) -> list[str]:
     removed = []
     for dirs in orphans.values():
         orphan = RunCgroup(support.version or 1, dirs)
-        orphan.pids_then_kill()
+        orphan.kill_each()
         left = orphan.remove()
         removed += [str(path) for path in set(dirs.values()) if str(path) not in left]
     return removed
