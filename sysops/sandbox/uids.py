@@ -15,7 +15,8 @@ import signal
 import time
 from pathlib import Path
 
-SANDBOX_UID_BASE = 100_000
+# Overridable so that two checkouts testing on one host use disjoint uids (see issue on leases).
+SANDBOX_UID_BASE = int(os.environ.get("SYSOPS_SANDBOX_UID_BASE", "100000"))
 SANDBOX_UID_COUNT = 50_000
 PROC = Path("/proc")
 POLL_INTERVAL_S = 0.02
