@@ -22,7 +22,7 @@ from sysops.sandbox import cgroups, uids
 from sysops.sandbox.bwrap import BWRAP, SANDBOX_PATH, SYSTEM_SYMLINKS, bwrap_argv
 from sysops.sandbox.policy import INTERPRETER_FLAGS, Policy, resolved_rlimits
 from sysops.sandbox.preexec import child_subreaper, make_preexec
-from sysops.sandbox.seccomp import program_fd
+from sysops.sandbox.seccomp import SOCKET_FAMILIES, program_fd
 
 STRACE = "/usr/bin/strace"
 SECCOMP_ACTIONS_PATH = Path("/proc/sys/kernel/seccomp/actions_avail")
@@ -51,6 +51,7 @@ print(json.dumps({
     "uid": os.getuid(),
     "seccomp_mode": status["Seccomp"].strip(),
     "unshare_user": attempt(unshare_user),
+    "vsock": attempt(lambda: socket.socket(40, socket.SOCK_STREAM).close()),
     "raw_icmp": attempt(
         lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP).close()),
     "etc_shadow": attempt(lambda: open("/etc/shadow").close()),
@@ -205,9 +206,12 @@ def _check_full_sandbox(policy: Policy, uid: int) -> list[Check]:
         ),
         Check(
             "seccomp",
-            found["seccomp_mode"] == "2" and found["unshare_user"] == "EPERM",
+            found["seccomp_mode"] == "2"
+            and found["unshare_user"] == "EPERM"
+            and found["vsock"] == "EAFNOSUPPORT",
             f"filter mode {found['seccomp_mode']}; unshare(CLONE_NEWUSER) -> "
-            f"{found['unshare_user']}",
+            f"{found['unshare_user']}; socket(AF_VSOCK) -> {found['vsock']} (sockets only of "
+            f"{', '.join(SOCKET_FAMILIES)})",
         ),
         Check(
             "net_raw",

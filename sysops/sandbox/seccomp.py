@@ -1,6 +1,7 @@
 """The seccomp deny-list, as a classic BPF program built in pure Python (no libseccomp).
 
-The list is data (DENIED_SYSCALLS, ENOSYS_SYSCALLS, CLONE_NAMESPACE_FLAGS, DENIED_IOCTLS) so that
+The list is data (DENIED_SYSCALLS, ENOSYS_SYSCALLS, CLONE_NAMESPACE_FLAGS, DENIED_IOCTLS,
+SOCKET_FAMILIES, PERSONALITIES) so that
 tests and the dashboard can read it; seccomp_program() compiles it for the native architecture.
 Everything not listed is allowed: the filter removes the kernel surface a syscall playground
 never needs, bubblewrap and the dropped capabilities do the rest.
@@ -17,6 +18,7 @@ import os
 import platform
 import struct
 import sys
+from collections.abc import Iterable
 
 # Denied with EPERM, whatever the arguments; name -> why.
 DENIED_SYSCALLS: dict[str, str] = {
@@ -55,7 +57,22 @@ DENIED_SYSCALLS: dict[str, str] = {
     "swapoff": "swap",
     "reboot": "reboot",
     "acct": "process accounting",
+    "modify_ldt": "x86 local descriptor tables (exploit primitive; x86_64 only)",
 }
+# Syscalls of DENIED_SYSCALLS that an architecture does not have at all.
+ABSENT_SYSCALLS: dict[str, frozenset[str]] = {"aarch64": frozenset({"modify_ldt"})}
+
+# socket() and socketpair() only for these address families; any other gets EAFNOSUPPORT, which
+# programs take as "not available here". The network namespace does not cover every family:
+# AF_VSOCK reaches the hypervisor's host ports from any netns, AF_PACKET (with the CAP_NET_RAW
+# the sandbox keeps) reads raw frames, and AF_NETLINK is a large kernel surface that nothing
+# inside needs (no experiment, nor Python, nor getaddrinfo of a numeric or loopback address:
+# glibc falls back when AI_ADDRCONFIG cannot open one). AF_INET carries raw and ping ICMP.
+SOCKET_FAMILIES: dict[str, int] = {"AF_UNIX": 1, "AF_INET": 2, "AF_INET6": 10}
+
+# personality() only with these arguments, as Docker's default profile: PER_LINUX, and the query
+# 0xffffffff. Others switch on legacy behaviours such as READ_IMPLIES_EXEC or ADDR_NO_RANDOMIZE.
+PERSONALITIES: dict[str, int] = {"PER_LINUX": 0x0, "query": 0xFFFFFFFF}
 
 # clone3 passes its flags in a struct in memory, which a seccomp filter cannot read. Answering
 # ENOSYS makes glibc (fork, posix_spawn, pthread_create) fall back to clone, whose flags it can.
@@ -94,7 +111,8 @@ SYSCALL_NUMBERS: dict[str, dict[str, int]] = {
         "kexec_file_load": 320, "bpf": 321, "userfaultfd": 323, "io_uring_setup": 425,
         "io_uring_enter": 426, "io_uring_register": 427, "open_tree": 428, "move_mount": 429,
         "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433, "clone3": 435,
-        "mount_setattr": 442, "open_tree_attr": 467,
+        "mount_setattr": 442, "open_tree_attr": 467, "socket": 41, "socketpair": 53,
+        "personality": 135, "modify_ldt": 154,
     },
     "aarch64": {
         "ioctl": 29, "umount2": 39, "mount": 40, "pivot_root": 41, "chroot": 51, "acct": 89,
@@ -105,7 +123,8 @@ SYSCALL_NUMBERS: dict[str, dict[str, int]] = {
         "userfaultfd": 282, "kexec_file_load": 294, "io_uring_setup": 425,
         "io_uring_enter": 426, "io_uring_register": 427, "open_tree": 428, "move_mount": 429,
         "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433, "clone3": 435,
-        "mount_setattr": 442, "open_tree_attr": 467,
+        "mount_setattr": 442, "open_tree_attr": 467, "socket": 198, "socketpair": 199,
+        "personality": 92,
     },
 }  # fmt: skip
 
@@ -141,7 +160,8 @@ def seccomp_program(arch: str | None = None) -> bytes:
     if arch == "x86_64":
         prog += [_jump(BPF_JGE_K, X32_SYSCALL_BIT, 0, 1), eperm]
     for name in DENIED_SYSCALLS:
-        prog += [_jeq(numbers[name], 0, 1), eperm]
+        if name not in ABSENT_SYSCALLS.get(arch, ()):
+            prog += [_jeq(numbers[name], 0, 1), eperm]
     for name in ENOSYS_SYSCALLS:
         prog += [_jeq(numbers[name], 0, 1), _ret(SECCOMP_RET_ERRNO | errno.ENOSYS)]
 
@@ -161,10 +181,28 @@ def seccomp_program(arch: str | None = None) -> bytes:
     clone_block.append(allow)
     prog += [_jeq(numbers["clone"], 0, len(clone_block)), *clone_block]
 
+    # socket(family, ...), socketpair(family, ...) and personality(persona): all ints.
+    eafnosupport = _ret(SECCOMP_RET_ERRNO | errno.EAFNOSUPPORT)
+    for name in ("socket", "socketpair"):
+        block = _allow_only(SOCKET_FAMILIES.values(), otherwise=eafnosupport)
+        prog += [_jeq(numbers[name], 0, len(block)), *block]
+    block = _allow_only(PERSONALITIES.values(), otherwise=eperm)
+    prog += [_jeq(numbers["personality"], 0, len(block)), *block]
+
     prog.append(allow)
     if len(prog) > 4096:  # BPF_MAXINSNS
         raise AssertionError("seccomp program too long")
     return b"".join(prog)
+
+
+def _allow_only(values: Iterable[int], *, otherwise: bytes) -> list[bytes]:
+    """Load the first argument's low word; allow it if it is one of ``values``, else return
+    ``otherwise``."""
+    values = list(values)
+    block = [_load(_arg_low_word_offset(0))]
+    for i, value in enumerate(values):
+        block.append(_jeq(value, len(values) - i, 0))  # jump over the rest and the refusal
+    return [*block, otherwise, _ret(SECCOMP_RET_ALLOW)]
 
 
 def _arg_low_word_offset(index: int) -> int:

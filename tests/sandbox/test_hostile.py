@@ -7,6 +7,7 @@ then checks that nothing of the run is left on the host.
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import uuid
 from dataclasses import replace
@@ -151,6 +152,35 @@ def test_it_denies_io_uring(run_worker, policy):
     run = run_worker(policy, {"case": "io_uring"})
 
     assert run.errno_names() == {"io_uring_setup": "EPERM"}
+
+
+def test_it_denies_socket_families_the_network_namespace_does_not_confine(run_worker, policy):
+    run = run_worker(policy, {"case": "socket_families"})
+
+    denied = {"AF_NETLINK", "AF_PACKET", "AF_VSOCK", "AF_BLUETOOTH"}
+    assert run.errno_names() == {
+        **{
+            f"{call}({family})": "EAFNOSUPPORT"
+            for family in denied
+            for call in ("socket", "socketpair")
+        },
+        "socket(AF_INET, SOCK_RAW, IPPROTO_ICMP)": "ok",
+        "socket(AF_INET6, SOCK_STREAM)": "ok",
+        "socketpair(AF_UNIX)": "ok",
+    }
+
+
+def test_it_denies_legacy_personalities_and_modify_ldt(run_worker, policy):
+    run = run_worker(policy, {"case": "legacy_abi"})
+
+    expected = {
+        "personality(query)": "ok",
+        "personality(PER_LINUX)": "ok",
+        "personality(READ_IMPLIES_EXEC)": "EPERM",
+    }
+    if platform.machine() == "x86_64":
+        expected["modify_ldt(read)"] = "EPERM"
+    assert run.errno_names() == expected
 
 
 def test_it_keeps_kill_minus_one_inside_the_sandbox(run_worker, policy):

@@ -17,7 +17,7 @@ REQUIRED_DENIALS = [
     "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
     "io_uring_setup", "io_uring_enter", "io_uring_register", "perf_event_open", "userfaultfd",
     "open_tree", "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr",
-    "swapon", "swapoff", "reboot", "acct",
+    "swapon", "swapoff", "reboot", "acct", "modify_ldt",
 ]  # fmt: skip
 HEADERS = {
     "x86_64": Path("/usr/include/x86_64-linux-gnu/asm/unistd_64.h"),
@@ -25,6 +25,9 @@ HEADERS = {
 }
 ALLOW = seccomp.SECCOMP_RET_ALLOW
 EPERM = seccomp.SECCOMP_RET_ERRNO | errno.EPERM
+EAFNOSUPPORT = seccomp.SECCOMP_RET_ERRNO | errno.EAFNOSUPPORT
+# Allowed or not depending on their arguments (tested on their own below).
+ARGUMENT_FILTERED = ("ioctl", "clone", "socket", "socketpair", "personality")
 ENOSYS = seccomp.SECCOMP_RET_ERRNO | errno.ENOSYS
 AUDIT_ARCH_I386 = 0x40000003
 SIGCHLD = 17
@@ -69,8 +72,10 @@ def test_it_answers_clone3_with_enosys_and_filters_clone_and_ioctl():
 
 @pytest.mark.parametrize("arch", sorted(seccomp.AUDIT_ARCH))
 def test_every_listed_syscall_has_a_number(arch):
-    names = {*seccomp.DENIED_SYSCALLS, *seccomp.ENOSYS_SYSCALLS, "clone", "ioctl"}
-    assert names <= set(seccomp.SYSCALL_NUMBERS[arch])
+    names = {*seccomp.DENIED_SYSCALLS, *seccomp.ENOSYS_SYSCALLS, *ARGUMENT_FILTERED}
+    absent = seccomp.ABSENT_SYSCALLS.get(arch, frozenset())
+    assert names - absent <= set(seccomp.SYSCALL_NUMBERS[arch])
+    assert not absent & set(seccomp.SYSCALL_NUMBERS[arch])
 
 
 @pytest.mark.parametrize("arch", sorted(HEADERS))
@@ -86,15 +91,16 @@ def test_the_numbers_match_the_kernel_headers(arch):
 @pytest.mark.parametrize("arch", sorted(seccomp.AUDIT_ARCH))
 def test_the_program_denies_every_listed_syscall(arch):
     numbers = seccomp.SYSCALL_NUMBERS[arch]
-    for name in seccomp.DENIED_SYSCALLS:
+    for name in set(seccomp.DENIED_SYSCALLS) - seccomp.ABSENT_SYSCALLS.get(arch, frozenset()):
         assert run_filter(arch, numbers[name]) == EPERM, name
     assert run_filter(arch, numbers["clone3"]) == ENOSYS
 
 
 @pytest.mark.parametrize("arch", sorted(seccomp.AUDIT_ARCH))
 def test_the_program_allows_everything_else(arch):
-    listed = {*seccomp.DENIED_SYSCALLS, *seccomp.ENOSYS_SYSCALLS}
-    listed_numbers = {seccomp.SYSCALL_NUMBERS[arch][name] for name in listed}
+    numbers = seccomp.SYSCALL_NUMBERS[arch]
+    listed = {*seccomp.DENIED_SYSCALLS, *seccomp.ENOSYS_SYSCALLS, *ARGUMENT_FILTERED}
+    listed_numbers = {numbers[name] for name in listed if name in numbers}
     for nr in range(0, 470):
         if nr not in listed_numbers:
             assert run_filter(arch, nr) == ALLOW, nr
@@ -122,6 +128,30 @@ def test_the_program_inspects_ioctl_requests(arch):
     assert run_filter(arch, ioctl, 0, seccomp.DENIED_IOCTLS["TIOCLINUX"]) == EPERM
     assert run_filter(arch, ioctl, 0, (1 << 32) | tiocsti) == EPERM  # high bits ignored
     assert run_filter(arch, ioctl, 0, FIONREAD) == ALLOW
+
+
+@pytest.mark.parametrize("arch", sorted(seccomp.AUDIT_ARCH))
+@pytest.mark.parametrize("call", ["socket", "socketpair"])
+def test_the_program_allows_only_the_listed_socket_families(arch, call):
+    nr = seccomp.SYSCALL_NUMBERS[arch][call]
+    sock_stream = 1
+    for family in seccomp.SOCKET_FAMILIES.values():
+        assert run_filter(arch, nr, family, sock_stream) == ALLOW
+    af_netlink, af_packet, af_vsock = 16, 17, 40
+    for family in (0, af_netlink, af_packet, af_vsock, 255, 1 << 20):
+        assert run_filter(arch, nr, family, sock_stream) == EAFNOSUPPORT, family
+    assert run_filter(arch, nr, (1 << 32) | af_vsock) == EAFNOSUPPORT  # high bits ignored
+    assert run_filter(arch, nr, (1 << 32) | 2) == ALLOW
+
+
+@pytest.mark.parametrize("arch", sorted(seccomp.AUDIT_ARCH))
+def test_the_program_allows_personality_only_to_read_or_keep_linux(arch):
+    nr = seccomp.SYSCALL_NUMBERS[arch]["personality"]
+    read_implies_exec, addr_no_randomize = 0x0400000, 0x0040000
+    assert run_filter(arch, nr, 0) == ALLOW
+    assert run_filter(arch, nr, 0xFFFFFFFF) == ALLOW
+    assert run_filter(arch, nr, read_implies_exec) == EPERM
+    assert run_filter(arch, nr, addr_no_randomize) == EPERM
 
 
 def test_the_program_denies_other_abis():

@@ -41,10 +41,17 @@ PTRACE_TRACEME = 0
 PTRACE_ATTACH = 16
 # clone, clone3 and io_uring_setup have no libc wrapper we could use; numbers per architecture.
 SYSCALL_NUMBERS = {
-    "x86_64": {"clone": 56, "clone3": 435, "io_uring_setup": 425},
+    "x86_64": {"clone": 56, "clone3": 435, "io_uring_setup": 425, "modify_ldt": 154},
     "aarch64": {"clone": 220, "clone3": 435, "io_uring_setup": 425},
 }
 IO_URING_PARAMS_BYTES = 120
+# Families the network namespace does not confine (vsock), or that open kernel surface the
+# sandbox has no use for; numbers from <linux/socket.h>, since Python may lack the constants.
+DENIED_FAMILIES = {"AF_NETLINK": 16, "AF_PACKET": 17, "AF_VSOCK": 40, "AF_BLUETOOTH": 31}
+PERSONALITY_QUERY = 0xFFFFFFFF
+READ_IMPLIES_EXEC = 0x0400000
+MODIFY_LDT_READ = 0
+LDT_BYTES = 8192
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [
@@ -250,6 +257,51 @@ def _io_uring(params: Mapping[str, Any], emit: Emitter) -> None:
     emit.result([_row("io_uring_setup", _libc_errno(fd))])
 
 
+def _socket_families(params: Mapping[str, Any], emit: Emitter) -> None:
+    rows = []
+    for name, family in DENIED_FAMILIES.items():
+        for kind, call in (("socket", socket.socket), ("socketpair", socket.socketpair)):
+            try:
+                call(family, socket.SOCK_STREAM if name == "AF_VSOCK" else socket.SOCK_DGRAM)
+                rows.append(_row(f"{kind}({name})", 0, "created"))
+            except OSError as exc:
+                rows.append(_row(f"{kind}({name})", exc.errno))
+    # What must keep working: loopback TCP, Unix sockets and raw ICMP (the sandbox keeps
+    # CAP_NET_RAW for it).
+    for metric, args in (
+        ("socket(AF_INET, SOCK_RAW, IPPROTO_ICMP)", (socket.AF_INET, socket.SOCK_RAW, 1)),
+        ("socket(AF_INET6, SOCK_STREAM)", (socket.AF_INET6, socket.SOCK_STREAM, 0)),
+        ("socketpair(AF_UNIX)", None),
+    ):
+        try:
+            if args is None:
+                for s in socket.socketpair(socket.AF_UNIX):
+                    s.close()
+            else:
+                socket.socket(*args).close()
+            rows.append(_row(metric, 0))
+        except OSError as exc:
+            rows.append(_row(metric, exc.errno))
+    emit.result(rows)
+
+
+def _legacy_abi(params: Mapping[str, Any], emit: Emitter) -> None:
+    _libc.personality.argtypes = [ctypes.c_ulong]
+    rows = [
+        _row("personality(query)", _libc_errno(_libc.personality(PERSONALITY_QUERY))),
+        _row("personality(PER_LINUX)", _libc_errno(_libc.personality(0))),
+        _row(
+            "personality(READ_IMPLIES_EXEC)",
+            _libc_errno(_libc.personality(READ_IMPLIES_EXEC)),
+        ),
+    ]
+    if platform.machine() == "x86_64":
+        table = ctypes.create_string_buffer(LDT_BYTES)
+        result = _syscall("modify_ldt", ctypes.c_long(MODIFY_LDT_READ), table, LDT_BYTES)
+        rows.append(_row("modify_ldt(read)", _libc_errno(result)))
+    emit.result(rows)
+
+
 CASES: dict[str, Callable[[Mapping[str, Any], Emitter], None]] = {
     "fork_bomb": _fork_bomb,
     "memory_hog": _memory_hog,
@@ -264,4 +316,6 @@ CASES: dict[str, Callable[[Mapping[str, Any], Emitter], None]] = {
     "kill_all": _kill_all,
     "tiocsti": _tiocsti,
     "io_uring": _io_uring,
+    "socket_families": _socket_families,
+    "legacy_abi": _legacy_abi,
 }

@@ -20,6 +20,8 @@ CASES = [
     "kill_all",
     "tiocsti",
     "io_uring",
+    "socket_families",
+    "legacy_abi",
 ]
 
 
