@@ -72,6 +72,8 @@ class Run(models.Model):
     # Who owns the run while it runs: the agent that claimed it and its runner process.
     claimed_by = models.CharField(max_length=255, blank=True)
     runner_pid = models.IntegerField(null=True, blank=True)
+    # The host uid the run's sandboxes ran as, leased for the run alone (sandbox/uids.py).
+    sandbox_uid = models.BigIntegerField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     # Live batches are numbered so a viewer can tell what its snapshot already holds.
     last_seq = models.IntegerField(default=0)

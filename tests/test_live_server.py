@@ -26,7 +26,8 @@ def errno_names(run):
 
 
 def find_processes(pattern, uid):
-    """Live processes of ``uid`` whose command line contains ``pattern``."""
+    """Live processes of ``uid`` (the run's recorded uid) whose command line has ``pattern``."""
+    assert uid is not None, "the run did not record its sandbox uid"
     found = []
     for pid, state in uids.processes_of_uid(uid).items():
         try:
@@ -84,7 +85,7 @@ class HostileRunsTest(LiveServerCase):
         done = {case: self.wait_finished(run) for case, run in runs.items()}
         for case, run in done.items():
             assert run.reason, case
-            assert not find_processes("", uids.choose_uid(None, run.pk)), case
+            assert not find_processes("", run.sandbox_uid), case
 
         assert done["fork_bomb"].status == Run.Status.FAILED
         assert "RLIMIT_NPROC" in done["fork_bomb"].reason or "pids" in done["fork_bomb"].reason
@@ -120,7 +121,8 @@ class DeathTest(LiveServerCase):
         )
         self.get()
         self.wait_for(run, lambda r: r.progress > 0)
-        workers = find_processes("sysops.worker", uids.choose_uid(None, run.pk))
+        run.refresh_from_db()
+        workers = find_processes("sysops.worker", run.sandbox_uid)
         assert workers
         for pid in workers:
             os.kill(pid, signal.SIGKILL)
@@ -154,7 +156,7 @@ class DeathTest(LiveServerCase):
         assert run.status == Run.Status.FAILED
         assert "runner died" in run.reason
         # The sandbox died with its runner (--die-with-parent): nothing of the run is left.
-        uid = uids.choose_uid(None, run.pk)
+        uid = run.sandbox_uid
         deadline = time.monotonic() + 5
         while find_processes("", uid) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -182,4 +184,4 @@ class CancelTest(LiveServerCase):
         run = self.wait_finished(run)
         assert run.status == Run.Status.CANCELLED
         assert run.reason == "cancelled by the user"
-        assert not find_processes("", uids.choose_uid(None, run.pk))
+        assert not find_processes("", run.sandbox_uid)

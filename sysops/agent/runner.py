@@ -84,13 +84,16 @@ def _execute(run: Run, recorder: RunRecorder) -> None:
             source="runner",
         )
 
+    lease = _lease_uid(run)
     work_dir = Path(tempfile.mkdtemp(prefix=f"sysops-run-{run.pk}-", dir=settings.SYSOPS_RUN_DIR))
     try:
         os.chmod(work_dir, 0o755)
         code_dir = work_dir / "code"
         code_dir.mkdir(mode=0o755)
         sandbox.stage_code(code_dir)
-        policy = replace(build_policy(run, params, code_dir), unsandboxed=unsandboxed)
+        policy = replace(
+            build_policy(run, params, code_dir), unsandboxed=unsandboxed, sandbox_uid=lease.uid
+        )
         passes = _Passes(run, recorder, policy, experiment.probe, work_dir, experiment.rate_metric)
         traced = run.trace_mode != Run.TraceMode.OFF
         measured = passes.run(params, label="", progress=(0.0, 0.7 if traced else 1.0))
@@ -100,6 +103,19 @@ def _execute(run: Run, recorder: RunRecorder) -> None:
         raise verdict
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
+        lease.release()
+
+
+def _lease_uid(run: Run) -> sandbox.UidLease:
+    """The host uid every pass of this run uses, held until the run ends, and recorded so that
+    anyone can tell which processes are the run's."""
+    try:
+        lease = sandbox.lease_uid()
+    except sandbox.UidUnavailable as exc:
+        raise _Stop(Run.Status.FAILED, f"sandbox refused: no sandbox uid: {exc}") from exc
+    run.sandbox_uid = lease.uid
+    run.save(update_fields=["sandbox_uid"])
+    return lease
 
 
 def _trace(

@@ -2,7 +2,8 @@
 
 Sandbox-side support code: imports nothing from Django. The runner calls, in order:
 ``set_child_subreaper()`` once, ``cached_host_report()`` (probed once per process),
-``stage_code(dir)``, ``start(policy, worker_command(policy), ...)``, then ``wait`` /
+``lease_uid()`` (held for the whole run), ``stage_code(dir)``,
+``start(policy, worker_command(policy), ...)``, then ``wait`` /
 ``wait_until_deadline``, ``outcome()`` and always ``cleanup()``.
 """
 
@@ -20,6 +21,7 @@ from sysops.sandbox.process import (
 )
 from sysops.sandbox.seccomp import seccomp_program
 from sysops.sandbox.stage import stage_code
+from sysops.sandbox.uids import UidLease, UidUnavailable, lease_uid
 
 
 def sweep_orphaned_cgroups() -> list[str]:
@@ -38,8 +40,11 @@ __all__ = [
     "SandboxCleanupError",
     "SandboxProcess",
     "SandboxRefused",
+    "UidLease",
+    "UidUnavailable",
     "bwrap_argv",
     "cached_host_report",
+    "lease_uid",
     "probe_host",
     "seccomp_program",
     "set_child_subreaper",

@@ -31,7 +31,7 @@ CHECK_TIMEOUT_S = 15.0
 LEFTOVER_TIMEOUT_S = 3.0
 DETAIL_MAX_CHARS = 300
 # A sandbox without these is no sandbox: start() refuses when one fails.
-REQUIRED_CHECKS = ("bwrap", "namespaces", "sandbox self-test", "seccomp")
+REQUIRED_CHECKS = ("bwrap", "sandbox uid", "namespaces", "sandbox self-test", "seccomp")
 
 # Runs inside the full sandbox; reports what it could and could not do as one JSON line.
 SELF_TEST = r"""
@@ -95,7 +95,16 @@ def probe_host() -> HostReport:
 
 
 def _probe() -> HostReport:
-    uid = uids.choose_uid(None, None)
+    try:
+        lease = uids.lease_uid()
+    except uids.UidUnavailable as exc:
+        uid_check = Check("sandbox uid", False, str(exc))
+        return HostReport(False, f"cannot sandbox: {uid_check.detail}", [_check_bwrap(), uid_check])
+    with lease:
+        return _probe_as(lease.uid)
+
+
+def _probe_as(uid: int) -> HostReport:
     checks = [_check_bwrap(), _check_uid(uid)]
     with tempfile.TemporaryDirectory(prefix="sysops-probe-") as code_dir:
         os.chmod(code_dir, 0o755)
@@ -140,11 +149,13 @@ def _check_bwrap() -> Check:
 
 def _check_uid(uid: int) -> Check:
     if uids.is_dedicated(uid):
+        uid_range = uids.configured_range()
         return Check(
             "sandbox uid",
             True,
-            f"caller is root: each run drops to its own unprivileged uid "
-            f"({uids.SANDBOX_UID_BASE}..{uids.SANDBOX_UID_BASE + uids.SANDBOX_UID_COUNT - 1})",
+            f"caller is root: each run leases its own unprivileged uid from "
+            f"{uid_range.start}..{uid_range.stop - 1} (locks in {uids.LEASE_DIR}; no overlap "
+            "with /etc/subuid, /etc/subgid or /etc/passwd)",
         )
     return Check(
         "sandbox uid",

@@ -38,7 +38,7 @@ class Policy:
     pids_max: int = 128  # cgroup pids limit where the host allows
     net_raw: bool = True  # keep CAP_NET_RAW inside (raw ICMP on the sandbox's own loopback)
     unsandboxed: bool = False  # development switch: rlimits only, no bwrap; results UNSANDBOXED
-    sandbox_uid: int | None = None  # host uid to run as; None picks a dedicated one per run
+    sandbox_uid: int | None = None  # host uid to run as (leased); None: start() leases one
 
 
 def worker_command(policy: Policy) -> list[str]:

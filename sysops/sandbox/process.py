@@ -94,10 +94,12 @@ class SandboxProcess:
         cgroup: RunCgroup | None,
         notes: list[str],
         workdir: Path | None,
+        lease: uids.UidLease | None = None,
     ) -> None:
         self._popen = popen
         self._policy = policy
         self._uid = uid
+        self._lease = lease  # released by cleanup(), when nothing of the run is left
         self._cgroup = cgroup
         self._notes = notes
         self._workdir = workdir
@@ -136,10 +138,11 @@ class SandboxProcess:
             return self.wait()
 
     def kill(self) -> None:
-        """SIGKILL bubblewrap and every process of the sandbox's dedicated uid (or, for a shared
-        uid, of its cgroup), the sandbox's pid 1 among them: when pid 1 dies the kernel kills the
-        whole pid namespace. (--die-with-parent alone would also take pid 1 down with
-        bubblewrap; the uid-wide kill is the backstop.) Idempotent."""
+        """SIGKILL bubblewrap and every process in the run's cgroup, the sandbox's pid 1 among
+        them: when pid 1 dies the kernel kills the whole pid namespace. (--die-with-parent alone
+        would also take pid 1 down with bubblewrap; the cgroup-wide kill is the backstop.)
+        Without a cgroup (the development switch) the leased uid's processes are killed
+        instead: the lease makes that uid this run's alone. Idempotent."""
         if self.poll() is None:
             self._killed_by_caller = True
             # start_new_session made bubblewrap a group leader; its group is bubblewrap itself
@@ -149,10 +152,10 @@ class SandboxProcess:
         self._kill_leftovers()
 
     def _kill_leftovers(self) -> None:
-        if uids.is_dedicated(self._uid):
-            uids.kill_uid(self._uid)
-        elif self._cgroup is not None:
+        if self._cgroup is not None:
             self._cgroup.kill()
+        elif uids.is_dedicated(self._uid):
+            uids.kill_uid(self._uid)
 
     def outcome(self) -> Outcome:
         """How the run ended; call after the process has exited (wait())."""
@@ -228,6 +231,9 @@ class SandboxProcess:
         left_cgroups = self._cgroup.remove() if self._cgroup is not None else []
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
+        if self._lease is not None:
+            # Even with processes left: the next lease skips a uid that still has some.
+            self._lease.release()
         self._cleaned = True
         problems = []
         if left:
@@ -238,19 +244,26 @@ class SandboxProcess:
             raise SandboxCleanupError("; ".join(problems))
 
     def _leftover_processes(self) -> set[int]:
-        if uids.is_dedicated(self._uid):
-            return set(uids.reap_until_gone(self._uid, LEFTOVER_TIMEOUT_S, kill=True))
-        if self._cgroup is None:
+        deadline = time.monotonic() + LEFTOVER_TIMEOUT_S
+        if self._cgroup is not None:
+            while True:
+                self._cgroup.kill()
+                uids.reap_own_zombies(self._uid)
+                left = self._cgroup.pids()
+                if not left or time.monotonic() >= deadline:
+                    break
+                time.sleep(uids.POLL_INTERVAL_S)
+            if left or not uids.is_dedicated(self._uid):
+                return left
+        if not uids.is_dedicated(self._uid):
             # A shared uid without a cgroup: the pid namespace died with bubblewrap's pid 1, and
             # nothing else would tell the run's processes from the caller's.
             return set()
-        deadline = time.monotonic() + LEFTOVER_TIMEOUT_S
-        while True:
-            self._cgroup.kill()
-            left = self._cgroup.pids()
-            if not left or time.monotonic() >= deadline:
-                return left
-            time.sleep(uids.POLL_INTERVAL_S)
+        # The leased uid is the run's alone, so any process of it is a leftover; with a cgroup
+        # this only reaps (and verifies), without one it kills as well.
+        remaining_s = max(0.0, deadline - time.monotonic())
+        kill = self._cgroup is None
+        return set(uids.reap_until_gone(self._uid, remaining_s, kill=kill))
 
 
 def start(
@@ -270,6 +283,9 @@ def start(
     then runs outside the sandbox as the sandbox uid, under the same rlimits and cgroup, and
     follows bubblewrap into it. Its pid is the one ``kill()`` kills; bubblewrap dies with it.
 
+    The sandbox runs as ``policy.sandbox_uid`` (a runner leases one for its whole run) or, when
+    that is None, as a uid leased for this sandbox alone and released by cleanup().
+
     ``pass_fds`` keep their numbers inside. ``stdin=None`` means /dev/null (never the caller's
     terminal); ``stdout``/``stderr`` follow subprocess.Popen. Raises SandboxRefused with the
     reason when the host cannot sandbox and ``policy.unsandboxed`` is False, or when the set-up
@@ -287,7 +303,46 @@ def start(
                 f"interpreter {policy.python} is not visible inside the sandbox (only /usr is)"
             )
 
-    uid = uids.choose_uid(policy.sandbox_uid, run_id)
+    lease = None
+    if policy.sandbox_uid is None:
+        try:
+            lease = uids.lease_uid()
+        except uids.UidUnavailable as exc:
+            raise SandboxRefused(f"no sandbox uid: {exc}") from exc
+    try:
+        return _start(
+            policy,
+            command,
+            notes,
+            lease,
+            pass_fds=pass_fds,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            run_id=run_id,
+            wrapper=wrapper,
+        )
+    except BaseException:
+        if lease is not None:
+            lease.release()
+        raise
+
+
+def _start(
+    policy: Policy,
+    command: list[str],
+    notes: list[str],
+    lease: uids.UidLease | None,
+    *,
+    pass_fds: tuple[int, ...],
+    stdin: Stream,
+    stdout: Stream,
+    stderr: Stream,
+    run_id: int | None,
+    wrapper: tuple[str, ...],
+) -> SandboxProcess:
+    uid = lease.uid if lease is not None else policy.sandbox_uid
+    assert uid is not None
     if uids.caller_is_root() and uid == 0:
         raise SandboxRefused("refusing to run a sandbox as host root (uid 0)")
     if not uids.caller_is_root() and uid != os.geteuid():
@@ -351,7 +406,7 @@ def start(
             if fd >= 0:
                 os.close(fd)
     return SandboxProcess(
-        popen, policy=policy, uid=uid, cgroup=cgroup, notes=notes, workdir=workdir
+        popen, policy=policy, uid=uid, cgroup=cgroup, notes=notes, workdir=workdir, lease=lease
     )
 
 

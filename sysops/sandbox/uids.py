@@ -1,44 +1,149 @@
-"""The host uid a sandbox runs as, and finding or killing what runs under it.
+"""The host uid a sandbox runs as: leased from a configured range, and finding what runs under it.
 
 A root caller never runs bubblewrap as root: the child drops to a dedicated unprivileged uid.
-One uid per run (``100000 + run_id % 50000``) means concurrent runs do not share an
-RLIMIT_NPROC budget, and that "every process of this uid" is exactly "this run", which is what
-makes the uid-wide kill and the leftover check sound.
+Each run leases its own uid for its whole life: an exclusive ``flock`` on a lock file per uid in
+a host-wide directory (LEASE_DIR), so two agents, two installs or two checkouts on one host never
+hold the same uid, whatever their run ids. The lock dies with the process that holds it, so a
+runner killed mid-run frees its uid; a uid that still has processes is skipped until they are
+gone. One uid per run keeps RLIMIT_NPROC budgets apart; killing goes through the run's cgroup
+(process.py), and the uid only serves to verify that nothing of the run is left.
+
+The range comes from ``SYSOPS_SANDBOX_UIDS`` (``START:COUNT``, as in /etc/subuid) and must not
+overlap /etc/subuid, /etc/subgid or /etc/passwd: rootless containers map those ranges, and a
+sandbox sharing one of their uids could signal their processes or read their files.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
-import random
 import signal
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-# Overridable so that two checkouts testing on one host use disjoint uids (see issue on leases).
-SANDBOX_UID_BASE = int(os.environ.get("SYSOPS_SANDBOX_UID_BASE", "100000"))
-SANDBOX_UID_COUNT = 50_000
+# 0x70000000: above the ranges /etc/subuid hands out (100000 + 65536 n) and systemd-nspawn's
+# container ranges (up to 0x6FFFFFFF), below the 2^31 boundary some tools mishandle.
+DEFAULT_UID_START = 0x7000_0000
+DEFAULT_UID_COUNT = 65_536
+LEGACY_UID_COUNT = 50_000
+LEASE_DIR = Path("/run/sysops/uids")
+ID_MAP_FILES = (Path("/etc/subuid"), Path("/etc/subgid"))
+PASSWD_PATH = Path("/etc/passwd")
 PROC = Path("/proc")
 POLL_INTERVAL_S = 0.02
+
+
+class UidUnavailable(Exception):
+    """No uid can be leased: the range is misconfigured, overlaps a mapped range, or is full."""
 
 
 def caller_is_root() -> bool:
     return os.geteuid() == 0
 
 
-def choose_uid(requested: int | None, run_id: int | None) -> int:
-    """The host uid for a run: the requested one, a dedicated one when root, else our own."""
-    if requested is not None:
-        return requested
+def configured_range(environ: dict[str, str] | None = None) -> range:
+    """The uids sandboxes may use: ``SYSOPS_SANDBOX_UIDS=START:COUNT``, or the older
+    ``SYSOPS_SANDBOX_UID_BASE`` (START, 50,000 uids), or the default."""
+    env = os.environ if environ is None else environ
+    spec = env.get("SYSOPS_SANDBOX_UIDS", "").strip()
+    if spec:
+        try:
+            start_text, count_text = spec.split(":")
+            start, count = int(start_text), int(count_text)
+        except ValueError:
+            raise UidUnavailable(
+                f"SYSOPS_SANDBOX_UIDS={spec!r} is not START:COUNT (e.g. 1879048192:65536)"
+            ) from None
+    elif env.get("SYSOPS_SANDBOX_UID_BASE"):
+        start, count = int(env["SYSOPS_SANDBOX_UID_BASE"]), LEGACY_UID_COUNT
+    else:
+        start, count = DEFAULT_UID_START, DEFAULT_UID_COUNT
+    if start < 1000 or count < 1 or start + count > 2**32 - 1:
+        raise UidUnavailable(f"sandbox uid range {start}:{count} is not usable")
+    return range(start, start + count)
+
+
+def range_conflicts(uids: range) -> list[str]:
+    """Where ``uids`` overlaps ranges the host already gives out (subordinate ids, users)."""
+    found = []
+    for path in ID_MAP_FILES:
+        for line in _lines(path):
+            parts = line.split(":")
+            if len(parts) != 3 or not (parts[1].isdigit() and parts[2].isdigit()):
+                continue
+            start, count = int(parts[1]), int(parts[2])
+            if start < uids.stop and uids.start < start + count:
+                found.append(f"{path} gives {parts[0]} {start}:{count}")
+    for line in _lines(PASSWD_PATH):
+        parts = line.split(":")
+        if len(parts) > 2 and parts[2].isdigit() and int(parts[2]) in uids:
+            found.append(f"{PASSWD_PATH} has user {parts[0]} as uid {parts[2]}")
+    return found
+
+
+def _lines(path: Path) -> list[str]:
+    try:
+        return [line for line in path.read_text().splitlines() if line and line[0] != "#"]
+    except OSError:
+        return []
+
+
+@dataclass
+class UidLease:
+    """One uid held for a run: released by release() or when the holding process dies."""
+
+    uid: int
+    _fd: int | None = field(default=None, repr=False)
+
+    @property
+    def dedicated(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the only descriptor drops the flock
+            self._fd = None
+
+    def __enter__(self) -> UidLease:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def lease_uid(*, uids: range | None = None, lock_dir: Path | None = None) -> UidLease:
+    """Lease a free uid of the configured range; UidUnavailable says why none could be.
+
+    An unprivileged caller cannot switch uid: it gets a lease on its own uid, which is not
+    dedicated (is_dedicated() is False for it) and locks nothing.
+    """
     if not caller_is_root():
-        return os.geteuid()  # an unprivileged caller cannot switch uid: run as itself
-    if run_id is not None:
-        return SANDBOX_UID_BASE + run_id % SANDBOX_UID_COUNT
-    for _ in range(100):
-        uid = SANDBOX_UID_BASE + random.randrange(SANDBOX_UID_COUNT)
-        if not processes_of_uid(uid):
-            return uid
-    raise RuntimeError("no free sandbox uid found")
+        return UidLease(os.geteuid())
+    uids = configured_range() if uids is None else uids
+    conflicts = range_conflicts(uids)
+    if conflicts:
+        raise UidUnavailable(
+            f"sandbox uid range {uids.start}:{len(uids)} overlaps {'; '.join(conflicts)} "
+            "(set SYSOPS_SANDBOX_UIDS=START:COUNT to a free range)"
+        )
+    lock_dir = LEASE_DIR if lock_dir is None else lock_dir
+    lock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for uid in uids:
+        fd = os.open(lock_dir / f"{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue  # another run, here or in another install, holds it
+        if processes_of_uid(uid):
+            os.close(fd)  # a run whose runner died left processes; they still own the uid
+            continue
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())  # for a human looking at who holds what
+        return UidLease(uid, fd)
+    raise UidUnavailable(f"every uid of {uids.start}:{len(uids)} is leased or still in use")
 
 
 def is_dedicated(uid: int) -> bool:

@@ -205,4 +205,4 @@ def test_it_runs_as_an_unprivileged_host_uid(run_worker, policy):
     assert run.outcome.describe() == "exited with status 0"
     assert run.proc.uid != 0
     if uids.caller_is_root():
-        assert run.proc.uid >= uids.SANDBOX_UID_BASE
+        assert run.proc.uid in uids.configured_range()

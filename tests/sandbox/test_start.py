@@ -51,15 +51,20 @@ def test_it_refuses_code_the_sandbox_uid_cannot_read(can_sandbox, policy, tmp_pa
 
 @pytest.mark.skipif(not uids.caller_is_root(), reason="only a root caller switches uid")
 def test_it_refuses_a_uid_that_still_runs_something(can_sandbox, policy):
-    run_id = 48_999
-    uid = uids.choose_uid(None, run_id)
-    squatter = subprocess.Popen(["sleep", "30"], user=uid, group=uid, extra_groups=[])
-    try:
-        with pytest.raises(sandbox.SandboxRefused, match=f"uid {uid} still has processes"):
-            sandbox.start(policy, sandbox.worker_command(policy), run_id=run_id)
-    finally:
-        squatter.kill()
-        squatter.wait()
+    with uids.lease_uid() as lease:
+        squatter = subprocess.Popen(
+            ["sleep", "30"], user=lease.uid, group=lease.uid, extra_groups=[]
+        )
+        try:
+            with pytest.raises(
+                sandbox.SandboxRefused, match=f"uid {lease.uid} still has processes"
+            ):
+                sandbox.start(
+                    replace(policy, sandbox_uid=lease.uid), sandbox.worker_command(policy)
+                )
+        finally:
+            squatter.kill()
+            squatter.wait()
 
 
 @pytest.mark.skipif(not uids.caller_is_root(), reason="an unprivileged caller's limits are capped")
