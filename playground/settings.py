@@ -136,6 +136,11 @@ else:
 SYSOPS_EMBEDDED_AGENT = _env_bool("SYSOPS_EMBEDDED_AGENT", not REDIS_URL)
 SYSOPS_MAX_RUNNING = int(os.environ.get("SYSOPS_MAX_RUNNING", os.cpu_count() or 1))
 SYSOPS_ALLOW_UNSANDBOXED = _env_bool("SYSOPS_ALLOW_UNSANDBOXED")
+# Development switch: run where the host cannot give a run its memory, pids and cpu cgroup;
+# every such run is marked UNBOUNDED. Off, such runs are refused with the reason.
+SYSOPS_ALLOW_UNBOUNDED = _env_bool("SYSOPS_ALLOW_UNBOUNDED")
+# CPU seconds per wall second a run may use (cgroup cpu quota): 1.0 is one core.
+SYSOPS_RUN_CPUS = float(os.environ.get("SYSOPS_RUN_CPUS", "1"))
 SYSOPS_TEST_EXPERIMENTS = _env_bool("SYSOPS_TEST_EXPERIMENTS")
 SYSOPS_OUTPUT_CAP_BYTES = int(os.environ.get("SYSOPS_OUTPUT_CAP_BYTES", 16 << 20))
 SYSOPS_TRACE_MAX_EVENTS = int(os.environ.get("SYSOPS_TRACE_MAX_EVENTS", 1_000_000))

@@ -86,6 +86,7 @@ class RunConsumer(AsyncWebsocketConsumer):
                     "status",
                     "reason",
                     "unsandboxed",
+                    "unbounded",
                     "progress",
                     "progress_message",
                     "phase",

@@ -59,6 +59,8 @@ class Run(models.Model):
     phase = models.CharField(max_length=64, blank=True)
     results = models.JSONField(default=list, blank=True)
     unsandboxed = models.BooleanField(default=False)
+    # Ran without its memory, pids and cpu cgroup, by the development switch.
+    unbounded = models.BooleanField(default=False)
     trace_mode = models.CharField(max_length=8, choices=TraceMode.choices, default=TraceMode.OFF)
     # The trace's state for the page: status, reason, which pass, event count, summary, observer.
     trace = models.JSONField(default=dict, blank=True)

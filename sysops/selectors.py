@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db.models import QuerySet
 
 from sysops import sandbox
@@ -24,9 +25,36 @@ def this_host() -> dict[str, Any]:
     return fingerprint()
 
 
-def sandbox_report() -> sandbox.HostReport:
-    """What this host allows, probed once per process (at the first dashboard view or run)."""
-    return sandbox.cached_host_report()
+@dataclass(frozen=True)
+class SandboxStatus:
+    """What pages say about the sandbox: the host report, and whether runs go ahead."""
+
+    report: sandbox.HostReport
+    refused: str  # why every run would be refused; "" when runs go ahead
+    warnings: list[str]  # development switches in effect
+
+    @property
+    def checks(self) -> list[sandbox.Check]:
+        return self.report.checks
+
+
+def sandbox_report() -> SandboxStatus:
+    """What this host allows, probed once per process (at the first dashboard view or run),
+    read with the settings that decide whether a run may go ahead anyway."""
+    report = sandbox.cached_host_report()
+    refused, warnings = "", []
+    if not report.can_sandbox:
+        if settings.SYSOPS_ALLOW_UNSANDBOXED:
+            warnings.append(f"UNSANDBOXED runs (SYSOPS_ALLOW_UNSANDBOXED): {report.reason}")
+        else:
+            refused = report.reason
+    cgroups = report.check("cgroups")
+    if not refused and cgroups is not None and not cgroups.ok:
+        if settings.SYSOPS_ALLOW_UNBOUNDED:
+            warnings.append(f"UNBOUNDED runs (SYSOPS_ALLOW_UNBOUNDED): {cgroups.detail}")
+        else:
+            refused = f"{sandbox.NO_BOUND}: {cgroups.detail}"
+    return SandboxStatus(report, refused, warnings)
 
 
 def recent_runs(limit: int = 15) -> QuerySet[Run]:

@@ -158,6 +158,7 @@ class RunRecorder:
             "status": run.status,
             "reason": run.reason,
             "unsandboxed": run.unsandboxed,
+            "unbounded": run.unbounded,
             "progress": run.progress,
             "progress_message": run.progress_message,
             "phase": run.phase,

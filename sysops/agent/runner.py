@@ -44,7 +44,12 @@ class _Stop(Exception):
 def build_policy(run: Run, params: dict[str, Any], code_dir: Path) -> sandbox.Policy:
     experiment = registry.get(run.experiment)
     assert experiment is not None
-    policy = sandbox.Policy(code_dir=code_dir, wall_s=experiment.wall_s(params))
+    policy = sandbox.Policy(
+        code_dir=code_dir,
+        wall_s=experiment.wall_s(params),
+        cpus=settings.SYSOPS_RUN_CPUS,
+        allow_unbounded=settings.SYSOPS_ALLOW_UNBOUNDED,
+    )
     return replace(policy, **experiment.limits(params))
 
 
@@ -84,6 +89,7 @@ def _execute(run: Run, recorder: RunRecorder) -> None:
             source="runner",
         )
 
+    _check_bounds(run, recorder, report)
     lease = _lease_uid(run)
     work_dir = Path(tempfile.mkdtemp(prefix=f"sysops-run-{run.pk}-", dir=settings.SYSOPS_RUN_DIR))
     try:
@@ -104,6 +110,30 @@ def _execute(run: Run, recorder: RunRecorder) -> None:
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
         lease.release()
+
+
+def _check_bounds(run: Run, recorder: RunRecorder, report: sandbox.HostReport) -> None:
+    """Refuse a run the host cannot give a memory, pids and cpu cgroup, unless the development
+    switch allows it; then the run is marked UNBOUNDED."""
+    check = report.check("cgroups")
+    if check is None or check.ok:
+        return
+    if not settings.SYSOPS_ALLOW_UNBOUNDED:
+        raise _Stop(Run.Status.FAILED, f"sandbox refused: {sandbox.NO_BOUND}: {check.detail}")
+    _mark_unbounded(run, recorder, check.detail)
+
+
+def _mark_unbounded(run: Run, recorder: RunRecorder, why: str) -> None:
+    if run.unbounded:
+        return
+    run.unbounded = True
+    run.save(update_fields=["unbounded"])
+    recorder.log(
+        f"UNBOUNDED: {why}; running without memory, pids and cpu cgroup limits because "
+        "SYSOPS_ALLOW_UNBOUNDED is set",
+        level=RunLog.Level.WARNING,
+        source="runner",
+    )
 
 
 def _lease_uid(run: Run) -> sandbox.UidLease:
@@ -267,6 +297,8 @@ class _Passes:
             os.close(events_w)
         where = f" for the {label}" if label else ""
         self.recorder.log(f"sandbox started{where} (pid {proc.pid})", source="runner")
+        if not proc.bounded:
+            _mark_unbounded(self.run_row, self.recorder, "the run's cgroup could not be made")
         state = _PassState(self.recorder, label, progress)
         try:
             job = {"probe": self.probe, "params": params, "events_fd": events_w}

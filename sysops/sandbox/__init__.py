@@ -13,6 +13,7 @@ from sysops.sandbox.host import Check, HostReport, cached_host_report, probe_hos
 from sysops.sandbox.policy import Policy, worker_command
 from sysops.sandbox.preexec import set_child_subreaper
 from sysops.sandbox.process import (
+    NO_BOUND,
     Outcome,
     SandboxCleanupError,
     SandboxProcess,
@@ -29,10 +30,11 @@ def sweep_orphaned_cgroups() -> list[str]:
     from sysops.sandbox.host import cached_cgroup_support
 
     support = cached_cgroup_support()
-    return sweep_orphans(support) if support.ok else []
+    return sweep_orphans(support) if support.parents else []
 
 
 __all__ = [
+    "NO_BOUND",
     "Check",
     "HostReport",
     "Outcome",

@@ -18,7 +18,11 @@ from pathlib import Path
 
 MOUNTINFO_PATH = Path("/proc/self/mountinfo")
 SELF_CGROUP_PATH = Path("/proc/self/cgroup")
-CONTROLLERS = ("memory", "pids")
+# A run is bounded only with all three: RLIMIT_AS does not bound memfds, page cache or socket
+# buffers, RLIMIT_NPROC counts per uid, and RLIMIT_CPU lets one run take every core until it
+# runs out.
+CONTROLLERS = ("memory", "pids", "cpu")
+CPU_PERIOD_US = 100_000
 # v1 only: CPU time is accounted by its own controller there (v2 has cpu.stat in every cgroup).
 V1_ACCOUNTING = ("cpuacct",)
 REMOVE_TIMEOUT_S = 2.0
@@ -34,7 +38,7 @@ class CgroupSupport:
 
     @property
     def ok(self) -> bool:
-        return any(c in self.parents for c in CONTROLLERS)
+        return all(c in self.parents for c in CONTROLLERS)
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ class CgroupStats:
 
 
 def detect() -> CgroupSupport:
-    """Find the memory and pids controllers this process could nest a cgroup under."""
+    """Find the memory, pids and cpu controllers this process could nest a cgroup under."""
     try:
         mounts = _cgroup_mounts()
         own = _own_cgroups()
@@ -71,7 +75,7 @@ def detect() -> CgroupSupport:
     wanted = (*CONTROLLERS, *V1_ACCOUNTING)
     parents = {c: _host_path(mounts[c], own[c]) for c in wanted if c in mounts and c in own}
     if not any(c in parents for c in CONTROLLERS):
-        return CgroupSupport(None, {}, f"{v2_detail}; no cgroup v1 memory or pids controller")
+        return CgroupSupport(None, {}, f"{v2_detail}; no cgroup v1 memory, pids or cpu controller")
     missing = [c for c in CONTROLLERS if c not in parents]
     detail = "cgroup v1 " + ", ".join(f"{c} at {p}" for c, p in parents.items())
     if missing:
@@ -89,9 +93,10 @@ class RunCgroup:
 
     @classmethod
     def create(
-        cls, support: CgroupSupport, name: str, *, memory_bytes: int, pids_max: int
+        cls, support: CgroupSupport, name: str, *, memory_bytes: int, pids_max: int, cpus: float
     ) -> RunCgroup:
-        """Create ``name`` under each parent and set the limits; OSError if the host refuses."""
+        """Create ``name`` under each parent and set the limits (``cpus``: CPU time per wall
+        second, 1.0 = one core); OSError if the host refuses."""
         assert support.version is not None
         if support.version == 2:
             parent = support.parents["memory"]
@@ -103,21 +108,26 @@ class RunCgroup:
         try:
             for path in set(dirs.values()):
                 path.mkdir()
-            cgroup._set_limits(memory_bytes, pids_max)
+            cgroup._set_limits(memory_bytes, pids_max, cpus)
         except OSError:
             cgroup.remove()
             raise
         return cgroup
 
-    def _set_limits(self, memory_bytes: int, pids_max: int) -> None:
-        memory, pids = self.dirs.get("memory"), self.dirs.get("pids")
+    def _set_limits(self, memory_bytes: int, pids_max: int, cpus: float) -> None:
+        memory, pids, cpu = self.dirs.get("memory"), self.dirs.get("pids"), self.dirs.get("cpu")
+        quota_us = max(1000, round(cpus * CPU_PERIOD_US))  # the kernel's minimum is 1 ms
         if self.version == 2:
             _write(memory / "memory.max", memory_bytes)
             # Swap would let the sandbox exceed memory.max without an OOM kill.
             if (memory / "memory.swap.max").exists():
                 _write(memory / "memory.swap.max", 0)
             _write(pids / "pids.max", pids_max)
+            _write(cpu / "cpu.max", f"{quota_us} {CPU_PERIOD_US}")
             return
+        if cpu is not None:
+            _write(cpu / "cpu.cfs_period_us", CPU_PERIOD_US)
+            _write(cpu / "cpu.cfs_quota_us", quota_us)
         if memory is not None:
             _write(memory / "memory.limit_in_bytes", memory_bytes)
             # memory+swap: same figure, so swap cannot extend the limit (must follow the above).
@@ -252,7 +262,8 @@ def _host_path(mount: tuple[str, Path], own_path: str) -> Path:
 def _enable_v2_controllers(parent: Path) -> None:
     # Fails with EBUSY when the parent holds processes itself (the "no internal processes" rule
     # of cgroup v2, for any non-root cgroup): the host then needs a delegated subtree for us.
-    wanted = [c for c in CONTROLLERS if c not in (parent / "cgroup.subtree_control").read_text()]
+    enabled = (parent / "cgroup.subtree_control").read_text().split()
+    wanted = [c for c in CONTROLLERS if c not in enabled]
     if wanted:
         _write(parent / "cgroup.subtree_control", " ".join(f"+{c}" for c in wanted))
 

@@ -241,13 +241,18 @@ def _check_full_sandbox(policy: Policy, uid: int) -> list[Check]:
 
 def _check_cgroups(uid: int) -> Check:
     support = cgroups.detect()
+    refused = "runs are refused (no memory, pids and cpu bound) unless SYSOPS_ALLOW_UNBOUNDED"
     if not support.ok:
-        return Check("cgroups", False, f"{support.detail}; memory and pids limits: rlimits only")
+        return Check("cgroups", False, f"{support.detail}; {refused}")
     name = f"sysops-probe-{os.getpid()}"
     try:
-        cgroup = cgroups.RunCgroup.create(support, name, memory_bytes=64 << 20, pids_max=64)
+        cgroup = cgroups.RunCgroup.create(
+            support, name, memory_bytes=64 << 20, pids_max=64, cpus=1.0
+        )
     except OSError as exc:
-        return Check("cgroups", False, f"{support.detail}; cannot create a run cgroup: {exc}")
+        return Check(
+            "cgroups", False, f"{support.detail}; cannot create a run cgroup: {exc}; {refused}"
+        )
     left = cgroup.remove()
     if left:
         return Check("cgroups", False, f"{support.detail}; probe cgroup not removed: {left}")

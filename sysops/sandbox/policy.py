@@ -34,10 +34,14 @@ class Policy:
     file_size_bytes: int = 64 << 20  # RLIMIT_FSIZE
     nofile: int = 1024  # RLIMIT_NOFILE
     tmpfs_bytes: int = 64 << 20  # size of each private tmpfs (/tmp, the cwd, and /dev/shm)
-    memory_bytes: int = 512 << 20  # cgroup memory limit where the host allows
-    pids_max: int = 128  # cgroup pids limit where the host allows
+    memory_bytes: int = 512 << 20  # cgroup memory limit
+    pids_max: int = 128  # cgroup pids limit
+    cpus: float = 1.0  # cgroup CPU bandwidth: CPU seconds per wall second (1.0 = one core)
     net_raw: bool = True  # keep CAP_NET_RAW inside (raw ICMP on the sandbox's own loopback)
     unsandboxed: bool = False  # development switch: rlimits only, no bwrap; results UNSANDBOXED
+    # Development switch: run even where the run's memory, pids and cpu cgroup cannot be made
+    # (rlimits only, which do not bound memfds, page cache or the cores used); results UNBOUNDED.
+    allow_unbounded: bool = False
     sandbox_uid: int | None = None  # host uid to run as (leased); None: start() leases one
 
 

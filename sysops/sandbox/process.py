@@ -31,6 +31,7 @@ MIB = 1 << 20
 # bubblewrap reports a command killed by signal n as exit status 128 + n, like a shell. The
 # worker's own exit statuses are small (0, 1, 2), so a status above 128 is read as a signal.
 SIGNAL_EXIT_BASE = 128
+NO_BOUND = "no memory, pids and cpu cgroup for the run"
 
 Stream = int | IO[Any] | None
 _CGROUP_SERIAL = itertools.count()
@@ -51,6 +52,7 @@ class Outcome:
     limits_hit: list[str] = field(default_factory=list)  # e.g. "RLIMIT_CPU 30 s"
     killed_by_caller: bool = False
     sandboxed: bool = True
+    bounded: bool = True  # False: no cgroup (memory, pids, cpu), by the development switch
     cpu_s: float | None = None  # CPU time of the whole run, from its cgroup where there is one
     memory_peak_bytes: int | None = None  # from the run's cgroup, where there is one
     notes: list[str] = field(default_factory=list)  # e.g. why there were no cgroup limits
@@ -75,6 +77,7 @@ class Outcome:
             "limits_hit": list(self.limits_hit),
             "killed_by_caller": self.killed_by_caller,
             "sandboxed": self.sandboxed,
+            "bounded": self.bounded,
             "cpu_s": self.cpu_s,
             "memory_peak_bytes": self.memory_peak_bytes,
             "notes": list(self.notes),
@@ -115,6 +118,11 @@ class SandboxProcess:
     @property
     def uid(self) -> int:
         return self._uid
+
+    @property
+    def bounded(self) -> bool:
+        """True when the run has its cgroup: memory, pids and cpu bound."""
+        return self._cgroup is not None
 
     @property
     def returncode(self) -> int | None:
@@ -180,6 +188,7 @@ class SandboxProcess:
             limits_hit=self._limits_hit(signum, cpu_s, stats),
             killed_by_caller=self._killed_by_caller,
             sandboxed=sandboxed,
+            bounded=self._cgroup is not None,
             cpu_s=cpu_s,
             memory_peak_bytes=stats.memory_peak_bytes,
             notes=list(self._notes),
@@ -428,20 +437,29 @@ def _check_readable_by_other(code_dir: Path, uid: int) -> None:
 def _create_cgroup(
     policy: Policy, uid: int, run_id: int | None, notes: list[str]
 ) -> RunCgroup | None:
+    """The run's cgroup, or None (noted UNBOUNDED) where the host cannot make one and the
+    policy allows that; otherwise SandboxRefused."""
     support = cached_cgroup_support()
-    if not support.ok:
-        notes.append(f"no cgroup limits: {support.detail}")
-        return None
     # Unique per start() even when one process retries the same run.
     label = run_id if run_id is not None else "adhoc"
     name = f"sysops-{label}-{uid}-{os.getpid()}-{next(_CGROUP_SERIAL)}"
-    try:
-        return RunCgroup.create(
-            support, name, memory_bytes=policy.memory_bytes, pids_max=policy.pids_max
-        )
-    except OSError as exc:
-        notes.append(f"no cgroup limits: creating {name} failed: {exc}")
-        return None
+    if not support.ok:
+        why = support.detail
+    else:
+        try:
+            return RunCgroup.create(
+                support,
+                name,
+                memory_bytes=policy.memory_bytes,
+                pids_max=policy.pids_max,
+                cpus=policy.cpus,
+            )
+        except OSError as exc:
+            why = f"creating {name} failed: {exc}"
+    if not policy.allow_unbounded:
+        raise SandboxRefused(f"{NO_BOUND}: {why}")
+    notes.append(f"UNBOUNDED: {NO_BOUND}: {why}")
+    return None
 
 
 def _unsandboxed_workdir(uid: int) -> Path:

@@ -45,6 +45,27 @@ def test_it_oom_kills_a_memory_hog_at_the_cgroup_limit(run_worker, policy, has_c
     assert run.outcome.describe() == "killed by SIGKILL: cgroup memory OOM kill (limit 96 MiB)"
 
 
+def test_it_oom_kills_memfds_that_rlimit_as_does_not_see(run_worker, policy, has_cgroups):
+    run = run_worker(
+        replace(policy, memory_bytes=96 * MIB, address_space_bytes=1 << 30), {"case": "memfd_hog"}
+    )
+
+    # 2 GiB in memfds under a 1 GiB RLIMIT_AS: only the memory cgroup stops it.
+    assert run.outcome.bounded
+    assert run.outcome.limits_hit == ["cgroup memory OOM kill (limit 96 MiB)"]
+    assert "fill memfds" not in run.rows()
+
+
+def test_it_bounds_the_cores_a_run_may_use(run_worker, policy, has_cgroups):
+    run = run_worker(replace(policy, cpus=0.25, cpu_s=10), {"case": "spin_cores", "sleep_s": 3})
+
+    # Several processes spinning for 3 s of wall time get a quarter of one core between them
+    # (unbounded, they would take every core: 2.0 here). Wide margin for a loaded host.
+    assert run.outcome.exit_code == 0, run.stderr
+    assert run.rows()["cores used"]["value"] < 0.45
+    assert run.outcome.cpu_s is not None and run.outcome.cpu_s < 0.45 * 3 + 0.5
+
+
 def test_it_refuses_memory_beyond_rlimit_as(run_worker, policy):
     run = run_worker(replace(policy, address_space_bytes=192 * MIB), {"case": "memory_hog"})
 

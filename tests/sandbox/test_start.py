@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from sysops import sandbox
-from sysops.sandbox import process, uids
+from sysops.sandbox import cgroups, process, uids
 
 REFUSAL = sandbox.HostReport(
     False, "cannot sandbox: namespaces: No permissions to create new namespace"
@@ -32,6 +32,35 @@ def test_it_runs_unsandboxed_only_when_asked(host_without_namespaces, policy, ru
     assert any(note.startswith("UNSANDBOXED") for note in run.outcome.notes)
     # Still never as root: the dedicated uid cannot read the host's /etc/shadow.
     assert run.errno_names() == {"read /etc/shadow": "EACCES"}
+
+
+@pytest.fixture
+def host_without_cgroups(monkeypatch):
+    support = cgroups.CgroupSupport(None, {}, "no cgroup v1 memory, pids or cpu controller")
+    monkeypatch.setattr(process, "cached_cgroup_support", lambda: support)
+
+
+def test_it_refuses_a_run_without_its_memory_pids_and_cpu_cgroup(
+    can_sandbox, host_without_cgroups, policy
+):
+    with pytest.raises(
+        sandbox.SandboxRefused,
+        match="no memory, pids and cpu cgroup for the run: no cgroup v1 memory, pids or cpu",
+    ):
+        sandbox.start(policy, sandbox.worker_command(policy))
+
+
+def test_it_runs_without_cgroups_only_when_asked_and_says_so(
+    host_without_cgroups, policy, run_worker
+):
+    run = run_worker(replace(policy, allow_unbounded=True), {"case": "sleep", "sleep_s": 0})
+
+    assert run.outcome.describe() == "exited with status 0"
+    assert not run.outcome.bounded
+    assert run.outcome.notes == [
+        "UNBOUNDED: no memory, pids and cpu cgroup for the run: "
+        "no cgroup v1 memory, pids or cpu controller"
+    ]
 
 
 def test_it_refuses_an_interpreter_the_sandbox_cannot_see(can_sandbox, policy):

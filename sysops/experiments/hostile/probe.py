@@ -26,6 +26,9 @@ from sysops.worker.emit import Emitter
 MIB = 1 << 20
 MEMORY_CHUNK_BYTES = 16 * MIB
 MEMORY_MAX_BYTES = 64 << 30
+MEMFD_MAX_BYTES = 2 << 30
+MEMFD_CHUNKS_EACH = 2  # 32 MiB per memfd, under the default RLIMIT_FSIZE
+SPIN_S = 3.0
 BIG_WRITE_BYTES = 10 * 10**9
 BIG_WRITE_PATH = "/tmp/file"
 WRITE_CHUNK_BYTES = 1 * MIB
@@ -302,6 +305,48 @@ def _legacy_abi(params: Mapping[str, Any], emit: Emitter) -> None:
     emit.result(rows)
 
 
+def _memfd_hog(params: Mapping[str, Any], emit: Emitter) -> None:
+    # memfd pages are shared memory, not address space: RLIMIT_AS does not see them. Many
+    # memfds, each under RLIMIT_FSIZE, as a hog that knows the limits would do.
+    chunk = b"\x01" * MEMORY_CHUNK_BYTES
+    held = 0
+    fds = []
+    try:
+        while held < MEMFD_MAX_BYTES:
+            fd = os.memfd_create("hog")
+            fds.append(fd)
+            for _ in range(MEMFD_CHUNKS_EACH):
+                held += os.write(fd, chunk)
+    except OSError as exc:
+        emit.result([_row("fill memfds", exc.errno, f"after {held // MIB} MiB")])
+        return
+    finally:
+        for fd in fds:
+            os.close(fd)
+    emit.result([_row("fill memfds", 0, f"{held // MIB} MiB held, no limit hit")])
+
+
+def _spin_cores(params: Mapping[str, Any], emit: Emitter) -> None:
+    """Spin on every core for ``spin_s`` of wall time; report the cores' worth of CPU used."""
+    spin_s = float(params.get("sleep_s") or SPIN_S)
+    children = []
+    for _ in range(max(2, 2 * (os.cpu_count() or 1))):
+        pid = os.fork()
+        if pid == 0:
+            deadline = time.monotonic() + spin_s
+            while time.monotonic() < deadline:
+                pass
+            os._exit(0)
+        children.append(pid)
+    for pid in children:
+        os.waitpid(pid, 0)
+    times = os.times()
+    cores = (times.children_user + times.children_system) / spin_s
+    emit.result(
+        [{"metric": "cores used", "value": round(cores, 3), "unit": "cores", "note": "spinning"}]
+    )
+
+
 CASES: dict[str, Callable[[Mapping[str, Any], Emitter], None]] = {
     "fork_bomb": _fork_bomb,
     "memory_hog": _memory_hog,
@@ -318,4 +363,6 @@ CASES: dict[str, Callable[[Mapping[str, Any], Emitter], None]] = {
     "io_uring": _io_uring,
     "socket_families": _socket_families,
     "legacy_abi": _legacy_abi,
+    "memfd_hog": _memfd_hog,
+    "spin_cores": _spin_cores,
 }

@@ -22,6 +22,8 @@ CASES = [
     "io_uring",
     "socket_families",
     "legacy_abi",
+    "memfd_hog",
+    "spin_cores",
 ]
 
 
