@@ -264,7 +264,10 @@ class _Passes:
         progress: tuple[float, float],
         traced: bool = False,
     ) -> _PassResult:
-        capture = TraceCapture(self.work_dir) if traced else None
+        owner_uid = self.policy.sandbox_uid
+        if owner_uid is None:
+            owner_uid = os.geteuid()
+        capture = TraceCapture(self.work_dir, owner_uid=owner_uid) if traced else None
         try:
             return self._run(params, label, progress, capture)
         finally:

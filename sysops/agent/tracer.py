@@ -1,9 +1,13 @@
 """strace around the sandbox: a FIFO that a thread of its own drains, parses and filters.
 
 strace runs outside the sandbox (it wraps bubblewrap) as the sandbox uid and writes its text to
-the FIFO; the thread keeps the pipe empty however slowly the rest of the runner goes, so a
-tracee is never blocked by a slow database or browser. Parsed events that belong to the
-experiment (between the worker's markers) wait in a queue for the runner's next flush.
+the FIFO, which only that uid (and the root runner) can reach: its path shows in strace's command
+line, so a world-writable FIFO would let any local user write fake syscalls into a stored trace.
+An inherited pipe (``-o /proc/self/fd/N``) would have no path, but strace cannot close it before
+it execs bubblewrap, so the worker would inherit it and could write to it itself. The thread
+keeps the pipe empty however slowly the rest of the runner goes, so a tracee is never blocked
+by a slow database or browser. Parsed events that belong to the experiment (between the
+worker's markers) wait in a queue for the runner's next flush.
 """
 
 from __future__ import annotations
@@ -29,13 +33,15 @@ STRING_BYTES = 64
 
 
 class TraceCapture:
-    def __init__(self, parent_dir: Path) -> None:
+    def __init__(self, parent_dir: Path, *, owner_uid: int) -> None:
+        """``owner_uid``: the uid strace runs as (the run's sandbox uid)."""
         self._dir = Path(tempfile.mkdtemp(prefix="sysops-trace-", dir=parent_dir))
-        # The tracer runs as the sandbox uid: it may open the FIFO, nobody may list the dir.
-        os.chmod(self._dir, 0o711)
         self.fifo = self._dir / f"{os.urandom(8).hex()}.strace"
-        os.mkfifo(self.fifo, 0o622)
-        os.chmod(self.fifo, 0o622)
+        os.mkfifo(self.fifo, 0o600)
+        os.chmod(self._dir, 0o700)
+        if owner_uid != os.geteuid():
+            os.chown(self.fifo, owner_uid, owner_uid)
+            os.chown(self._dir, owner_uid, owner_uid)
         # Read-write: opening never blocks, and the pipe never reports EOF while strace starts.
         self._fd = os.open(self.fifo, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         self._events: queue.SimpleQueue[list[TraceEvent]] = queue.SimpleQueue()

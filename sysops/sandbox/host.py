@@ -283,7 +283,12 @@ def _check_strace(uid: int) -> Check:
         return Check("strace", False, f"strace not usable: {exc}")
     if traced.returncode != 0:
         return Check("strace", False, f"{version}; tracing failed: {_clip(traced.stderr)}")
-    return Check("strace", True, f"{version}; traced /usr/bin/true as uid {uid}")
+    return Check(
+        "strace",
+        True,
+        f"{version}; traced /usr/bin/true as uid {uid}; traces go through a FIFO only the "
+        "run's uid can open (0600 in a 0700 directory)",
+    )
 
 
 def _uid_args(uid: int) -> dict[str, int | None]:

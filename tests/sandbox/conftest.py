@@ -4,8 +4,8 @@ sandbox layer the way the runner does, without the web side."""
 from __future__ import annotations
 
 import itertools
-import os
 import json
+import os
 import shutil
 import subprocess
 import tempfile
