@@ -143,6 +143,8 @@ SYSOPS_ALLOW_UNBOUNDED = _env_bool("SYSOPS_ALLOW_UNBOUNDED")
 SYSOPS_RUN_CPUS = float(os.environ.get("SYSOPS_RUN_CPUS", "1"))
 SYSOPS_TEST_EXPERIMENTS = _env_bool("SYSOPS_TEST_EXPERIMENTS")
 SYSOPS_OUTPUT_CAP_BYTES = int(os.environ.get("SYSOPS_OUTPUT_CAP_BYTES", 16 << 20))
+# Worker events per pass, as well as bytes: many tiny events cost the runner per event.
+SYSOPS_MAX_EVENTS = int(os.environ.get("SYSOPS_MAX_EVENTS", 500_000))
 SYSOPS_TRACE_MAX_EVENTS = int(os.environ.get("SYSOPS_TRACE_MAX_EVENTS", 1_000_000))
 SYSOPS_RUN_DIR = Path(os.environ.get("SYSOPS_RUN_DIR", "/tmp"))
 

@@ -18,6 +18,10 @@ Publish = Callable[[str, dict[str, Any]], None]
 FLUSH_INTERVAL_S = 0.1
 HEARTBEAT_INTERVAL_S = 2.0
 MAX_LOG_CHARS = 4000
+# A run keeps at most this many result rows and log lines: whatever a worker sends, its page
+# renders in bounded time. Past a cap, one line says what was dropped.
+MAX_RESULT_ROWS = 500
+MAX_LOG_LINES = 10_000
 # A live batch carries at most this many trace lines (the newest); the rest are stored, counted
 # and downloadable, so a fast trace never makes the server fall behind or flood a browser.
 LIVE_TRACE_LINES = 200
@@ -38,6 +42,8 @@ class RunRecorder:
         self._summary = Summary()
         self._summary_sent = 0.0
         self.trace_total = 0
+        self._log_lines = 0
+        self._rows_dropped = 0
 
     # --- collecting -------------------------------------------------------------------------
     def on_event(self, event: dict[str, Any]) -> None:
@@ -52,8 +58,7 @@ class RunRecorder:
             self.run.phase = str(event.get("name", ""))[:64]
             self._changed.add("phase")
         elif kind == "result":
-            self.run.results = [*self.run.results, *event["rows"]]
-            self._changed.add("results")
+            self._add_rows(event["rows"])
         elif kind == "hello":
             self.run.host = Host.for_fingerprint(event["host"])
             self._changed.add("host")
@@ -62,9 +67,29 @@ class RunRecorder:
         elif kind == "error":
             self.log(str(event.get("message", "")), level=RunLog.Level.ERROR)
 
+    def _add_rows(self, rows: list[dict[str, Any]]) -> None:
+        room = MAX_RESULT_ROWS - len(self.run.results)
+        if room > 0 and rows:
+            self.run.results.extend(rows[:room])  # in place: no list rebuilt per event
+            self._changed.add("results")
+        if len(rows) > room:
+            if not self._rows_dropped:
+                self.log(
+                    f"more than {MAX_RESULT_ROWS} result rows: the rest are dropped",
+                    level=RunLog.Level.ERROR,
+                    source="runner",
+                )
+            self._rows_dropped += len(rows) - max(0, room)
+
     def log(self, message: str, *, level: str = RunLog.Level.INFO, source: str = "worker") -> None:
         if level not in RunLog.Level.values:
             level = RunLog.Level.INFO
+        self._log_lines += 1
+        if self._log_lines > MAX_LOG_LINES:
+            return
+        if self._log_lines == MAX_LOG_LINES:
+            level, source = RunLog.Level.ERROR, "runner"
+            message = f"more than {MAX_LOG_LINES} log lines: the rest are not kept"
         self._logs.append(
             RunLog(run=self.run, seq=0, level=level, source=source, message=message[:MAX_LOG_CHARS])
         )
@@ -166,7 +191,9 @@ class RunRecorder:
             "logs": [{"level": e.level, "source": e.source, "message": e.message} for e in logs],
             "status_changed": "status" in changed,
         }
-        if "results" in changed or "status" in changed:
+        # The table arrives once, with the final status: re-sending every row on each change
+        # would cost the runner and every viewer the square of the row count.
+        if "status" in changed:
             message["results"] = run.results
         if "host" in changed and run.host is not None:
             message["host"] = run.host.fingerprint

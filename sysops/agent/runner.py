@@ -24,12 +24,13 @@ from django.conf import settings
 
 from sysops import sandbox
 from sysops.agent.events import BadLine, LineSplitter, parse_line
-from sysops.agent.recorder import Publish, RunRecorder
+from sysops.agent.recorder import MAX_RESULT_ROWS, Publish, RunRecorder
 from sysops.agent.tracer import TraceCapture
 from sysops.experiments import registry
 from sysops.models import Run, RunLog
 
 STDERR_CAP_BYTES = 64 << 10
+BAD_LINES_LOGGED = 100
 READ_CHUNK_BYTES = 64 << 10
 
 
@@ -345,6 +346,7 @@ class _PassState:
         self.done = False
         self.work_ns: int | None = None
         self.results: list[dict[str, Any]] = []
+        self.bad_lines = 0
 
     def on_event(self, event: dict[str, Any]) -> None:
         kind = event["type"]
@@ -354,7 +356,7 @@ class _PassState:
             self.done = True
             self.work_ns = event.get("work_ns")
         elif kind == "result":
-            self.results += event["rows"]
+            self.results.extend(event["rows"][: max(0, MAX_RESULT_ROWS - len(self.results))])
         if kind == "progress":
             message = str(event.get("message", ""))
             event = {
@@ -383,8 +385,10 @@ def _pump(
     recorder = state.recorder
     deadline = time.monotonic() + policy.wall_s
     output_cap = settings.SYSOPS_OUTPUT_CAP_BYTES
+    event_cap = settings.SYSOPS_MAX_EVENTS
     trace_cap = settings.SYSOPS_TRACE_MAX_EVENTS
     total_bytes = 0
+    event_lines = 0
     stderr_bytes = 0
     events, stderr = LineSplitter(), LineSplitter()
     sel = selectors.DefaultSelector()
@@ -405,7 +409,9 @@ def _pump(
                 lines = splitter.feed(data)
             for line in lines:
                 if splitter is events:
-                    _on_event_line(state, line)
+                    event_lines += 1
+                    if event_lines <= event_cap:
+                        _on_event_line(state, line)
                 elif stderr_bytes < STDERR_CAP_BYTES:
                     stderr_bytes += len(line)
                     recorder.log(line.decode("utf-8", "replace"), level="warning", source="stderr")
@@ -415,6 +421,8 @@ def _pump(
                 return _Stop(Run.Status.FAILED, f"the cap of {trace_cap:,} trace events reached")
         if total_bytes > output_cap:
             return _Stop(Run.Status.FAILED, f"output cap of {output_cap} bytes exceeded")
+        if event_lines > event_cap:
+            return _Stop(Run.Status.FAILED, f"event cap of {event_cap:,} events exceeded")
         if time.monotonic() >= deadline:
             return _Stop(Run.Status.TIMED_OUT, f"wall-clock limit of {policy.wall_s:g} s reached")
         if recorder.due() and recorder.flush():
@@ -425,7 +433,13 @@ def _pump(
 def _on_event_line(state: _PassState, line: bytes) -> None:
     event = parse_line(line)
     if isinstance(event, BadLine):
-        state.recorder.log(f"{event.reason}: {event.excerpt}", level="error", source="runner")
+        state.bad_lines += 1
+        if state.bad_lines <= BAD_LINES_LOGGED:
+            message = f"{event.reason}: {event.excerpt}"
+            state.recorder.log(message, level="error", source="runner")
+        elif state.bad_lines == BAD_LINES_LOGGED + 1:
+            message = f"more than {BAD_LINES_LOGGED} bad event lines: the rest are not logged"
+            state.recorder.log(message, level="error", source="runner")
     else:
         state.on_event(event)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import fcntl
+import json
 import os
 import platform
 import signal
@@ -29,6 +30,8 @@ MEMORY_MAX_BYTES = 64 << 30
 MEMFD_MAX_BYTES = 2 << 30
 MEMFD_CHUNKS_EACH = 2  # 32 MiB per memfd, under the default RLIMIT_FSIZE
 SPIN_S = 3.0
+FLOOD_EVENTS = 800_000
+DEEP_NESTING = 200_000
 BIG_WRITE_BYTES = 10 * 10**9
 BIG_WRITE_PATH = "/tmp/file"
 WRITE_CHUNK_BYTES = 1 * MIB
@@ -347,6 +350,34 @@ def _spin_cores(params: Mapping[str, Any], emit: Emitter) -> None:
     )
 
 
+def _event_flood(params: Mapping[str, Any], emit: Emitter) -> None:
+    """Many tiny result events, each with one row: the runner must stay linear and bounded."""
+    line = b'{"type":"result","rows":[{"metric":"m","value":1}]}\n' * 1000
+    for _ in range(int(params.get("count") or FLOOD_EVENTS) // 1000):
+        os.write(emit.fd, line)
+    emit.result([_row("after the flood", 0)])
+
+
+def _bad_events(params: Mapping[str, Any], emit: Emitter) -> None:
+    """Lines the runner must record as bad, not crash on, and store nothing unrenderable from."""
+    deep = b"[" * DEEP_NESTING + b"]" * DEEP_NESTING
+    forged_hello = {"type": "hello", "host": {"hostname": ["x"], "mitigations": [[1, 2, 3]]}}
+    partial_hello = {"type": "hello", "host": {"hostname": "forged", "cores": {"online": 2}}}
+    lines = [
+        deep,
+        b'{"type": "result", "rows": ' + deep + b"}",
+        json.dumps(forged_hello).encode(),
+        json.dumps(partial_hello).encode(),
+        b'{"type": "result", "rows": ["not a row", 1, null]}',
+        b'{"type": "result", "rows": [{"metric": "m", "dist": [1, 2, 3]}]}',
+        b'{"type": "sample", "series": "s", "x": NaN, "y": 1}',
+        b'{"type": "log", "message": "nul \\u0000 and lone \\ud800 surrogate"}',
+        b"\xff\xfe not utf-8",
+    ]
+    os.write(emit.fd, b"\n".join(lines) + b"\n")
+    emit.result([_row("after the bad lines", 0)])
+
+
 CASES: dict[str, Callable[[Mapping[str, Any], Emitter], None]] = {
     "fork_bomb": _fork_bomb,
     "memory_hog": _memory_hog,
@@ -365,4 +396,6 @@ CASES: dict[str, Callable[[Mapping[str, Any], Emitter], None]] = {
     "legacy_abi": _legacy_abi,
     "memfd_hog": _memfd_hog,
     "spin_cores": _spin_cores,
+    "event_flood": _event_flood,
+    "bad_events": _bad_events,
 }

@@ -24,6 +24,8 @@ CASES = [
     "legacy_abi",
     "memfd_hog",
     "spin_cores",
+    "event_flood",
+    "bad_events",
 ]
 
 
@@ -31,6 +33,7 @@ class HostileForm(ExperimentForm):
     case = forms.ChoiceField(choices=[(c, c) for c in CASES])
     sleep_s = forms.FloatField(min_value=0, max_value=60, initial=0, required=False)
     path = forms.CharField(max_length=4096, required=False)
+    count = forms.IntegerField(min_value=0, max_value=2_000_000, required=False)
     wall_s = forms.FloatField(min_value=1, max_value=60, initial=20)
     cpu_s = forms.IntegerField(min_value=1, max_value=30, initial=2)
 
