@@ -25,6 +25,7 @@ from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from sysops import sandbox
+from sysops.agent import rundirs
 from sysops.live import status_messages
 from sysops.models import Run
 
@@ -168,10 +169,13 @@ class Agent:
 
     def recover_stale(self) -> list[int]:
         """Finish runs left `running` by a runner that is gone, and remove what such runners left
-        on this host (their cgroups). Returns the runs it finished."""
+        on this host (their cgroups, their work directories). Returns the runs it finished."""
         swept = sandbox.sweep_orphaned_cgroups()
         if swept:
             log.info("removed cgroups of dead runners: %s", ", ".join(swept))
+        swept = rundirs.sweep_stale(settings.SYSOPS_RUN_DIR)
+        if swept:
+            log.info("removed work directories of dead runners: %s", ", ".join(swept))
         now = timezone.now()
         finished = []
         for run in Run.objects.filter(status=Run.Status.RUNNING).only(

@@ -14,7 +14,6 @@ import selectors
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 from django.conf import settings
 
 from sysops import sandbox
+from sysops.agent import rundirs
 from sysops.agent.events import BadLine, LineSplitter, parse_line
 from sysops.agent.recorder import MAX_RESULT_ROWS, Publish, RunRecorder
 from sysops.agent.tracer import TraceCapture
@@ -92,9 +92,8 @@ def _execute(run: Run, recorder: RunRecorder) -> None:
 
     _check_bounds(run, recorder, report)
     lease = _lease_uid(run)
-    work_dir = Path(tempfile.mkdtemp(prefix=f"sysops-run-{run.pk}-", dir=settings.SYSOPS_RUN_DIR))
+    work_dir = rundirs.make(settings.SYSOPS_RUN_DIR, run.pk)
     try:
-        os.chmod(work_dir, 0o755)
         code_dir = work_dir / "code"
         code_dir.mkdir(mode=0o755)
         sandbox.stage_code(code_dir)
