@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from sysops import sandbox
+from sysops.agent.recorder import MAX_LOG_LINES, MAX_RESULT_ROWS
 from sysops.experiments import registry
 from sysops.models import Run, RunLog, SampleChunk, TraceChunk
 from sysops.worker.fingerprint import fingerprint
@@ -32,10 +33,19 @@ class SandboxStatus:
     report: sandbox.HostReport
     refused: str  # why every run would be refused; "" when runs go ahead
     warnings: list[str]  # development switches in effect
+    visible_inside: tuple[str, ...] = sandbox.VISIBLE_INSIDE
 
     @property
     def checks(self) -> list[sandbox.Check]:
         return self.report.checks
+
+    @property
+    def output_limits(self) -> str:
+        return (
+            f"worker output per pass: {settings.SYSOPS_OUTPUT_CAP_BYTES:,} bytes and "
+            f"{settings.SYSOPS_MAX_EVENTS:,} events; per run: {MAX_RESULT_ROWS} result rows and "
+            f"{MAX_LOG_LINES:,} log lines; every event checked against its schema"
+        )
 
 
 def sandbox_report() -> SandboxStatus:

@@ -2,6 +2,8 @@
 stays linear and bounded (caps by count, rows appended in place), survives bad lines, stores
 only what validates, and the run page renders."""
 
+import socket
+
 import pytest
 
 from sysops.agent.recorder import MAX_RESULT_ROWS
@@ -62,6 +64,8 @@ def test_bad_lines_are_errors_of_the_run_and_the_page_renders(client):
     # The partial fingerprint was stored with every field, so the page's lookups resolve.
     assert run.host is not None
     assert run.host.fingerprint["cores"] == {"online": 2, "usable": None}
+    # Whatever the worker says, the host is the one its runner ran on.
+    assert run.host.fingerprint["hostname"] == socket.gethostname()
     page = client.get(f"/runs/{run.pk}/")
     assert page.status_code == 200
     assert client.get("/").status_code == 200

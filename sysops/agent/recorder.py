@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -60,7 +61,9 @@ class RunRecorder:
         elif kind == "result":
             self._add_rows(event["rows"])
         elif kind == "hello":
-            self.run.host = Host.for_fingerprint(event["host"])
+            # The sandbox has a hostname of its own: the host is the one this runner runs on.
+            fingerprint = {**event["host"], "hostname": socket.gethostname()}
+            self.run.host = Host.for_fingerprint(fingerprint)
             self._changed.add("host")
         elif kind == "log":
             self.log(str(event.get("message", "")), level=str(event.get("level", "info")))

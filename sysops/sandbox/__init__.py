@@ -7,7 +7,7 @@ Sandbox-side support code: imports nothing from Django. The runner calls, in ord
 ``wait_until_deadline``, ``outcome()`` and always ``cleanup()``.
 """
 
-from sysops.sandbox.bwrap import bwrap_argv
+from sysops.sandbox.bwrap import VISIBLE_INSIDE, bwrap_argv
 from sysops.sandbox.cgroups import sweep_orphans
 from sysops.sandbox.host import Check, HostReport, cached_host_report, probe_host
 from sysops.sandbox.policy import Policy, worker_command
@@ -44,6 +44,7 @@ __all__ = [
     "SandboxRefused",
     "UidLease",
     "UidUnavailable",
+    "VISIBLE_INSIDE",
     "bwrap_argv",
     "cached_host_report",
     "lease_uid",

@@ -6,6 +6,8 @@ caller adds rlimits, a dedicated host uid, cgroups and the wall-clock limit (see
 
 from __future__ import annotations
 
+import os
+
 from sysops.sandbox.policy import CODE_MOUNT, Policy
 
 BWRAP = "/usr/bin/bwrap"
@@ -17,6 +19,19 @@ SYSTEM_SYMLINKS = {"/lib": "usr/lib", "/lib64": "usr/lib64", "/bin": "usr/bin", 
 # host may not have them.
 SYSFS_RO_TRY = ("/sys/devices/system/cpu", "/sys/devices/system/clocksource")
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
+SANDBOX_HOSTNAME = "sandbox"
+# Host-wide files of /proc that name the host's other processes or its boot configuration
+# (Docker masks the same ones): bound over with an empty file.
+PROC_MASKED = ("/proc/cmdline", "/proc/sched_debug", "/proc/timer_list", "/proc/kcore")
+# What a sandboxed process can still read about the host, for the dashboard: these are not
+# namespaced by the kernel, and the host fingerprint needs the first two.
+VISIBLE_INSIDE = (
+    "the kernel version and build (uname, /proc/version)",
+    "the CPU model, flags, frequency and vulnerabilities (/proc/cpuinfo, /sys/devices/system/cpu)",
+    "host-wide load and memory figures (/proc/loadavg, /proc/stat, /proc/meminfo, uptime)",
+    "the clocksource (/sys/devices/system/clocksource)",
+    "the path the code was staged at, in /proc/self/mountinfo",
+)
 
 
 def bwrap_argv(policy: Policy, command: list[str], *, seccomp_fd: int) -> list[str]:
@@ -28,9 +43,11 @@ def bwrap_argv(policy: Policy, command: list[str], *, seccomp_fd: int) -> list[s
         "--unshare-pid",
         "--unshare-net",  # a new netns holds only loopback: nothing leaves the machine
         "--unshare-ipc",
-        # A private UTS namespace but no --hostname: it starts as a copy of the host's, and the
-        # worker's fingerprint reports the host name so results can be told apart by host.
+        # A private UTS namespace with a name of its own: the host's is not the sandbox's
+        # business (the runner records which host a run ran on).
         "--unshare-uts",
+        "--hostname",
+        SANDBOX_HOSTNAME,
         "--unshare-cgroup-try",
     ]
     if policy.net_raw:
@@ -41,12 +58,18 @@ def bwrap_argv(policy: Policy, command: list[str], *, seccomp_fd: int) -> list[s
         # capability is dropped and the seccomp filter denies mount and new namespaces, so this
         # root owns nothing but its own loopback.
         argv += ["--uid", "0", "--gid", "0"]
-    argv += ["--ro-bind", "/usr", "/usr"]
+    # /usr/local holds the host's own installs and their configuration (pip, npm): hidden
+    # behind an empty tmpfs, read-only below.
+    argv += ["--ro-bind", "/usr", "/usr", "--size", "4096", "--tmpfs", "/usr/local"]
     for link, target in SYSTEM_SYMLINKS.items():
         argv += ["--symlink", target, link]
+    argv += ["--proc", "/proc"]
+    # bubblewrap cannot create a file in procfs: mask only what this kernel has (the sandbox's
+    # /proc shows the same kernel's files as the host's).
+    for path in PROC_MASKED:
+        if os.path.exists(path):
+            argv += ["--ro-bind", "/dev/null", path]
     argv += [
-        "--proc",
-        "/proc",
         "--dev",
         "/dev",
         "--size",
@@ -70,6 +93,8 @@ def bwrap_argv(policy: Policy, command: list[str], *, seccomp_fd: int) -> list[s
         # two sized tmpfs above.
         "--remount-ro",
         "/dev",
+        "--remount-ro",
+        "/usr/local",
         "--remount-ro",
         "/",
         "--chdir",

@@ -25,6 +25,7 @@ from sysops.sandbox.stage import untraversable_ancestors
 
 # Only these host directories exist inside the sandbox (see bwrap.py).
 VISIBLE_INTERPRETER_PREFIXES = ("/usr/", "/bin/", "/sbin/", "/lib/", "/lib64/")
+HIDDEN_INTERPRETER_PREFIXES = ("/usr/local/",)
 LEFTOVER_TIMEOUT_S = 3.0
 ERROR_PIPE_READ_BYTES = 4096
 MIB = 1 << 20
@@ -307,9 +308,12 @@ def start(
         report = cached_host_report()
         if not report.can_sandbox:
             raise SandboxRefused(report.reason)
-        if not policy.python.startswith(VISIBLE_INTERPRETER_PREFIXES):
+        if not policy.python.startswith(VISIBLE_INTERPRETER_PREFIXES) or (
+            policy.python.startswith(HIDDEN_INTERPRETER_PREFIXES)
+        ):
             raise SandboxRefused(
-                f"interpreter {policy.python} is not visible inside the sandbox (only /usr is)"
+                f"interpreter {policy.python} is not visible inside the sandbox "
+                "(only /usr is, without /usr/local)"
             )
 
     lease = None

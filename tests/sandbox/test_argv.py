@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from sysops import sandbox
+from sysops.sandbox import bwrap
 
 REPO_DIR = Path(__file__).resolve().parents[2]
 STAGED = Path("/tmp/sysops-run-1/code")
@@ -81,8 +82,22 @@ def test_it_sizes_every_tmpfs():
     args = argv(tmpfs_bytes=1234)
     tmpfs_at = [i for i, arg in enumerate(args) if arg == "--tmpfs"]
 
-    assert {args[i + 1] for i in tmpfs_at} == {"/tmp", "/dev/shm"}
-    assert all(args[i - 2 : i] == ["--size", "1234"] for i in tmpfs_at)
+    sizes = {args[i + 1]: args[i - 2 : i] for i in tmpfs_at}
+    assert sizes == {
+        "/tmp": ["--size", "1234"],
+        "/dev/shm": ["--size", "1234"],
+        "/usr/local": ["--size", "4096"],  # empty, hiding the host's; read-only below
+    }
+
+
+def test_it_names_the_sandbox_and_masks_host_wide_proc_files():
+    args = argv()
+
+    assert option_values(args, "--hostname") == ["sandbox"]
+    masked = [c for a, b, c in zip(args, args[1:], args[2:], strict=False) if b == "/dev/null"]
+    assert "/proc/cmdline" in masked
+    assert {path for path in bwrap.PROC_MASKED if Path(path).exists()} <= set(masked)
+    assert args.index("--proc") < args.index("/proc/cmdline")
 
 
 def test_it_clears_the_environment_before_setting_it():
@@ -124,7 +139,7 @@ def test_it_works_in_tmp_and_makes_the_rest_read_only():
     args = argv()
 
     assert option_values(args, "--chdir") == ["/tmp"]
-    assert set(option_values(args, "--remount-ro")) == {"/", "/dev"}
+    assert set(option_values(args, "--remount-ro")) == {"/", "/dev", "/usr/local"}
 
 
 def test_the_worker_command_finds_the_staged_code():

@@ -204,6 +204,19 @@ def test_it_denies_legacy_personalities_and_modify_ldt(run_worker, policy):
     assert run.errno_names() == expected
 
 
+def test_it_shows_little_of_the_host(run_worker, policy):
+    run = run_worker(policy, {"case": "host_view"})
+
+    rows = run.rows()
+    assert rows["hostname"]["note"] == "sandbox"
+    assert rows["/usr/local"]["value"] == 0  # the host's pip and npm configuration live there
+    assert rows["write /usr/local/planted"]["note"].split()[0] == "EROFS"
+    for path in ("/proc/cmdline", "/proc/sched_debug", "/proc/timer_list"):
+        # Masked (a device node on procfs, which is nodev: EACCES), or absent on this kernel.
+        seen = rows[path]
+        assert seen["note"] in ("EACCES", "ENOENT") or seen["value"] == 0, (path, seen)
+
+
 def test_it_keeps_kill_minus_one_inside_the_sandbox(run_worker, policy):
     bystander = subprocess.Popen(["sleep", "60"])
     try:

@@ -378,6 +378,37 @@ def _bad_events(params: Mapping[str, Any], emit: Emitter) -> None:
     emit.result([_row("after the bad lines", 0)])
 
 
+def _host_view(params: Mapping[str, Any], emit: Emitter) -> None:
+    """What of the host the sandbox shows: each row's note is what was seen."""
+    rows = [{"metric": "hostname", "value": 0, "unit": "", "note": os.uname().nodename}]
+    try:
+        local = sorted(os.listdir("/usr/local"))
+        rows.append(
+            {
+                "metric": "/usr/local",
+                "value": len(local),
+                "unit": "entries",
+                "note": " ".join(local),
+            }
+        )
+    except OSError as exc:
+        rows.append(_row("/usr/local", exc.errno))
+    for path in ("/proc/cmdline", "/proc/sched_debug", "/proc/timer_list"):
+        try:
+            with open(path, "rb") as f:
+                size = len(f.read(1 << 20))
+            rows.append({"metric": path, "value": size, "unit": "bytes", "note": "read"})
+        except OSError as exc:
+            rows.append(_row(path, exc.errno))
+    try:
+        with open("/usr/local/planted", "w") as f:
+            f.write("x")
+        rows.append(_row("write /usr/local/planted", 0))
+    except OSError as exc:
+        rows.append(_row("write /usr/local/planted", exc.errno))
+    emit.result(rows)
+
+
 CASES: dict[str, Callable[[Mapping[str, Any], Emitter], None]] = {
     "fork_bomb": _fork_bomb,
     "memory_hog": _memory_hog,
@@ -398,4 +429,5 @@ CASES: dict[str, Callable[[Mapping[str, Any], Emitter], None]] = {
     "spin_cores": _spin_cores,
     "event_flood": _event_flood,
     "bad_events": _bad_events,
+    "host_view": _host_view,
 }

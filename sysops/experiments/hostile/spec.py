@@ -26,6 +26,7 @@ CASES = [
     "spin_cores",
     "event_flood",
     "bad_events",
+    "host_view",
 ]
 
 
