@@ -41,7 +41,8 @@ def test_syscall_cost_native_is_cheaper_than_python():
     for row in rows.values():
         assert row["unit"] == "ns/call"
         assert row["dist"]["n"] == 8
-        assert row["dist"]["min"] <= row["dist"]["median"] <= row["dist"]["p99"]
+        assert row["dist"]["min"] <= row["dist"]["median"] <= row["dist"]["max"]
+        assert row["dist"]["p99"] is None  # 8 samples cannot tell a p99 from the maximum
     # The host it ran on, as the worker saw it from inside the sandbox.
     assert run.host is not None and run.host.fingerprint["kernel"]
     # Every sample persisted and published: 8 repetitions x 3 layers.
