@@ -74,3 +74,19 @@ def test_bad_input_is_an_error_next_to_its_field(client, field, value, message):
     page = response.content.decode()
     assert f'id="error-{field}"' in page and message in page
     assert not Run.objects.exists()
+
+
+def test_the_dashboard_states_what_the_sandbox_filter_adds_to_every_syscall(client):
+    page = client.get("/").content.decode()
+    assert 'id="filter-cost"' in page
+    assert "seccomp filter (" in page and "to every syscall here" in page
+    assert 'href="/experiments/seccomp-cost/"' in page
+
+
+def test_the_sandbox_filter_cost_is_measured_with_the_real_program():
+    from sysops.sandbox.filter_cost import measure
+    from sysops.sandbox.seccomp import seccomp_program
+
+    cost = measure(iterations=5_000, repetitions=3)
+    assert cost.instructions == len(seccomp_program()) // 8
+    assert cost.unfiltered_ns > 0 and cost.filtered_ns > 0
