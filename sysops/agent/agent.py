@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from sysops import sandbox
@@ -156,14 +156,8 @@ class Agent:
             )
             if run_id is None:
                 return None
-            now = timezone.now()
-            claimed = Run.objects.filter(pk=run_id, status=Run.Status.QUEUED).update(
-                status=Run.Status.RUNNING,
-                claimed_by=self.agent_id,
-                started_at=now,
-                heartbeat_at=now,
-            )
-            if claimed:  # 0 rows: another agent (or a cancel) got there first; try the next
+            # False: another agent (or a cancel) got there first; try the next.
+            if Run.objects.claim(run_id, by=self.agent_id):
                 return run_id
 
     def recover_stale(self) -> list[int]:
@@ -186,11 +180,8 @@ class Agent:
                 reason = f"runner silent for over {STALE_HEARTBEAT_S:g} s; finished by the agent"
             else:
                 continue
-            with transaction.atomic():
-                if Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(
-                    status=Run.Status.FAILED, reason=reason, finished_at=now
-                ):
-                    finished.append(run.pk)
+            if Run.objects.finish(run.pk, Run.Status.FAILED, reason):
+                finished.append(run.pk)
         return finished
 
     async def _announce(self, run_id: int) -> None:
@@ -251,11 +242,7 @@ class Agent:
 
     def _fail_if_unfinished(self, run_id: int, code: int | None) -> bool:
         reason = f"runner exited with status {code} before finishing the run"
-        return bool(
-            Run.objects.filter(pk=run_id, status=Run.Status.RUNNING).update(
-                status=Run.Status.FAILED, reason=reason, finished_at=timezone.now()
-            )
-        )
+        return Run.objects.finish(run_id, Run.Status.FAILED, reason)
 
 
 def _with_fresh_connection(fn: Callable[..., T], *args: Any) -> T:

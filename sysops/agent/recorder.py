@@ -37,6 +37,7 @@ class RunRecorder:
         self._trace_pending: list[dict[str, Any]] = []
         self._summary = Summary()
         self._summary_sent = 0.0
+        self._status_changed = False
         self.trace_total = 0
 
     # --- collecting -------------------------------------------------------------------------
@@ -89,7 +90,13 @@ class RunRecorder:
         return time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S
 
     def pending(self) -> bool:
-        return bool(self._samples or self._logs or self._changed or self._trace_pending)
+        return bool(
+            self._samples
+            or self._logs
+            or self._changed
+            or self._trace_pending
+            or self._status_changed
+        )
 
     def flush(self, *, force: bool = False) -> bool:
         """Write what changed (and a heartbeat); returns True when a cancel was requested."""
@@ -99,6 +106,7 @@ class RunRecorder:
         self._last_flush = now
         samples, logs, changed = self._samples, self._logs, self._changed
         self._samples, self._logs, self._changed = [], [], set()
+        status_changed, self._status_changed = self._status_changed, False
         trace, self._trace_pending = self._trace_pending, []
         if trace:
             self.run.trace = {
@@ -123,7 +131,7 @@ class RunRecorder:
             fields = {"last_seq", "heartbeat_at", *changed}
             self.run.save(update_fields=sorted(fields))
             cancel = Run.objects.values_list("cancel_requested", flat=True).get(pk=self.run.pk)
-            message = self._batch(seq, samples, logs, changed, trace)
+            message = self._batch(seq, samples, logs, changed, trace, status_changed)
             transaction.on_commit(lambda: self._send(message))
         return cancel
 
@@ -133,12 +141,22 @@ class RunRecorder:
             self._publish(RUNS_GROUP, runs_changed(self.run.pk))
 
     def finish(self, status: str, reason: str) -> Run:
-        self.run.status = status
-        self.run.reason = reason[:MAX_LOG_CHARS]
-        self.run.finished_at = timezone.now()
-        if status == Run.Status.SUCCEEDED:
-            self.run.progress = 1.0
-        self._changed |= {"status", "reason", "finished_at", "progress"}
+        """Store what is pending, then end the run as ``status`` unless something else ended
+        it first (the agent's recovery, say): the first terminal state stays, and the final
+        batch tells viewers whichever it is."""
+        self.flush(force=True)
+        fields = {"progress": 1.0} if status == Run.Status.SUCCEEDED else {}
+        if not Run.objects.finish(self.run.pk, status, reason, **fields):
+            self.log(
+                f"the run had already ended; this runner's verdict ({status}: {reason}) was not "
+                "recorded",
+                level=RunLog.Level.WARNING,
+                source="runner",
+            )
+        stored = Run.objects.only("status", "reason", "finished_at", "progress").get(pk=self.run.pk)
+        for name in ("status", "reason", "finished_at", "progress"):
+            setattr(self.run, name, getattr(stored, name))
+        self._status_changed = True
         self.flush(force=True)
         return self.run
 
@@ -149,6 +167,7 @@ class RunRecorder:
         logs: list[RunLog],
         changed: set[str],
         trace: list[dict[str, Any]],
+        status_changed: bool,
     ) -> dict[str, Any]:
         run = self.run
         message: dict[str, Any] = {
@@ -163,15 +182,15 @@ class RunRecorder:
             "phase": run.phase,
             "samples": samples,
             "logs": [{"level": e.level, "source": e.source, "message": e.message} for e in logs],
-            "status_changed": "status" in changed,
+            "status_changed": status_changed,
         }
-        if "results" in changed or "status" in changed:
+        if "results" in changed or status_changed:
             message["results"] = run.results
         if "host" in changed and run.host is not None:
             message["host"] = run.host.fingerprint
         if "trace" in changed:
             now = time.monotonic()
-            final = "status" in changed or run.trace.get("status") not in (None, "tracing")
+            final = status_changed or run.trace.get("status") not in (None, "tracing")
             state = {k: v for k, v in run.trace.items() if k != "summary"}
             message["trace"] = {"state": state, "events": trace[-LIVE_TRACE_LINES:]}
             if final or now - self._summary_sent >= SUMMARY_INTERVAL_S:

@@ -9,8 +9,8 @@ from typing import Any
 
 from django import forms
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 from django.http import QueryDict
-from django.utils import timezone
 
 from sysops import live, sandbox
 from sysops.agent.runner import execute
@@ -51,14 +51,10 @@ class Command(BaseCommand):
             lines = [f"  {field}: {' '.join(errs)}" for field, errs in form.errors.items()]
             raise CommandError("invalid parameters:\n" + "\n".join(lines))
 
-        run = Run.objects.create(
-            experiment=exp.slug,
-            params=params,
-            trace_mode=trace_mode,
-            status=Run.Status.RUNNING,
-            claimed_by=f"cli:{socket.gethostname()}:{os.getpid()}",
-            started_at=timezone.now(),
-        )
+        # Created and claimed in one transaction: no agent ever sees it queued.
+        with transaction.atomic():
+            run = Run.objects.create(experiment=exp.slug, params=params, trace_mode=trace_mode)
+            Run.objects.claim(run.pk, by=f"cli:{socket.gethostname()}:{os.getpid()}")
         self.stderr.write(f"run #{run.pk}: {exp.title}")
         sandbox.set_child_subreaper()
         run = execute(run.pk, self._publish)
