@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -9,11 +10,13 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from sysops.batch import RunBatch
 from sysops.live import RUNS_GROUP, run_group, runs_changed
 from sysops.models import Host, Run, RunLog, SampleChunk, TraceChunk
 from sysops.tracing.parse import TraceEvent
 from sysops.tracing.summary import Summary
 
+log = logging.getLogger(__name__)
 Publish = Callable[[str, dict[str, Any]], None]
 FLUSH_INTERVAL_S = 0.1
 HEARTBEAT_INTERVAL_S = 2.0
@@ -131,13 +134,19 @@ class RunRecorder:
             fields = {"last_seq", "heartbeat_at", *changed}
             self.run.save(update_fields=sorted(fields))
             cancel = Run.objects.values_list("cancel_requested", flat=True).get(pk=self.run.pk)
-            message = self._batch(seq, samples, logs, changed, trace, status_changed)
-            transaction.on_commit(lambda: self._send(message))
+            batch = self._batch(seq, samples, logs, changed, trace, status_changed)
+            transaction.on_commit(lambda: self._send(batch))
         return cancel
 
-    def _send(self, message: dict[str, Any]) -> None:
-        self._publish(run_group(self.run.pk), message)
-        if message["status_changed"]:
+    def _send(self, batch: RunBatch) -> None:
+        # Rendered here, once, after the commit: viewers only forward it. A fragment that
+        # fails to render must not end the run; the data is stored, a reload shows it.
+        try:
+            batch = batch.rendered()
+        except Exception:  # noqa: BLE001
+            log.exception("run %s: batch %s did not render", self.run.pk, batch.seq)
+        self._publish(run_group(self.run.pk), batch.to_message())
+        if batch.status_changed:
             self._publish(RUNS_GROUP, runs_changed(self.run.pk))
 
     def finish(self, status: str, reason: str) -> Run:
@@ -168,32 +177,30 @@ class RunRecorder:
         changed: set[str],
         trace: list[dict[str, Any]],
         status_changed: bool,
-    ) -> dict[str, Any]:
+    ) -> RunBatch:
         run = self.run
-        message: dict[str, Any] = {
-            "type": "run.batch",
-            "run": run.pk,
-            "seq": seq,
-            "status": run.status,
-            "reason": run.reason,
-            "unsandboxed": run.unsandboxed,
-            "progress": run.progress,
-            "progress_message": run.progress_message,
-            "phase": run.phase,
-            "samples": samples,
-            "logs": [{"level": e.level, "source": e.source, "message": e.message} for e in logs],
-            "status_changed": status_changed,
-        }
-        if "results" in changed or status_changed:
-            message["results"] = run.results
-        if "host" in changed and run.host is not None:
-            message["host"] = run.host.fingerprint
+        trace_frame = None
         if "trace" in changed:
             now = time.monotonic()
             final = status_changed or run.trace.get("status") not in (None, "tracing")
             state = {k: v for k, v in run.trace.items() if k != "summary"}
-            message["trace"] = {"state": state, "events": trace[-LIVE_TRACE_LINES:]}
+            trace_frame = {"state": state, "events": trace[-LIVE_TRACE_LINES:]}
             if final or now - self._summary_sent >= SUMMARY_INTERVAL_S:
                 self._summary_sent = now
-                message["trace"]["summary"] = run.trace.get("summary")
-        return message
+                trace_frame["summary"] = run.trace.get("summary")
+        return RunBatch(
+            run=run.pk,
+            seq=seq,
+            status=run.status,
+            status_changed=status_changed,
+            reason=run.reason,
+            unsandboxed=run.unsandboxed,
+            progress=run.progress,
+            progress_message=run.progress_message,
+            phase=run.phase,
+            samples=samples,
+            logs=[{"level": e.level, "source": e.source, "message": e.message} for e in logs],
+            results=run.results if "results" in changed or status_changed else None,
+            host=run.host.fingerprint if "host" in changed and run.host is not None else None,
+            trace=trace_frame,
+        )

@@ -14,6 +14,7 @@ from django.http import QueryDict
 
 from sysops import live, sandbox
 from sysops.agent.runner import execute
+from sysops.batch import MESSAGE_TYPE, RunBatch
 from sysops.experiments import registry
 from sysops.models import Run
 from sysops.templatetags.sysops_tags import num
@@ -89,13 +90,14 @@ class Command(BaseCommand):
         return data
 
     def _publish(self, group: str, message: dict[str, Any]) -> None:
-        if message.get("type") == "run.batch":
-            for entry in message["logs"]:
+        if message.get("type") == MESSAGE_TYPE:
+            batch = RunBatch.from_message(message)
+            for entry in batch.logs:
                 if entry["level"] != "info":
                     self.stderr.write(f"  [{entry['source']}] {entry['message']}")
-            if message["progress_message"] and message["progress_message"] != self._last_progress:
-                self._last_progress = message["progress_message"]
-                self.stderr.write(f"  {message['progress']:4.0%} {message['progress_message']}")
+            if batch.progress_message and batch.progress_message != self._last_progress:
+                self._last_progress = batch.progress_message
+                self.stderr.write(f"  {batch.progress:4.0%} {batch.progress_message}")
         live.publish(group, message)
 
     def _print_results(self, run: Run) -> None:
