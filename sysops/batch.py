@@ -52,7 +52,8 @@ class RunBatch:
         if self.samples:
             out.append({"kind": "samples", "seq": self.seq, "samples": self.samples})
         if self.trace:
-            out.append({"kind": "trace", **self.trace})
+            # The summary travels as HTML (see render_batch), rendered by the one template.
+            out.append({"kind": "trace", **{k: v for k, v in self.trace.items() if k != "summary"}})
         return out
 
 
@@ -84,5 +85,6 @@ def render_batch(batch: RunBatch) -> str:
             "run": RunView(batch),
             "logs": batch.logs,
             "results_changed": batch.results is not None,
+            "trace_summary": (batch.trace or {}).get("summary"),
         },
     )

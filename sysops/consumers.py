@@ -18,6 +18,7 @@ from sysops import permissions, selectors
 from sysops.batch import RunBatch
 from sysops.live import RUNS_GROUP, run_group
 from sysops.models import Run
+from sysops.tracing.render import live_record, live_trace_state
 
 
 class RunConsumer(AsyncWebsocketConsumer):
@@ -65,8 +66,8 @@ class RunConsumer(AsyncWebsocketConsumer):
             trace = {
                 "kind": "trace",
                 "snapshot": True,
-                "state": {k: v for k, v in run.trace.items() if k != "summary"},
-                "events": snap.trace_tail,
+                "state": live_trace_state(run.trace),
+                "events": [live_record(e) for e in snap.trace_tail],
                 "summary": run.trace.get("summary"),
             }
         return html, snap.seq, snap.samples, trace

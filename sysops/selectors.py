@@ -85,4 +85,10 @@ def trace_events(run: Run) -> Iterator[dict[str, Any]]:
 def run_context(run: Run) -> dict[str, Any]:
     experiment = registry.get(run.experiment)
     charts = [c.to_dict() for c in experiment.charts(run.params)] if experiment else []
-    return {"run": run, "experiment": experiment, "charts": charts}
+    return {
+        "run": run,
+        "experiment": experiment,
+        "charts": charts,
+        "log_lines_shown": LOG_LINES_SHOWN,
+        "trace_lines_shown": TRACE_LINES_SHOWN,
+    }

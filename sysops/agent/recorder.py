@@ -14,6 +14,7 @@ from sysops.batch import RunBatch
 from sysops.live import RUNS_GROUP, run_group, runs_changed
 from sysops.models import Host, Run, RunLog, SampleChunk, TraceChunk
 from sysops.tracing.parse import TraceEvent
+from sysops.tracing.render import live_record, live_trace_state, stored_record
 from sysops.tracing.summary import Summary
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class RunRecorder:
         self._logs: list[RunLog] = []
         self._changed: set[str] = set()
         self._last_flush = 0.0
-        self._trace_pending: list[dict[str, Any]] = []
+        self._trace_pending: list[TraceEvent] = []
         self._summary = Summary()
         self._summary_sent = 0.0
         self._status_changed = False
@@ -78,9 +79,7 @@ class RunRecorder:
             self.set_trace(t0=events[0].ts)  # times on the page are relative to this
         for event in events:
             self._summary.add(event)
-            record = event.to_dict()
-            del record["raw"]  # the fields rebuild the line; storing it too would double the size
-            self._trace_pending.append(record)
+            self._trace_pending.append(event)
         self.trace_total += len(events)
 
     def set_trace(self, **fields: Any) -> None:
@@ -126,7 +125,10 @@ class RunRecorder:
                 SampleChunk.objects.create(run=self.run, seq=seq, samples=samples)
             if trace:
                 TraceChunk.objects.create(
-                    run=self.run, seq=seq, count=len(trace), data=TraceChunk.pack(trace)
+                    run=self.run,
+                    seq=seq,
+                    count=len(trace),
+                    data=TraceChunk.pack([stored_record(e) for e in trace]),
                 )
             for entry in logs:
                 entry.seq = seq
@@ -175,7 +177,7 @@ class RunRecorder:
         samples: list[list[Any]],
         logs: list[RunLog],
         changed: set[str],
-        trace: list[dict[str, Any]],
+        trace: list[TraceEvent],
         status_changed: bool,
     ) -> RunBatch:
         run = self.run
@@ -183,8 +185,10 @@ class RunRecorder:
         if "trace" in changed:
             now = time.monotonic()
             final = status_changed or run.trace.get("status") not in (None, "tracing")
-            state = {k: v for k, v in run.trace.items() if k != "summary"}
-            trace_frame = {"state": state, "events": trace[-LIVE_TRACE_LINES:]}
+            trace_frame = {
+                "state": live_trace_state(run.trace),
+                "events": [live_record(e) for e in trace[-LIVE_TRACE_LINES:]],
+            }
             if final or now - self._summary_sent >= SUMMARY_INTERVAL_S:
                 self._summary_sent = now
                 trace_frame["summary"] = run.trace.get("summary")

@@ -18,6 +18,7 @@ from sysops.batch import MESSAGE_TYPE, RunBatch
 from sysops.experiments import registry
 from sysops.models import Run
 from sysops.templatetags.sysops_tags import num
+from sysops.tracing.render import observer_sentence, summary_lines
 
 
 class Command(BaseCommand):
@@ -135,32 +136,8 @@ class Command(BaseCommand):
             self.stdout.write(trace["passed"])
         if trace.get("reason"):
             self.stdout.write(f"trace {trace.get('status')}: {trace['reason']}")
-        summary = trace.get("summary")
-        if not summary:
-            return
-        self.stdout.write(
-            f"{'% time':>7} {'seconds':>11} {'usecs/call':>11} {'calls':>9} {'errors':>9} syscall"
-        )
-        for row in summary["rows"]:
-            self.stdout.write(
-                f"{row['share_pct']:7.2f} {row['total_s']:11.6f} {row['avg_s'] * 1e6:11.0f}"
-                f" {row['calls']:9d} {row['errors'] or '':>9} {row['name']}"
-            )
-        total = summary["total"]
-        self.stdout.write(
-            f"{100:7.2f} {total['total_s']:11.6f} {'':>11} {total['calls']:9d}"
-            f" {total['errors'] or '':>9} total"
-        )
-        observer = trace.get("observer")
-        if observer and observer.get("metric"):
-            self.stdout.write(
-                f"observer effect: {observer['metric']} {observer['untraced_rate']:,.0f} untraced,"
-                f" {observer['traced_rate']:,.0f} traced ({observer['slowdown']:.1f}× slower)"
-            )
-        elif observer:
-            self.stdout.write(
-                f"observer effect: the same work took {observer['untraced_work_s'] * 1e3:.1f} ms"
-                f" untraced and {observer['traced_work_s'] * 1e3:.1f} ms traced"
-                f" ({observer['slowdown']:.1f}×, about {observer['per_event_us']:.1f} µs"
-                " per traced event)"
-            )
+        for line in summary_lines(trace.get("summary")):
+            self.stdout.write(line)
+        sentence = observer_sentence(trace.get("observer"))
+        if sentence:
+            self.stdout.write(sentence)
