@@ -24,8 +24,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from sysops import sandbox
-from sysops.live import status_messages
+from sysops import live, sandbox
 from sysops.models import Run
 
 log = logging.getLogger(__name__)
@@ -80,6 +79,10 @@ class Agent:
         self._spare: asyncio.subprocess.Process | None = None
 
     # --- called from other threads (views) ------------------------------------------------------
+    def is_running(self) -> bool:
+        """False once the loop it runs on is closed (a test's loop, say)."""
+        return self.loop is None or not self.loop.is_closed()
+
     def wake_threadsafe(self) -> None:
         if self.loop is not None and self._wake is not None:
             self.loop.call_soon_threadsafe(self._wake.set)
@@ -185,7 +188,7 @@ class Agent:
         return finished
 
     async def _announce(self, run_id: int) -> None:
-        for group, message in status_messages(run_id):
+        for group, message in live.status_messages(run_id):
             await self.publish(group, message)
 
     async def _start_runner(self) -> asyncio.subprocess.Process:
@@ -257,22 +260,10 @@ def _set_runner_pid(run_id: int, pid: int) -> None:
     Run.objects.filter(pk=run_id).update(runner_pid=pid)
 
 
-_embedded: tuple[int, Agent] | None = None
-
-
-def embedded_agent() -> Agent | None:
-    """The agent running inside this process's web server, if any."""
-    if _embedded is None or _embedded[0] != os.getpid():
-        return None
-    agent = _embedded[1]
-    return None if agent.loop is not None and agent.loop.is_closed() else agent
-
-
 def ensure_embedded_agent() -> None:
     """Start the embedded agent on the running loop once per process (embedded mode only)."""
-    global _embedded
-    if not settings.SYSOPS_EMBEDDED_AGENT or embedded_agent() is not None:
+    if not settings.SYSOPS_EMBEDDED_AGENT or live.local_agent() is not None:
         return  # (a new loop in this process, as in tests, gets a new agent)
     agent = Agent()
-    _embedded = (os.getpid(), agent)
+    live.register_local_agent(agent)
     agent._spawn(agent.run_forever())
