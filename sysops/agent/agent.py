@@ -1,7 +1,7 @@
 """The agent: claims queued runs and keeps at most N runners going.
 
 Embedded mode runs it as a task on the web server's own event loop (the in-memory channel layer
-lives there); scaled mode runs it alone as ``manage.py sysops_worker``. Same code in both.
+lives there); scaled mode runs it alone as ``manage.py run_agent``. Same code in both.
 """
 
 from __future__ import annotations
