@@ -57,6 +57,7 @@ LOOPBACK = "127.0.0.1"
 REPLY_TIMEOUT_S = 1.0  # a reply later than this counts as lost
 RUN_TIME_MAX_S = 90.0  # beyond the form's bound (count × interval ≤ 60 s): stop sending
 RECV_BUFFER_BYTES = 65_535
+UNDECODABLE_SHOWN = 3  # undecodable packets quoted in the result; the rest are counted
 # <asm-generic/socket.h>: SO_TIMESTAMPNS (the "old" 64-bit timespec variant); Python's socket
 # module does not name it. Its control message carries a struct timespec.
 SO_TIMESTAMPNS = 35
@@ -83,7 +84,8 @@ class Echo:
 
     seq: int
     sent: bytes  # what we handed to sendto (with IP_HDRINCL, our own IP header included)
-    send_ns: int = 0
+    send_ns: int = 0  # perf_counter, for the round trip Python sees
+    send_realtime_ns: int = 0  # CLOCK_REALTIME, the clock of the kernel's receive stamps
     request: bytes | None = None  # our request as it came back in on lo
     request_stamp_ns: int | None = None  # kernel receive stamp (SO_TIMESTAMPNS, realtime)
     reply: bytes | None = None
@@ -169,14 +171,18 @@ def _ping(
             else:
                 echo = Echo(seq=seq, sent=icmp)
             capture.echoes.append(echo)
+            echo.send_realtime_ns = time.time_ns()
             echo.send_ns = time.perf_counter_ns()
             sock.sendto(echo.sent, (LOOPBACK, 0))
             _receive_until_reply(sock, capture, echo)
             if echo.rtt_ns is not None:
                 flusher.add("rtt_us", seq, round(echo.rtt_ns * US_PER_NS, 3))
-                kernel_ns = _kernel_ns(echo)
-                if kernel_ns is not None:
-                    flusher.add("kernel_us", seq, round(kernel_ns * US_PER_NS, 3))
+                for series, value_ns in (
+                    ("stamped_us", _stamped_ns(echo)),
+                    ("kernel_us", _kernel_ns(echo)),
+                ):
+                    if value_ns is not None:
+                        flusher.add(series, seq, round(value_ns * US_PER_NS, 3))
             flusher.maybe_flush(seq / count, f"echo {seq}/{count}", force=seq == count)
             pause_ns = echo.send_ns + interval_ms * 1_000_000 - time.perf_counter_ns()
             if pause_ns > 0:
@@ -219,31 +225,47 @@ def _receive_until_reply(sock: socket.socket, capture: Capture, echo: Echo) -> N
         remaining_ns = deadline_ns - time.perf_counter_ns()
         if remaining_ns <= 0:
             return
-        if not poller.poll(math.ceil(remaining_ns / 1e6)):
-            continue
-        data, ancillary, _, _ = sock.recvmsg(RECV_BUFFER_BYTES, socket.CMSG_SPACE(TIMESPEC.size))
-        received_ns = time.perf_counter_ns()
-        stamp_ns = _stamp_ns(ancillary)
+        if poller.poll(math.ceil(remaining_ns / 1e6)):
+            for data, received_ns, ancillary in _drain(sock):
+                _sort(capture, data, received_ns, _stamp_ns(ancillary))
+
+
+def _drain(sock: socket.socket) -> list[tuple[bytes, int, list[tuple[int, int, bytes]]]]:
+    """Everything queued on the socket, each stamped as it is read: nothing is decoded in
+    between, so a reply's round trip does not include decoding the request copy before it."""
+    batch = []
+    while True:
         try:
-            packet = parse_icmp_packet(data)
-        except PacketError as exc:
-            capture.foreign += 1
-            if len(capture.undecodable) < 3:
-                capture.undecodable.append(f"{exc}: {data[:32].hex()}")
-            continue
-        icmp = packet.icmp
-        if icmp.identifier != capture.identifier or not 1 <= icmp.sequence <= len(capture.echoes):
-            capture.foreign += 1
-            continue
-        owner = capture.echoes[icmp.sequence - 1]
-        if icmp.type == ICMP_ECHO_REQUEST:
-            capture.requests_seen += 1
-            owner.request, owner.request_stamp_ns = data, stamp_ns
-        elif icmp.type == ICMP_ECHO_REPLY and owner.reply is None:
-            owner.reply, owner.reply_stamp_ns, owner.decoded = data, stamp_ns, packet
-            owner.rtt_ns = received_ns - owner.send_ns
-        else:
-            capture.foreign += 1
+            data, ancillary, _, _ = sock.recvmsg(
+                RECV_BUFFER_BYTES, socket.CMSG_SPACE(TIMESPEC.size), socket.MSG_DONTWAIT
+            )
+        except BlockingIOError:
+            return batch
+        batch.append((data, time.perf_counter_ns(), ancillary))
+
+
+def _sort(capture: Capture, data: bytes, received_ns: int, stamp_ns: int | None) -> None:
+    """Our request's copy, our reply, or someone else's ICMP."""
+    try:
+        packet = parse_icmp_packet(data)
+    except PacketError as exc:
+        capture.foreign += 1
+        if len(capture.undecodable) < UNDECODABLE_SHOWN:
+            capture.undecodable.append(f"{exc}: {data[:32].hex()}")
+        return
+    icmp = packet.icmp
+    if icmp.identifier != capture.identifier or not 1 <= icmp.sequence <= len(capture.echoes):
+        capture.foreign += 1
+        return
+    owner = capture.echoes[icmp.sequence - 1]
+    if icmp.type == ICMP_ECHO_REQUEST:
+        capture.requests_seen += 1
+        owner.request, owner.request_stamp_ns = data, stamp_ns
+    elif icmp.type == ICMP_ECHO_REPLY and owner.reply is None:
+        owner.reply, owner.reply_stamp_ns, owner.decoded = data, stamp_ns, packet
+        owner.rtt_ns = received_ns - owner.send_ns
+    else:
+        capture.foreign += 1
 
 
 def _stamp_ns(ancillary: list[tuple[int, int, bytes]]) -> int | None:
@@ -252,6 +274,14 @@ def _stamp_ns(ancillary: list[tuple[int, int, bytes]]) -> int | None:
             seconds, nanoseconds = TIMESPEC.unpack_from(data)
             return seconds * 1_000_000_000 + nanoseconds
     return None
+
+
+def _stamped_ns(echo: Echo) -> int | None:
+    """As ping reports a round trip: our clock just before sendto to the kernel's receive stamp
+    of the reply (ping -U aside), so the wake-up of the reading process is not in it."""
+    if echo.reply_stamp_ns is None:
+        return None
+    return echo.reply_stamp_ns - echo.send_realtime_ns
 
 
 def _kernel_ns(echo: Echo) -> int | None:
@@ -305,10 +335,26 @@ def _echo_rows(capture: Capture, ttl: int, hdrincl: bool) -> list[dict[str, Any]
                 "round trip, sendto → reply read (Python, raw socket)",
                 [e.rtt_ns * US_PER_NS for e in replied],
                 "µs",
-                "perf_counter before sendto to after recvmsg returned the reply: the request's "
-                "and reply's trip through lo and the kernel's echo code, plus Python's socket "
-                f"calls and a poll. {SECCOMP_NOTE}",
+                "perf_counter just before sendto to just after the recvmsg that returned the "
+                "reply: the trip through lo and the kernel's echo code, a poll, reading our "
+                "request's copy and then the reply, and Python around those calls. After an "
+                "idle interval the process is woken cold and this grows; the two rows below "
+                f"leave that out. {SECCOMP_NOTE}",
                 layer="python",
+                digits=3,
+            )
+        )
+    stamped = [k * US_PER_NS for k in map(_stamped_ns, replied) if k is not None]
+    if stamped:
+        rows.append(
+            dist_row(
+                "round trip as ping reports it, sendto → reply stamped by the kernel",
+                stamped,
+                "µs",
+                "Our clock just before sendto to the kernel's receive stamp of the reply "
+                "(SO_TIMESTAMPNS), as iputils ping computes it: the gap to the row above is the "
+                "reading process being woken and returning to Python.",
+                layer="stamped",
                 digits=3,
             )
         )

@@ -82,10 +82,11 @@ def charts(params: Mapping[str, Any]) -> list[Chart]:
             title="Round trip of each echo",
             x_label="sequence number",
             y_label="µs",
-            series=("rtt_us", "kernel_us"),
+            series=("rtt_us", "stamped_us", "kernel_us"),
             points=True,
             labels={
                 "rtt_us": "sendto → reply read, Python (µs)",
+                "stamped_us": "sendto → reply stamped, as ping (µs)",
                 "kernel_us": "kernel: request in → reply in (µs)",
             },
         )
