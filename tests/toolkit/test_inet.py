@@ -126,39 +126,22 @@ def test_malformed_options_end_the_list() -> None:
     ]
 
 
+def loopback_header(**fields) -> bytes:
+    return inet.build_ipv4(
+        source="127.0.0.1", destination="127.0.0.1", protocol=inet.IPPROTO_ICMP, **fields
+    )
+
+
 def test_what_it_builds_is_what_the_kernel_sent() -> None:
     icmp = inet.build_icmp_echo(2, 1, PATTERN_56, type_=inet.ICMP_ECHO_REPLY)
-    header = inet.build_ipv4(
-        source="127.0.0.1",
-        destination="127.0.0.1",
-        protocol=inet.IPPROTO_ICMP,
-        payload_bytes=len(icmp),
-        ttl=64,
-        identification=0x48ED,
-    )
+    header = loopback_header(payload_bytes=len(icmp), ttl=64, identification=0x48ED)
     assert header + icmp == REPLY
     options = inet.record_route_option(9)
     assert len(options) == 39 and options[:3] == bytes([7, 39, 4])
-    with_options = inet.build_ipv4(
-        source="127.0.0.1",
-        destination="127.0.0.1",
-        protocol=1,
-        payload_bytes=0,
-        ttl=1,
-        identification=1,
-        options=options,
-    )
+    with_options = loopback_header(payload_bytes=0, ttl=1, identification=1, options=options)
     assert len(with_options) == 60 and inet.parse_ipv4(with_options).checksum_ok
     with pytest.raises(ValueError, match="at most 40"):
-        inet.build_ipv4(
-            source="127.0.0.1",
-            destination="127.0.0.1",
-            protocol=1,
-            payload_bytes=0,
-            ttl=1,
-            identification=1,
-            options=bytes(41),
-        )
+        loopback_header(payload_bytes=0, ttl=1, identification=1, options=bytes(41))
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ import select
 import socket
 import struct
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,14 +175,10 @@ def _ping(
             echo.send_ns = time.perf_counter_ns()
             sock.sendto(echo.sent, (LOOPBACK, 0))
             _receive_until_reply(sock, capture, echo)
-            if echo.rtt_ns is not None:
-                flusher.add("rtt_us", seq, round(echo.rtt_ns * US_PER_NS, 3))
-                for series, value_ns in (
-                    ("stamped_us", _stamped_ns(echo)),
-                    ("kernel_us", _kernel_ns(echo)),
-                ):
-                    if value_ns is not None:
-                        flusher.add(series, seq, round(value_ns * US_PER_NS, 3))
+            for timing in TIMINGS:
+                value_ns = timing.measure(echo)
+                if value_ns is not None:
+                    flusher.add(timing.series, seq, round(value_ns * US_PER_NS, 3))
             flusher.maybe_flush(seq / count, f"echo {seq}/{count}", force=seq == count)
             pause_ns = echo.send_ns + interval_ms * 1_000_000 - time.perf_counter_ns()
             if pause_ns > 0:
@@ -290,6 +286,53 @@ def _kernel_ns(echo: Echo) -> int | None:
     return echo.reply_stamp_ns - echo.request_stamp_ns
 
 
+def _rtt_ns(echo: Echo) -> int | None:
+    return echo.rtt_ns
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One way of timing an echo: a chart series and a result row."""
+
+    layer: str
+    series: str
+    metric: str
+    measure: Callable[[Echo], int | None]
+    note: str
+
+
+# Nested intervals of the same echoes, widest first: each leaves out more than the one before.
+TIMINGS = (
+    Timing(
+        "python",
+        "rtt_us",
+        "round trip, sendto → reply read (Python, raw socket)",
+        _rtt_ns,
+        "perf_counter just before sendto to just after the recvmsg that returned the reply: the "
+        "trip through lo and the kernel's echo code, a poll, reading our request's copy and "
+        "then the reply, and Python around those calls. After an idle interval the process is "
+        f"woken cold and this grows; the two rows below leave that out. {SECCOMP_NOTE}",
+    ),
+    Timing(
+        "stamped",
+        "stamped_us",
+        "round trip as ping reports it, sendto → reply stamped by the kernel",
+        _stamped_ns,
+        "Our clock just before sendto to the kernel's receive stamp of the reply "
+        "(SO_TIMESTAMPNS), as iputils ping computes it: the gap to the row above is the "
+        "reading process being woken and returning to Python.",
+    ),
+    Timing(
+        "kernel",
+        "kernel_us",
+        "kernel turnaround, request in → reply in (SO_TIMESTAMPNS)",
+        _kernel_ns,
+        "The kernel's receive stamps of our request's copy and of the reply on the raw socket: "
+        "icmp_echo building the reply and sending it through lo, no Python.",
+    ),
+)
+
+
 def _without_net_raw() -> dict[str, Any]:
     """The same socket calls in a forked child that dropped CAP_NET_RAW (uid 0 kept)."""
     child = Child.start(_child_without_net_raw, name="child without CAP_NET_RAW")
@@ -329,48 +372,12 @@ def _echo_rows(capture: Capture, ttl: int, hdrincl: bool) -> list[dict[str, Any]
     lost = sent - len(replied)
     checksums = [_ip_checksum(e) for e in replied]
     rows = []
-    if replied:
-        rows.append(
-            dist_row(
-                "round trip, sendto → reply read (Python, raw socket)",
-                [e.rtt_ns * US_PER_NS for e in replied],
-                "µs",
-                "perf_counter just before sendto to just after the recvmsg that returned the "
-                "reply: the trip through lo and the kernel's echo code, a poll, reading our "
-                "request's copy and then the reply, and Python around those calls. After an "
-                "idle interval the process is woken cold and this grows; the two rows below "
-                f"leave that out. {SECCOMP_NOTE}",
-                layer="python",
-                digits=3,
+    for timing in TIMINGS:
+        values_us = [v * US_PER_NS for v in map(timing.measure, replied) if v is not None]
+        if values_us:
+            rows.append(
+                dist_row(timing.metric, values_us, "µs", timing.note, layer=timing.layer, digits=3)
             )
-        )
-    stamped = [k * US_PER_NS for k in map(_stamped_ns, replied) if k is not None]
-    if stamped:
-        rows.append(
-            dist_row(
-                "round trip as ping reports it, sendto → reply stamped by the kernel",
-                stamped,
-                "µs",
-                "Our clock just before sendto to the kernel's receive stamp of the reply "
-                "(SO_TIMESTAMPNS), as iputils ping computes it: the gap to the row above is the "
-                "reading process being woken and returning to Python.",
-                layer="stamped",
-                digits=3,
-            )
-        )
-    kernel = [k * US_PER_NS for k in map(_kernel_ns, replied) if k is not None]
-    if kernel:
-        rows.append(
-            dist_row(
-                "kernel turnaround, request in → reply in (SO_TIMESTAMPNS)",
-                kernel,
-                "µs",
-                "The kernel's receive stamps of our request's copy and of the reply on the raw "
-                "socket: icmp_echo building the reply and sending it through lo, no Python.",
-                layer="kernel",
-                digits=3,
-            )
-        )
     rows += [
         row("echo requests sent", sent, "packets", capture.stopped_early),
         row("echo replies received", len(replied), "packets", "type 0, our identifier"),
