@@ -32,6 +32,7 @@ from sysops.worker.toolkit.inet import (
     CHECKSUM_BAD,
     CHECKSUM_OK,
     CHECKSUM_OK_ON_THE_WIRE,
+    ICMP_ECHO_HEADER_BYTES,
     ICMP_ECHO_REPLY,
     ICMP_ECHO_REQUEST,
     IPPROTO_ICMP,
@@ -83,6 +84,7 @@ class Echo:
     """One sequence number: what was sent and what came back."""
 
     seq: int
+    icmp: bytes  # the ICMP message we built
     sent: bytes  # what we handed to sendto (with IP_HDRINCL, our own IP header included)
     send_ns: int = 0  # perf_counter, for the round trip Python sees
     send_realtime_ns: int = 0  # CLOCK_REALTIME, the clock of the kernel's receive stamps
@@ -167,9 +169,9 @@ def _ping(
                     identification=seq,
                     options=option_bytes,
                 )
-                echo = Echo(seq=seq, sent=header + icmp)
+                echo = Echo(seq=seq, icmp=icmp, sent=header + icmp)
             else:
-                echo = Echo(seq=seq, sent=icmp)
+                echo = Echo(seq=seq, icmp=icmp, sent=icmp)
             capture.echoes.append(echo)
             echo.send_realtime_ns = time.time_ns()
             echo.send_ns = time.perf_counter_ns()
@@ -186,29 +188,23 @@ def _ping(
     return capture
 
 
-class _raw_icmp_socket:  # noqa: N801 - a context manager read as a call
-    def __init__(self, ttl: int, hdrincl: bool, option_bytes: bytes) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-        try:
-            # Kernel receive stamps on every packet: the turnaround without Python in it.
-            self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-            if hdrincl:
-                # We write the IP header; the kernel still fills in the total length and the
-                # checksum (raw(7)), so the copy that comes back shows what it changed.
-                self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
-            else:
-                self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
-                if option_bytes:
-                    self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, option_bytes)
-        except BaseException:
-            self.sock.close()
-            raise
-
-    def __enter__(self) -> socket.socket:
-        return self.sock
-
-    def __exit__(self, *exc: object) -> None:
-        self.sock.close()
+def _raw_icmp_socket(ttl: int, hdrincl: bool, option_bytes: bytes) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    try:
+        # Kernel receive stamps on every packet: the turnaround without Python in it.
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        if hdrincl:
+            # We write the IP header; the kernel still fills in the total length and the
+            # checksum (raw(7)), so the copy that comes back shows what it changed.
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+        else:
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+            if option_bytes:
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, option_bytes)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _receive_until_reply(sock: socket.socket, capture: Capture, echo: Echo) -> None:
@@ -401,7 +397,7 @@ def _echo_rows(capture: Capture, ttl: int, hdrincl: bool) -> list[dict[str, Any]
         ),
         row(
             "replies with our payload intact",
-            sum(e.decoded.icmp.payload == _sent_icmp(e)[8:] for e in replied),
+            sum(e.decoded.icmp.payload == e.icmp[ICMP_ECHO_HEADER_BYTES:] for e in replied),
             f"of {len(replied)}",
             "echo replies return the request's data byte for byte (RFC 792)",
         ),
@@ -445,13 +441,6 @@ def _echo_rows(capture: Capture, ttl: int, hdrincl: bool) -> list[dict[str, Any]
 
 def _ip_checksum(echo: Echo) -> str:
     return "" if echo.reply is None else ip_checksum_verdict(echo.reply)
-
-
-def _sent_icmp(echo: Echo) -> bytes:
-    """The ICMP message we sent (after our own IP header, with IP_HDRINCL)."""
-    if echo.sent[0] >> 4 == 4:
-        return echo.sent[(echo.sent[0] & 0x0F) * 4 :]
-    return echo.sent
 
 
 def _ttl_rows(replied: list[Echo], ttl: int) -> list[dict[str, Any]]:
