@@ -121,7 +121,8 @@ EXPERIMENT = Experiment(
         "growing to 15 with record route, and the route recorded in the options; what the "
         "kernel rewrites in a header you built with IP_HDRINCL; EPERM once CAP_NET_RAW is gone "
         "although the uid is still 0; the kernel's own turnaround of a few µs against the "
-        "round trip Python sees."
+        "round trip Python sees — and how much that grows with an interval between echoes, "
+        "when the process sleeps and wakes cold, while the kernel-stamped figure barely moves."
     ),
     form_class=RawIcmpForm,
     probe="sysops.experiments.raw_icmp.probe",
