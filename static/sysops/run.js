@@ -3,11 +3,11 @@
 // most once per animation frame, however fast batches arrive.
 (function () {
   "use strict";
-  const MAX_LOG_LINES = 500;
   const COLORS = ["#1a56db", "#e8590c", "#0f766e", "#9333ea", "#b3261e", "#ca8a04"];
   const specEl = document.getElementById("charts-spec");
   const live = document.getElementById("run-live");
   if (!specEl || !live) return;
+  const MAX_LOG_LINES = Number(live.dataset.maxLogLines); // the server's LOG_LINES_SHOWN
 
   const charts = JSON.parse(specEl.textContent).map((spec) => ({
     spec,
@@ -22,7 +22,7 @@
     const width = Math.max(320, el.clientWidth - 16);
     const series = [{ label: chart.spec.x_label }].concat(
       chart.spec.series.map((name, i) => ({
-        label: name,
+        label: (chart.spec.labels || {})[name] || name,
         stroke: COLORS[i % COLORS.length],
         spanGaps: true,
         paths: chart.spec.points ? () => null : undefined,
@@ -33,13 +33,37 @@
       {
         width,
         height: 280,
-        scales: { x: { time: false } },
+        scales: {
+          x: chart.spec.x_log ? { time: false, distr: 3 } : { time: false },
+          y: chart.spec.y_log ? { distr: 3 } : {},
+        },
         axes: [{ label: chart.spec.x_label }, { label: chart.spec.y_label, size: 70 }],
         series,
+        hooks: { draw: [(u) => drawMarks(u, chart.spec.x_marks || [])] },
       },
       [[]].concat(chart.spec.series.map(() => [])),
       el
     );
+  }
+
+  // Vertical lines at marked x values (a cliff, a limit), labelled at the top.
+  function drawMarks(u, marks) {
+    const ctx = u.ctx;
+    ctx.save();
+    ctx.strokeStyle = "#b3261e";
+    ctx.fillStyle = "#b3261e";
+    ctx.setLineDash([4, 4]);
+    ctx.font = `${12 * devicePixelRatio}px sans-serif`;
+    for (const [x, label] of marks) {
+      const left = u.valToPos(x, "x", true);
+      if (!Number.isFinite(left) || left < u.bbox.left || left > u.bbox.left + u.bbox.width) continue;
+      ctx.beginPath();
+      ctx.moveTo(left, u.bbox.top);
+      ctx.lineTo(left, u.bbox.top + u.bbox.height);
+      ctx.stroke();
+      ctx.fillText(label, left + 4, u.bbox.top + 14 * devicePixelRatio);
+    }
+    ctx.restore();
   }
 
   function data(chart) {

@@ -13,6 +13,42 @@ from django import forms
 
 from sysops.models import Run
 
+MAN_PAGE_URL = "https://man7.org/linux/man-pages/man{section}/{name}.{section}.html"
+
+
+def man_page_url(name: str, section: int = 2) -> str:
+    return MAN_PAGE_URL.format(name=name, section=section)
+
+
+class IntListField(forms.Field):
+    """Sweep points: "1, 10, 100" typed in a form, or the stored list itself when a run is
+    re-validated; cleaned to sorted distinct ints within bounds."""
+
+    def __init__(self, *, min_value: int, max_value: int, max_items: int, **kwargs: Any) -> None:
+        self.min_value, self.max_value, self.max_items = min_value, max_value, max_items
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return ", ".join(str(item) for item in value)
+        return value
+
+    def to_python(self, value: Any) -> list[int]:
+        if value in self.empty_values:
+            return []
+        parts = value if isinstance(value, list | tuple) else str(value).split(",")
+        try:
+            values = sorted({int(str(part).strip()) for part in parts if str(part).strip()})
+        except ValueError:
+            raise forms.ValidationError("Give whole numbers separated by commas.") from None
+        if len(values) > self.max_items:
+            raise forms.ValidationError(f"At most {self.max_items} values.")
+        if values and (values[0] < self.min_value or values[-1] > self.max_value):
+            raise forms.ValidationError(
+                f"Each value must be {self.min_value:,}–{self.max_value:,}."
+            )
+        return values
+
 
 class ExperimentForm(forms.Form):
     """Every experiment's form ends with the trace mode; its own fields come first."""
@@ -36,10 +72,16 @@ class ExperimentForm(forms.Form):
 class Chart:
     id: str
     title: str
-    x_label: str
+    x_label: str  # with the unit of the swept or elapsed quantity: "parent memory (MiB)"
     y_label: str
     series: tuple[str, ...]
     points: bool = False  # scatter of samples rather than a line through them
+    # Human names for the legend, by series ("latency_p50_us": "p50 latency"); default: the id.
+    labels: Mapping[str, str] = field(default_factory=dict)
+    x_log: bool = False  # log axes, for sweeps over decades
+    y_log: bool = False
+    # Vertical marks on the x axis: ((x, "FD_SETSIZE"), ...), e.g. a cliff or a limit.
+    x_marks: tuple[tuple[float, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +91,10 @@ class Chart:
             "y_label": self.y_label,
             "series": list(self.series),
             "points": self.points,
+            "labels": {name: self.labels.get(name, name) for name in self.series},
+            "x_log": self.x_log,
+            "y_log": self.y_log,
+            "x_marks": [list(mark) for mark in self.x_marks],
         }
 
 
@@ -73,6 +119,14 @@ class Experiment:
     # effect compares it, since the traced pass takes as long as the untraced one).
     rate_metric: str | None = None
     hidden: bool = False
+    # Man page sections where not 2, for library calls it uses: {"posix_spawn": 3}.
+    man_sections: Mapping[str, int] = field(default_factory=dict)
+
+    def man_pages(self) -> list[tuple[str, str]]:
+        """(syscall, man7.org URL) for each syscall the experiment exercises."""
+        return [
+            (name, man_page_url(name, self.man_sections.get(name, 2))) for name in self.syscalls
+        ]
 
     def clean_params(
         self, data: Mapping[str, Any]

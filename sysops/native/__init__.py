@@ -12,7 +12,9 @@ Raises ValueError for an unknown call, ``iterations < 1`` or a missing fd, and O
 call and iteration) on the first failing call.
 
 The extension is loaded on first use, not on import, so that ``python -m sysops.native.build``
-can run before it exists. Sandbox side: standard library only.
+can run before it exists. Other topics have modules of their own (``sysops/native/_<name>.c``):
+a probe gets one with ``load("_<name>")``, which names the build command when it is missing.
+Sandbox side: standard library only.
 """
 
 from __future__ import annotations
@@ -29,21 +31,22 @@ __all__ = ["CALLS", "loop_ns"]
 BUILD_COMMAND = "python -m sysops.native.build"
 
 
-def _load() -> ModuleType:
+def load(module: str = "_native") -> ModuleType:
+    """The native extension module ``sysops.native.<module>`` (e.g. ``"_native"``)."""
     try:
-        return importlib.import_module("sysops.native._native")
+        return importlib.import_module(f"sysops.native.{module}")
     except ImportError as exc:
         raise ImportError(
-            f"the native extension sysops/native/_native.abi3.so is missing or does not load "
+            f"the native extension sysops/native/{module}.abi3.so is missing or does not load "
             f"({exc}); build it with `{BUILD_COMMAND}` from the repository root",
-            name="sysops.native._native",
+            name=f"sysops.native.{module}",
         ) from exc
 
 
 def __getattr__(name: str) -> Any:
     # PEP 562: `from sysops.native import loop_ns` lands here until the extension is loaded.
     if name in __all__:
-        value = getattr(_load(), name)
+        value = getattr(load(), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,8 +1,11 @@
-"""Build the ``_native`` extension: ``python -m sysops.native.build [--force]``.
+"""Build the native extensions: ``python -m sysops.native.build [--force]``.
 
-A single ``cc`` invocation, no setuptools: the extension is one C file against the limited API
-(the C file defines ``Py_LIMITED_API``), so the ``.abi3.so`` built here with any CPython >= 3.11
-also loads in the sandbox's Debian ``/usr/bin/python3``. The ``.so`` is git-ignored.
+Every ``sysops/native/_<name>.c`` is one extension module, ``sysops.native._<name>`` (one per
+topic: ``_native`` holds the syscall-cost loops; an experiment that needs its own C loops adds
+its own file). One ``cc`` invocation each, no setuptools: each file is written against the
+limited API (it defines ``Py_LIMITED_API``), so the ``.abi3.so`` built here with any CPython
+>= 3.11 also loads in the sandbox's Debian ``/usr/bin/python3``. The ``.so`` files are
+git-ignored.
 """
 
 from __future__ import annotations
@@ -26,11 +29,20 @@ class BuildError(RuntimeError):
     """The extension could not be built; the message says why and what to do."""
 
 
-def is_up_to_date() -> bool:
-    return TARGET_PATH.exists() and TARGET_PATH.stat().st_mtime_ns > SOURCE_PATH.stat().st_mtime_ns
+def sources() -> list[Path]:
+    return sorted(NATIVE_DIR.glob("_*.c"))
 
 
-def compile_command(output_path: Path) -> list[str]:
+def target_of(source: Path) -> Path:
+    return source.with_name(f"{source.stem}.abi3.so")
+
+
+def is_up_to_date(source: Path = SOURCE_PATH) -> bool:
+    target = target_of(source)
+    return target.exists() and target.stat().st_mtime_ns > source.stat().st_mtime_ns
+
+
+def compile_command(output_path: Path, source: Path = SOURCE_PATH) -> list[str]:
     compiler = shutil.which("cc")
     if compiler is None:
         raise BuildError(
@@ -43,21 +55,26 @@ def compile_command(output_path: Path) -> list[str]:
             f"Python.h not found in {include_dir}: install the Python headers "
             f"(Debian: apt-get install python3-dev) for {sys.executable}."
         )
-    return [compiler, *CFLAGS, f"-I{include_dir}", str(SOURCE_PATH), "-o", str(output_path)]
+    return [compiler, *CFLAGS, f"-I{include_dir}", str(source), "-o", str(output_path)]
 
 
-def build(*, force: bool = False) -> Path:
-    """Compile ``_native.c`` into ``_native.abi3.so`` unless the .so is newer than the .c."""
-    if not force and is_up_to_date():
-        print(f"up to date: {TARGET_PATH} is newer than {SOURCE_PATH.name}")
-        return TARGET_PATH
+def build(*, force: bool = False) -> list[Path]:
+    """Compile every ``_<name>.c`` into ``_<name>.abi3.so`` unless the .so is newer."""
+    return [build_one(source, force=force) for source in sources()]
+
+
+def build_one(source: Path, *, force: bool = False) -> Path:
+    target = target_of(source)
+    if not force and is_up_to_date(source):
+        print(f"up to date: {target} is newer than {source.name}")
+        return target
     # Compile beside the target and rename into place, so a worker importing the extension
     # meanwhile sees the old .so or the new one, never a half-written file.
-    fd, temp_name = tempfile.mkstemp(dir=NATIVE_DIR, prefix="._native.", suffix=".so")
+    fd, temp_name = tempfile.mkstemp(dir=NATIVE_DIR, prefix=f".{source.stem}.", suffix=".so")
     os.close(fd)
     temp_path = Path(temp_name)
     try:
-        command = compile_command(temp_path)
+        command = compile_command(temp_path, source)
         print("building:", " ".join(command))
         completed = subprocess.run(command, capture_output=True, text=True, check=False)
         if completed.returncode != 0:
@@ -66,11 +83,11 @@ def build(*, force: bool = False) -> Path:
                 f"{completed.stdout}{completed.stderr}"
             )
         temp_path.chmod(0o755)
-        temp_path.replace(TARGET_PATH)
+        temp_path.replace(target)
     finally:
         temp_path.unlink(missing_ok=True)
-    print(f"built: {TARGET_PATH}")
-    return TARGET_PATH
+    print(f"built: {target}")
+    return target
 
 
 def main(argv: list[str] | None = None) -> int:

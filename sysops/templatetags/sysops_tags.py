@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import template
+from django.template import TemplateDoesNotExist
+from django.template.loader import get_template
+
+from sysops.tracing import render
 
 register = template.Library()
 
@@ -40,3 +45,28 @@ def status_label(value: str) -> str:
 @register.filter
 def join_if_list(value: Any) -> str:
     return ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+
+
+PANEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+PANELS_DIR = "sysops/panels"
+
+
+@register.filter
+def panel_template(detail: Any) -> str | None:
+    """The template that draws a result row's ``detail`` (``{"panel": "<name>", ...}``), e.g.
+    a packet diagram: ``sysops/panels/<name>.html`` when it exists, else None (the row still
+    shows in the table). The name comes from the worker, so it is checked, never trusted."""
+    name = detail.get("panel") if isinstance(detail, dict) else None
+    if not isinstance(name, str) or not PANEL_NAME.match(name):
+        return None
+    path = f"{PANELS_DIR}/{name}.html"
+    try:
+        get_template(path)
+    except TemplateDoesNotExist:
+        return None
+    return path
+
+
+@register.filter
+def observer_sentence(observer: Any) -> str:
+    return render.observer_sentence(observer if isinstance(observer, dict) else None)
