@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from sysops import sandbox
-from sysops.agent.recorder import MAX_LOG_LINES, MAX_RESULT_ROWS
+from sysops.agent.recorder import MAX_LOG_LINES, MAX_RESULT_BYTES, MAX_RESULT_ROWS
 from sysops.experiments import registry
 from sysops.models import Run, RunLog, SampleChunk, TraceChunk
 from sysops.sandbox.filter_cost import FilterCost, cached_filter_cost
@@ -44,8 +44,9 @@ class SandboxStatus:
     def output_limits(self) -> str:
         return (
             f"worker output per pass: {settings.SYSOPS_OUTPUT_CAP_BYTES:,} bytes and "
-            f"{settings.SYSOPS_MAX_EVENTS:,} events; per run: {MAX_RESULT_ROWS} result rows and "
-            f"{MAX_LOG_LINES:,} log lines; every event checked against its schema"
+            f"{settings.SYSOPS_MAX_EVENTS:,} events; per run: {MAX_RESULT_ROWS} result rows "
+            f"({MAX_RESULT_BYTES >> 20} MiB) and {MAX_LOG_LINES:,} log lines; every event "
+            "checked against its schema"
         )
 
 

@@ -31,11 +31,24 @@ json_values = st.recursive(
     ),
     max_leaves=12,
 )
-row_like = st.dictionaries(
-    st.sampled_from(["metric", "value", "unit", "note", "dist", "layer", "ratio_to_native", "x_y"])
-    | st.text(max_size=6),
-    json_values,
-    max_size=6,
+# A row's ``detail`` may name a panel template that draws it (a packet diagram, say).
+details = (
+    st.fixed_dictionaries(
+        {"panel": st.sampled_from(["ip_packets", "nope", "../x"])},
+        optional={"packets": json_values, "title": json_values, "rows": json_values},
+    )
+    | json_values
+)
+row_like = st.fixed_dictionaries(
+    {},
+    optional={"metric": st.text(max_size=8) | json_values, "detail": details},
+).flatmap(
+    lambda fixed: st.dictionaries(
+        st.sampled_from(["value", "unit", "note", "dist", "layer", "ratio_to_native", "x_y"])
+        | st.text(max_size=6),
+        json_values,
+        max_size=5,
+    ).map(lambda rest: {**rest, **fixed})
 )
 host_like = st.dictionaries(
     st.sampled_from(sorted(HOST_FIELDS)) | st.text(max_size=6), json_values, max_size=6

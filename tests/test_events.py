@@ -24,17 +24,6 @@ def test_it_parses_a_sample():
         (b'{"type": "result", "rows": {}}', "rows must be a list"),
         (b"\xff\xfe", "malformed event"),
         (b"[" * 200_000 + b"]" * 200_000, "nested too deeply"),
-        (b'{"type": "result", "rows": ["x", 1]}', "row 0 is not an object"),
-        (b'{"type": "result", "rows": [{"value": 1}]}', "row 0 metric must be a str"),
-        (b'{"type": "result", "rows": [{"metric": "m", "Bad Key": 1}]}', "not a lower-case name"),
-        (b'{"type": "result", "rows": [{"metric": "m", "dist": [1]}]}', "dist must be an object"),
-        (
-            b'{"type": "result", "rows": [{"metric": "m", "value": '
-            + b"[" * 50
-            + b"]" * 50
-            + b"}]}",
-            "nested more than",
-        ),
         (b'{"type": "hello", "host": {"kernel": [1]}}', "host.kernel must be an object"),
         (b'{"type": "hello", "host": {"hostname": ["a"]}}', "host.hostname must be a string"),
         (b'{"type": "hello", "host": {"shell": "/bin/sh"}}', "host has unknown keys 'shell'"),
@@ -46,6 +35,31 @@ def test_it_turns_bad_lines_into_reasons(line, reason):
     bad = parse_line(line)
     assert isinstance(bad, BadLine)
     assert reason in bad.reason
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b'{"type": "result", "rows": ["x", 1]}', "row 0 is not an object"),
+        (b'{"type": "result", "rows": [{"value": 1}]}', "row 0 metric must be a str"),
+        (b'{"type": "result", "rows": [{"metric": "m", "Bad Key": 1}]}', "not a lower-case name"),
+        (b'{"type": "result", "rows": [{"metric": "m", "dist": [1]}]}', "dist must be an object"),
+        (
+            b'{"type": "result", "rows": [{"metric": "m", "value": '
+            + b"[" * 50
+            + b"]" * 50
+            + b"}]}",
+            "nested more than",
+        ),
+    ],
+)
+def test_it_drops_a_bad_row_and_keeps_the_others(line, reason):
+    good = b'{"metric": "kept", "value": 1}'
+    event = parse_line(line.replace(b'"rows": [', b'"rows": [' + good + b", ", 1))
+
+    assert [row["metric"] for row in event["rows"]] == ["kept"]
+    (rejected,) = event["rejected"][:1]
+    assert reason.replace("row 0", "row 1") in rejected
 
 
 def test_it_splits_a_stream_at_newlines_across_reads():
@@ -89,6 +103,7 @@ def test_it_keeps_an_experiments_own_row_fields_and_types_the_contracts():
         }
     ).encode()
 
+    assert parse_line(line)["rejected"] == []
     assert parse_line(line)["rows"] == [
         {
             "metric": "m",

@@ -18,6 +18,6 @@ def test_the_dashboard_says_what_the_sandbox_allows_and_what_it_still_shows(clie
     assert "each run leases its own unprivileged uid" in body or "caller is not root" in body
     assert "per-run limits on memory, pids, cpu" in body or "Runs are refused: no memory" in body
     assert "a FIFO only the run&#x27;s uid can open" in body
-    assert "events; per run: 500 result rows" in body
+    assert "events; per run: 500 result rows (2 MiB)" in body
     assert "can still see the kernel version and build" in body
     assert "host-wide load and memory figures" in body

@@ -21,10 +21,10 @@ MAX_LINE_BYTES = 1 << 20
 EXCERPT_CHARS = 200
 NAME_MAX_CHARS = 200  # metric, series, phase, unit, layer
 TEXT_MAX_CHARS = 4000  # messages, notes and other text
-PLAIN_JSON_MAX_DEPTH = 4  # an extra field of a result row: a value, a list, a dict of lists…
-PLAIN_JSON_MAX_ITEMS = 256  # per list or dict
+PLAIN_JSON_MAX_DEPTH = 8  # an extra field of a result row: a value, a list, a dict of lists…
+PLAIN_JSON_MAX_ITEMS = 4096  # per list or dict (a packet's bytes, say)
 ROWS_MAX_PER_EVENT = 1000
-ROW_MAX_BYTES = 16 << 10
+ROW_MAX_BYTES = 64 << 10  # a row with a panel's detail (a decoded packet) stays well under
 ROW_EXTRA_KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 LOG_LEVELS = ("info", "warning", "error")
 INT_LIMIT = 1 << 63
@@ -97,11 +97,19 @@ def _sample(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _result(event: dict[str, Any]) -> dict[str, Any]:
+    """The rows that fit the schema, and why each other one did not (``rejected``): one bad row
+    must not cost the run its whole table."""
     _keys(event, {"rows"})
     rows = _field(event, "rows", list)
     if len(rows) > ROWS_MAX_PER_EVENT:
         raise Invalid(f"{len(rows)} rows in one event (at most {ROWS_MAX_PER_EVENT})")
-    return {"rows": [_row(row, i) for i, row in enumerate(rows)]}
+    good, rejected = [], []
+    for i, row in enumerate(rows):
+        try:
+            good.append(_row(row, i))
+        except Invalid as exc:
+            rejected.append(str(exc))
+    return {"rows": good, "rejected": rejected}
 
 
 def _log(event: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import time
@@ -26,6 +27,7 @@ MAX_LOG_CHARS = 4000
 # A run keeps at most this many result rows and log lines: whatever a worker sends, its page
 # renders in bounded time. Past a cap, one line says what was dropped.
 MAX_RESULT_ROWS = 500
+MAX_RESULT_BYTES = 2 << 20
 MAX_LOG_LINES = 10_000
 # A live batch carries at most this many trace lines (the newest); the rest are stored, counted
 # and downloadable, so a fast trace never makes the server fall behind or flood a browser.
@@ -50,6 +52,7 @@ class RunRecorder:
         self.trace_total = 0
         self._log_lines = 0
         self._rows_dropped = 0
+        self._rows_bytes = 0
 
     # --- collecting -------------------------------------------------------------------------
     def on_event(self, event: dict[str, Any]) -> None:
@@ -76,18 +79,24 @@ class RunRecorder:
             self.log(str(event.get("message", "")), level=RunLog.Level.ERROR)
 
     def _add_rows(self, rows: list[dict[str, Any]]) -> None:
-        room = MAX_RESULT_ROWS - len(self.run.results)
-        if room > 0 and rows:
-            self.run.results.extend(rows[:room])  # in place: no list rebuilt per event
+        for row in rows:
+            size = len(json.dumps(row))
+            if (
+                len(self.run.results) >= MAX_RESULT_ROWS
+                or self._rows_bytes + size > MAX_RESULT_BYTES
+            ):
+                if not self._rows_dropped:
+                    self.log(
+                        f"more than {MAX_RESULT_ROWS} result rows or {MAX_RESULT_BYTES:,} bytes "
+                        "of them: the rest are dropped",
+                        level=RunLog.Level.ERROR,
+                        source="runner",
+                    )
+                self._rows_dropped += 1
+                continue
+            self.run.results.append(row)  # in place: no list rebuilt per event
+            self._rows_bytes += size
             self._changed.add("results")
-        if len(rows) > room:
-            if not self._rows_dropped:
-                self.log(
-                    f"more than {MAX_RESULT_ROWS} result rows: the rest are dropped",
-                    level=RunLog.Level.ERROR,
-                    source="runner",
-                )
-            self._rows_dropped += len(rows) - max(0, room)
 
     def log(self, message: str, *, level: str = RunLog.Level.INFO, source: str = "worker") -> None:
         if level not in RunLog.Level.values:

@@ -432,15 +432,20 @@ def _pump(
 def _on_event_line(state: _PassState, line: bytes) -> None:
     event = parse_line(line)
     if isinstance(event, BadLine):
-        state.bad_lines += 1
-        if state.bad_lines <= BAD_LINES_LOGGED:
-            message = f"{event.reason}: {event.excerpt}"
-            state.recorder.log(message, level="error", source="runner")
-        elif state.bad_lines == BAD_LINES_LOGGED + 1:
-            message = f"more than {BAD_LINES_LOGGED} bad event lines: the rest are not logged"
-            state.recorder.log(message, level="error", source="runner")
-    else:
-        state.on_event(event)
+        _bad_line(state, f"{event.reason}: {event.excerpt}")
+        return
+    for reason in event.pop("rejected", []):
+        _bad_line(state, f"result row dropped: {reason}")
+    state.on_event(event)
+
+
+def _bad_line(state: _PassState, message: str) -> None:
+    state.bad_lines += 1
+    if state.bad_lines <= BAD_LINES_LOGGED:
+        state.recorder.log(message, level="error", source="runner")
+    elif state.bad_lines == BAD_LINES_LOGGED + 1:
+        message = f"more than {BAD_LINES_LOGGED} bad events: the rest are not logged"
+        state.recorder.log(message, level="error", source="runner")
 
 
 def _verdict(result: _PassResult) -> _Stop:
