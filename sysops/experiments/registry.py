@@ -5,13 +5,14 @@ from __future__ import annotations
 from django.conf import settings
 
 from sysops.experiments.base import Experiment
+from sysops.experiments.descriptors.spec import EXPERIMENT as DESCRIPTORS
 from sysops.experiments.epoll_echo.spec import EXPERIMENT as EPOLL_ECHO
 from sysops.experiments.process_spawn.spec import EXPERIMENT as PROCESS_SPAWN
 from sysops.experiments.syscall_cost.spec import EXPERIMENT as SYSCALL_COST
 
 
 def _all() -> dict[str, Experiment]:
-    experiments = [SYSCALL_COST, EPOLL_ECHO, PROCESS_SPAWN]
+    experiments = [SYSCALL_COST, EPOLL_ECHO, PROCESS_SPAWN, DESCRIPTORS]
     if settings.SYSOPS_TEST_EXPERIMENTS:
         from sysops.experiments.hostile.spec import EXPERIMENT as HOSTILE
         from sysops.experiments.synthetic.spec import EXPERIMENT as SYNTHETIC

@@ -10,5 +10,6 @@ in spirit): sandbox side, standard library only, no Django.
 - ``sweep``: a swept parameter, a least-squares slope and the point where behaviour changes;
 - ``harness``: a forked child process (server or client) with control and report pipes;
 - ``hostfacts``: filesystem type and device, THP, sysctls, rlimits, page size, smaps;
-- ``libc``: ctypes libc with errno, checked calls.
+- ``libc``: ctypes libc with errno, checked calls;
+- ``fds``: this process's descriptor table from /proc/self/fd (numbers, targets, CLOEXEC).
 """
