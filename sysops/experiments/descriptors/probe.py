@@ -63,22 +63,26 @@ print(json.dumps(table))
 
 def run(params: Mapping[str, Any], emit: Emitter) -> None:
     scenario, count, nofile = _checked(params)
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and nofile > hard:
         raise ValueError(
             f"RLIMIT_NOFILE {nofile} is over this run's hard limit {hard}: the server's "
             "ceiling on descriptors is lower than the form allowed"
         )
-    # Lowering the soft limit is always allowed; the hard limit stays as the sandbox set it.
-    resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, hard))
     emit.log(f"scenario {scenario}: RLIMIT_NOFILE soft {nofile}, hard {hard}")
-    rows = {
-        "emfile": lambda: _emfile(nofile, emit),
-        "leak": lambda: _leak(count, emit),
-        "inherit": _inherit,
-        "dup": lambda: _dup(nofile),
-    }[scenario]()
-    limits = hostfacts.rlimits(("RLIMIT_NOFILE",))["RLIMIT_NOFILE"]
+    # Any soft limit up to the hard one is allowed; the hard limit stays as the sandbox set it.
+    # Restored afterwards, for a caller that goes on (a test process).
+    resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, hard))
+    try:
+        limits = hostfacts.rlimits(("RLIMIT_NOFILE",))["RLIMIT_NOFILE"]
+        rows = {
+            "emfile": lambda: _emfile(nofile, emit),
+            "leak": lambda: _leak(count, emit),
+            "inherit": _inherit,
+            "dup": lambda: _dup(nofile),
+        }[scenario]()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     facts = {
         "RLIMIT_NOFILE (soft, hard)": f"{limits[0]}, {limits[1]}",
         "fs.nr_open (the kernel's ceiling on RLIMIT_NOFILE)": hostfacts.sysctl("fs.nr_open"),
@@ -105,7 +109,10 @@ def _close_all(numbers: list[int]) -> None:
 
 
 def _emfile(nofile: int, emit: Emitter) -> list[dict[str, Any]]:
-    before = len(fds.open_fds())
+    held = fds.open_fds()
+    before = len(held)
+    # Descriptors opened before the limit was lowered keep their numbers, even above it.
+    above_limit = sum(1 for fd in held if fd >= nofile)
     opened: list[int] = []
     open_ns: list[int] = []
     refusal: OSError | None = None
@@ -153,7 +160,13 @@ def _emfile(nofile: int, emit: Emitter) -> list[dict[str, Any]]:
             total,
             "fds",
             f"{before} held before the loop (stdin, stdout, stderr, the worker's event pipe…) "
-            "plus those the loop opened.",
+            "plus those the loop opened"
+            + (
+                f"; {above_limit} of them numbered above the limit, opened before it was lowered."
+                if above_limit
+                else "."
+            ),
+            below_limit=total - above_limit,
         ),
         row(
             "highest descriptor number",

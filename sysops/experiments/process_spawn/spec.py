@@ -83,7 +83,9 @@ class ProcessSpawnForm(ExperimentForm):
                         f"({limits.CEILING_SETTINGS[field]}).",
                     )
         if sizes and all(data.get(k) is not None for k in ("methods", "repetitions", "warmup")):
-            needed_s, ceiling_s = wall_s(data), limits.ceiling("wall_s")
+            # add_error above drops the field from data: the sizes are passed on explicitly.
+            needed_s = wall_s({**data, "parent_sizes_mib": sizes})
+            ceiling_s = limits.ceiling("wall_s")
             if needed_s > ceiling_s:
                 self.add_error(
                     "repetitions",
