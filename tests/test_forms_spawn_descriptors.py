@@ -1,10 +1,11 @@
 """process-spawn and descriptors: bad input is a field error next to the field, never a run."""
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from sysops.models import Run
+from tests.test_forms import HYPOTHESIS, post
 
 pytestmark = pytest.mark.django_db
 
@@ -16,13 +17,6 @@ GOOD_SPAWN = {
     "warmup": "1",
 }
 GOOD_FDS = {"scenario": "emfile", "count": "100", "nofile": "256"}
-HYPOTHESIS = settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-
-
-def post(client, slug, data):
-    return client.post(f"/experiments/{slug}/", data)
 
 
 def assert_refused(response, field, text=""):

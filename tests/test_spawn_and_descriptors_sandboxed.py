@@ -21,21 +21,22 @@ def run_now(experiment, params, trace_mode=Run.TraceMode.OFF):
     return execute(run.pk, lambda group, message: None)
 
 
+def spawn_params(methods, sizes_mib, repetitions, warmup):
+    return {
+        "methods": methods,
+        "parent_sizes_mib": sizes_mib,
+        "target": "/bin/true",
+        "repetitions": repetitions,
+        "warmup": warmup,
+    }
+
+
 def rows_of(run):
     return {row["metric"]: row for row in run.results}
 
 
 def test_fork_from_a_256_mib_parent_is_slower_and_posix_spawn_is_not():
-    run = run_now(
-        "process-spawn",
-        {
-            "methods": ["fork_exit", "posix_spawn"],
-            "parent_sizes_mib": [0, 256],
-            "target": "/bin/true",
-            "repetitions": 12,
-            "warmup": 2,
-        },
-    )
+    run = run_now("process-spawn", spawn_params(["fork_exit", "posix_spawn"], [0, 256], 12, 2))
     assert run.status == Run.Status.SUCCEEDED, run.reason
     assert not run.unsandboxed
     rows = rows_of(run)
@@ -55,17 +56,8 @@ def test_fork_from_a_256_mib_parent_is_slower_and_posix_spawn_is_not():
 
 
 def test_a_sampled_trace_shows_clone_execve_and_wait4_under_their_own_pids():
-    run = run_now(
-        "process-spawn",
-        {
-            "methods": ["fork_execve", "posix_spawn"],
-            "parent_sizes_mib": [0, 16],
-            "target": "/bin/true",
-            "repetitions": 3,
-            "warmup": 0,
-        },
-        trace_mode=Run.TraceMode.SAMPLED,
-    )
+    params = spawn_params(["fork_execve", "posix_spawn"], [0, 16], 3, 0)
+    run = run_now("process-spawn", params, trace_mode=Run.TraceMode.SAMPLED)
     assert run.status == Run.Status.SUCCEEDED, run.reason
     assert run.trace["status"] == "done", run.trace
     events = [e for e in selectors.trace_events(run) if e["kind"] == "syscall"]

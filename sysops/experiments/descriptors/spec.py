@@ -7,22 +7,24 @@ from django import forms
 
 from sysops.experiments import limits
 from sysops.experiments.base import Chart, Experiment, ExperimentForm
-from sysops.experiments.descriptors.probe import COUNT_MAX, NOFILE_MAX, NOFILE_MIN
+from sysops.experiments.descriptors.probe import COUNT_MAX, NOFILE_MAX, NOFILE_MIN, SCENARIOS
 from sysops.sandbox import Policy
 
-SCENARIOS = [
-    ("emfile", "open until EMFILE"),
-    ("leak", "a leak: open without close, watched through /proc/self/fd"),
-    ("inherit", "inherited descriptors: a child with and without O_CLOEXEC"),
-    ("dup", "dup, dup2 and the lowest-free-number rule"),
-]
+SCENARIO_LABELS = {
+    "emfile": "open until EMFILE",
+    "leak": "a leak: open without close, watched through /proc/self/fd",
+    "inherit": "inherited descriptors: a child with and without O_CLOEXEC",
+    "dup": "dup, dup2 and the lowest-free-number rule",
+}
 # A short traced pass: the same scenario, with few descriptors.
 SAMPLED_NOFILE = 64
 SAMPLED_COUNT = 50
 
 
 class DescriptorsForm(ExperimentForm):
-    scenario = forms.ChoiceField(choices=SCENARIOS, initial="emfile")
+    scenario = forms.ChoiceField(
+        choices=[(name, SCENARIO_LABELS[name]) for name in SCENARIOS], initial="emfile"
+    )
     count = forms.IntegerField(
         min_value=1,
         max_value=COUNT_MAX,

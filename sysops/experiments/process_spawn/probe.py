@@ -31,7 +31,6 @@ from sysops.worker.toolkit.rows import dist_row, facts_rows, row
 from sysops.worker.toolkit.sweep import slope_row_fields, sweep
 from sysops.worker.toolkit.timing import gc_paused
 
-METHODS = ("fork_exit", "fork_execve", "vfork_execve", "posix_spawn", "subprocess")
 METHOD_LABELS = {
     "fork_exit": "fork + _exit",
     "fork_execve": "fork + execve",
@@ -39,14 +38,16 @@ METHOD_LABELS = {
     "posix_spawn": "posix_spawn",
     "subprocess": "Python subprocess.Popen",
 }
+METHODS = tuple(METHOD_LABELS)
 TARGETS = ("/bin/true",)
-MOMENTS = ("returned", "child_start", "exec_done", "reaped")
+# The moments of a cycle, in the order they happen.
 MOMENT_LABELS = {
     "returned": "spawn call returned",
     "child_start": "child start",
     "exec_done": "exec done",
     "reaped": "reaped",
 }
+MOMENTS = tuple(MOMENT_LABELS)
 # Defensive bounds, as wide as the web form's: a probe must never run unbounded.
 PARENT_MIB_MAX = 1024
 POINTS_MAX = 8

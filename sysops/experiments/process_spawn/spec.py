@@ -7,7 +7,7 @@ from django import forms
 
 from sysops.experiments import limits
 from sysops.experiments.base import Chart, Experiment, ExperimentForm
-from sysops.experiments.fields import IntListField
+from sysops.experiments.fields import IntListField, warmup_field
 from sysops.experiments.process_spawn.probe import (
     METHOD_LABELS,
     METHODS,
@@ -58,12 +58,8 @@ class ProcessSpawnForm(ExperimentForm):
     repetitions = forms.IntegerField(
         min_value=3, max_value=200, initial=15, help_text="Measured cycles per method and size."
     )
-    warmup = forms.IntegerField(
-        label="Warm-up",
-        min_value=0,
-        max_value=10,
-        initial=2,
-        help_text="Cycles run first at each size and discarded.",
+    warmup = warmup_field(
+        max_value=10, initial=2, help_text="Cycles run first at each size and discarded."
     )
 
     def clean(self) -> dict[str, Any]:
