@@ -153,6 +153,7 @@ def _emfile(nofile: int, emit: Emitter) -> list[dict[str, Any]]:
             f"after {len(opened) + (1 if refusal else 0):,} successful opens, with {total:,} "
             f"descriptors open and RLIMIT_NOFILE {nofile:,}. EMFILE is this process's limit; "
             "ENFILE would be the whole system's (fs.file-max).",
+            layer="python",
             **({"errno_name": errno_fields(refusal)["name"]} if refusal else {}),
         ),
         row(
@@ -369,6 +370,7 @@ def _dup(nofile: int) -> list[dict[str, Any]]:
                 f"{rule} Expected {expected}: {'so it was' if got == expected else 'NOT SO'}.",
                 expected=expected,
                 holds=got == expected,
+                layer="ctypes",
             )
         )
 
@@ -424,6 +426,7 @@ def _dup(nofile: int) -> list[dict[str, Any]]:
                 "A number at or above the soft limit is not a descriptor this process may "
                 "have: dup2 answers EBADF (fcntl F_DUPFD would say EINVAL).",
                 errno_name=errno_fields(err)["name"],
+                layer="ctypes",
             )
         )
         rows.append(_table_row("descriptor table after the dups", fds.table(FD_TABLE_ROWS_MAX)))

@@ -188,7 +188,8 @@ def _rows(
     facts = {
         "target program": target,
         "page size (bytes)": hostfacts.page_size(),
-        "transparent huge pages": hostfacts.thp().get("enabled"),
+        # /sys/kernel/mm is not bound into the sandbox; the maps here use 4 KiB pages anyway.
+        "transparent huge pages": hostfacts.thp().get("enabled") or "not visible in the sandbox",
         "parent RSS before the touched memory (MiB)": (
             None if base_rss_bytes is None else round(base_rss_bytes / MIB, 1)
         ),
