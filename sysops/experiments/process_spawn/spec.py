@@ -21,9 +21,10 @@ MIB = 1 << 20
 # Room beside the touched parent memory: the interpreter, its libraries and the children.
 MEMORY_HEADROOM_BYTES = Policy.memory_bytes
 ADDRESS_SPACE_HEADROOM_BYTES = Policy.address_space_bytes
-# A generous guess per cycle for the wall limit: fork from a 1 GiB parent takes ~100 ms here.
+# A generous guess per cycle for the wall limit: a fork + exit cycle costs ~60–120 µs per MiB of
+# parent here when the host is quiet, and ~250 µs on a loaded 2-core VM.
 CYCLE_BASE_S = 0.01
-CYCLE_PER_MIB_S = 0.0002
+CYCLE_PER_MIB_S = 0.0005
 
 
 def memory_bytes_needed(sizes_mib: list[int]) -> int:
