@@ -109,7 +109,7 @@ def run(params: Mapping[str, Any], emit: Emitter) -> None:
         curves = sweep(sizes_mib, methods, measure, emit, label=lambda x: f"{x:g} MiB")
     finally:
         memory.release()
-    emit.result(_rows(methods, sizes_mib, target, cycles, curves, base_rss_bytes))
+    emit.result(_rows(methods, sizes_mib, target, cycles, curves, base_rss_bytes, warmup))
 
 
 def _checked(params: Mapping[str, Any]) -> tuple[list[str], list[int], str, int, int]:
@@ -150,6 +150,7 @@ def _rows(
     cycles: Mapping[tuple[str, int], list[Cycle]],
     curves: Mapping[str, list[tuple[float, float]]],
     base_rss_bytes: int | None,
+    warmup: int,
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     smallest, largest = sizes_mib[0], sizes_mib[-1]
@@ -180,7 +181,8 @@ def _rows(
                         f"{label} from a {mib} MiB parent: {MOMENT_LABELS[moment]}",
                         values,
                         "µs",
-                        _moment_note(method, moment),
+                        f"{_moment_note(method, moment)} {warmup} warm-up cycles at each size "
+                        "were discarded first.",
                         layer=layer,
                         parent_mib=mib,
                     )
