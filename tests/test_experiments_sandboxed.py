@@ -135,3 +135,16 @@ def test_io_multiplexing_in_the_sandbox_select_pays_per_descriptor_epoll_does_no
     assert rows["edge-triggered: epoll_wait after a partial read"]["value"] == 0
     # The run raised its own descriptor limit above select's reach, inside the sandbox.
     assert int(rows["RLIMIT_NOFILE"]["value"]) > 4000
+
+
+def test_epoll_echo_edge_triggered_loses_no_byte():
+    run, _ = run_now(
+        "epoll-echo",
+        {"clients": 8, "message_bytes": 512, "duration_s": 1.0, "trigger_mode": "edge"},
+    )
+    assert run.status == Run.Status.SUCCEEDED, run.reason
+    rows = {row["metric"]: row for row in run.results}
+    assert rows["trigger mode"]["value"] == "edge"
+    assert rows["lost bytes"]["value"] == rows["mismatched bytes"]["value"] == 0
+    assert rows["bytes echoed back"]["value"] == rows["bytes sent"]["value"] > 0
+    assert rows["server recv EAGAIN per request"]["value"] > 0

@@ -160,3 +160,11 @@ def test_it_refuses_a_full_multiplexing_trace_over_the_cap(client, settings):
     assert 'id="error-trace"' in response.content.decode()
     response = post(client, "io-multiplexing", {**GOOD_IOMUX, "trace": "sampled"})
     assert response.status_code == 302
+
+
+def test_the_echo_trigger_mode_is_level_or_edge(client):
+    response = post(client, "epoll-echo", {**GOOD_ECHO, "trigger_mode": "oneshot"})
+    assert response.status_code == 400
+    assert 'id="error-trigger_mode"' in response.content.decode()
+    assert post(client, "epoll-echo", GOOD_ECHO).status_code == 302
+    assert Run.objects.get().params["trigger_mode"] == "level"  # the default, as before
