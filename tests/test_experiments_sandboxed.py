@@ -133,8 +133,8 @@ def test_io_multiplexing_in_the_sandbox_select_pays_per_descriptor_epoll_does_no
     assert ("select", 2000) not in medians
     assert medians[("select", 1000)] > 5 * medians[("epoll_lt", 1000)]
     assert rows["edge-triggered: epoll_wait after a partial read"]["value"] == 0
-    # The run raised its own descriptor limit above select's reach, inside the sandbox.
-    assert int(rows["RLIMIT_NOFILE"]["value"]) > 4000
+    # The run raised its own descriptor limit past the sandbox's default of 1024.
+    assert int(rows["RLIMIT_NOFILE"]["value"]) > 2000
 
 
 def test_epoll_echo_edge_triggered_loses_no_byte():

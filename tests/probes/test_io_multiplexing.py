@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from sysops.experiments.io_multiplexing import probe
@@ -112,3 +114,16 @@ def test_an_edge_triggered_reader_that_does_not_drain_misses_data() -> None:
 def test_it_refuses_params_out_of_bounds(bad: dict) -> None:
     with pytest.raises(ValueError):
         run_probe(probe.run, {**PARAMS, **bad})
+
+
+def test_the_idle_pipes_cost_one_descriptor_here_and_their_holder_is_reaped() -> None:
+    open_before = len(os.listdir("/proc/self/fd"))
+    events = run_probe(
+        probe.run, {**PARAMS, "mechanisms": ["epoll_lt"], "counts": [3000], "active": 2}
+    )
+
+    assert _sweep_row(events.rows(), "epoll_lt", 3000)["dist"]["n"] == PARAMS["calls"]
+    assert len(os.listdir("/proc/self/fd")) == open_before  # every pipe closed again
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # the write-end holder was reaped
+    assert probe.fds_needed(10_000, probe.ACTIVE_MAX) < 2 * 10_000

@@ -1,11 +1,13 @@
 """select vs poll vs epoll as the number of watched descriptors grows.
 
 Sandbox side: standard library, ``sysops.native`` and the probe toolkit only. For each count N
-the probe opens N pipes (read ends low, write ends moved high, so that N read ends fit under
-FD_SETSIZE as long as N does), and times one wait call (timeout 0) watching the N read ends
-while k of them hold a byte: in C (``_iomux.wait_ns``) and, where asked, through Python's
-select module. Mechanisms are interleaved at every point. select is not run where a watched
-descriptor is >= FD_SETSIZE; the run shows instead what Python says and why C must not try.
+the probe opens N pipes and times one wait call (timeout 0) watching their N read ends while
+k of them hold a byte: in C (``_iomux.wait_ns``) and, where asked, through Python's select
+module, mechanisms interleaved at every point. A helper process makes the idle pipes and
+passes their read ends over a unix socket, keeping the write ends: one descriptor per watched
+pipe here, so 10,000 fit under a limit of about 10,000, and N read ends sit under FD_SETSIZE
+as long as N does. select is not run where a watched descriptor is >= FD_SETSIZE; the run
+shows instead what Python says and why C must not try.
 
 Two short scenarios run first, each a handful of syscalls for the trace: Python's select on a
 descriptor >= 1024, and an edge-triggered reader that does not drain its socket, next to a
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sysops.worker.emit import Emitter
+from sysops.worker.toolkit.harness import Child, ChildContext
 from sysops.worker.toolkit.hostfacts import kernel_release, sysctl
 from sysops.worker.toolkit.params import bounded_int, int_list, subset
 from sysops.worker.toolkit.rows import dist_row, facts_rows, row, with_ratios
@@ -53,8 +56,8 @@ CALLS_MIN, CALLS_MAX = 3, 20_000
 DESCRIPTOR_VISITS_MAX = 200_000_000
 # Descriptors a run needs beyond its pipes: the interpreter's, the epoll fd, the scenarios'.
 FD_HEADROOM = 64
-# Gap kept between the read ends and the write ends, for descriptors opened meanwhile.
-FD_SLACK = 32
+# Read ends passed per SCM_RIGHTS message (the kernel takes at most 253, SCM_MAX_FD).
+FDS_PER_MESSAGE = 250
 SCENARIO_MESSAGE_BYTES = 100
 
 
@@ -64,9 +67,10 @@ def variant(layer: str, mechanism: str) -> str:
 
 
 def nofile_needed(counts: Sequence[int]) -> int:
-    """RLIMIT_NOFILE for a sweep: two descriptors per pipe, headroom, and room for a
-    descriptor at 1024 (the FD_SETSIZE scenario)."""
-    return max(2 * max(counts) + FD_HEADROOM, 2 * FD_SETSIZE)
+    """RLIMIT_NOFILE for a sweep: a descriptor per watched pipe (the idle pipes' write ends
+    live in a helper process, under its own copy of the limit), two per ready pipe, headroom,
+    and room for a descriptor at 1024 (the FD_SETSIZE scenario)."""
+    return max(fds_needed(max(counts), ACTIVE_MAX), 2 * FD_SETSIZE)
 
 
 def descriptor_visits(counts: Sequence[int], calls: int, variants: int) -> int:
@@ -294,38 +298,84 @@ def _trigger_rows(outcome: Mapping[str, list[int]]) -> list[dict[str, Any]]:
 
 
 class _Pipes:
-    """N pipes: read ends at the lowest free descriptors, write ends moved above them."""
+    """``count`` pipes whose read ends are watched; ``active`` of them have their write ends
+    here, to make them ready. The write ends of the idle ones are held by a helper process
+    (they must stay open somewhere: a pipe with no writer reports POLLHUP, i.e. ready), so
+    this process spends one descriptor per watched pipe, not two."""
 
-    def __init__(self, count: int) -> None:
-        self.reads: list[int] = []
-        self.writes: list[int] = []
-        probe_fd = _any_fd()  # the lowest free descriptor
-        os.close(probe_fd)
-        floor = probe_fd + count + FD_SLACK
+    def __init__(self, count: int, active: int) -> None:
+        self.idle_read: list[int] = []
+        self.ready_read: list[int] = []
+        self.ready_write: list[int] = []
+        self.holder: Child | None = None
         try:
-            for _ in range(count):
+            if count > active:
+                self._receive_idle(count - active)
+            for _ in range(active):
                 read_fd, write_fd = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-                self.reads.append(read_fd)
-                self.writes.append(fcntl.fcntl(write_fd, fcntl.F_DUPFD_CLOEXEC, floor))
-                os.close(write_fd)
+                self.ready_read.append(read_fd)
+                self.ready_write.append(write_fd)
         except BaseException:
             self.close()
             raise
+        # The ready ones spread evenly through the list: no mechanism gets them all first.
+        self.watched = list(self.idle_read)
+        for i, fd in enumerate(self.ready_read):
+            self.watched.insert(i * count // active, fd)
 
-    def ready(self, active: int) -> tuple[list[int], list[int]]:
-        """``active`` pipes spread evenly over the set (read ends, write ends): no mechanism
-        gets them all at the start of its scan."""
-        picks = [i * len(self.reads) // active for i in range(active)]
-        return [self.reads[i] for i in picks], [self.writes[i] for i in picks]
+    def _receive_idle(self, idle: int) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        with ours:
+            try:
+                self.holder = Child.start(
+                    lambda ctx: _hold_write_ends(ctx, theirs, idle),
+                    name="write-end holder",
+                    keep_fds=[theirs.fileno()],
+                )
+            finally:
+                theirs.close()
+            while len(self.idle_read) < idle:
+                _, fds, _, _ = socket.recv_fds(ours, 1, FDS_PER_MESSAGE, socket.MSG_CMSG_CLOEXEC)
+                if not fds:
+                    raise RuntimeError(
+                        f"the write-end holder sent {len(self.idle_read)} of {idle} pipes"
+                    )
+                self.idle_read += fds
 
     def close(self) -> None:
-        for fd in self.reads + self.writes:
+        for fd in self.idle_read + self.ready_read + self.ready_write:
             os.close(fd)
-        self.reads, self.writes = [], []
+        self.idle_read, self.ready_read, self.ready_write = [], [], []
+        if self.holder is not None:
+            self.holder.stop()
+            self.holder.kill_if_running()
+            self.holder = None
 
 
-def fds_needed(count: int) -> int:
-    return 2 * count + FD_SLACK + FD_HEADROOM // 2
+def _hold_write_ends(ctx: ChildContext, sock: socket.socket, count: int) -> dict[str, Any]:
+    """In the helper: make ``count`` pipes, pass their read ends to the parent over ``sock``
+    (SCM_RIGHTS, a batch at a time), keep the write ends open until told to stop."""
+    ctx.report({"pipes": count})
+    write_ends = []
+    for start in range(0, count, FDS_PER_MESSAGE):
+        read_ends = []
+        for _ in range(min(FDS_PER_MESSAGE, count - start)):
+            read_fd, write_fd = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+            read_ends.append(read_fd)
+            write_ends.append(write_fd)
+        socket.send_fds(sock, [b"p"], read_ends)
+        for fd in read_ends:
+            os.close(fd)
+    sock.close()
+    # Block until the parent closes the control pipe (EOF); not select: see harness.
+    os.read(ctx.control_fd, 1)
+    return {"held": len(write_ends)}
+
+
+def fds_needed(count: int, active: int) -> int:
+    # The helper peaks at its write ends plus one batch of read ends in hand; this process at
+    # the read ends plus the ready pipes' two ends.
+    return count + max(2 * active, FDS_PER_MESSAGE) + FD_HEADROOM
 
 
 def _sweep(
@@ -342,27 +392,28 @@ def _sweep(
             if current["pipes"] is not None:
                 current["pipes"].close()
             current["pipes"], current["count"] = None, count
-            current["pipes"] = _Pipes(count)
+            current["pipes"] = _Pipes(count, p.active)
         return current["pipes"]
 
     def measure(name: str, x: float) -> float | None:
         count = int(x)
-        if fds_needed(count) > nofile:
+        if fds_needed(count, p.active) > nofile:
             skipped[count] = (
-                f"{count:,} pipes need about {fds_needed(count):,} descriptors; "
+                f"{count:,} pipes need about {fds_needed(count, p.active):,} descriptors; "
                 f"RLIMIT_NOFILE is {nofile:,}"
             )
             return None
         pipes = pipes_for(count)
         layer, mechanism = name.split("_", 1)
-        if mechanism == "select" and max(pipes.reads) >= FD_SETSIZE:
+        if mechanism == "select" and max(pipes.watched) >= FD_SETSIZE:
             skipped.setdefault(
-                count, f"select not run: its descriptors reach {max(pipes.reads)} ≥ FD_SETSIZE"
+                count, f"select not run: its descriptors reach {max(pipes.watched)} ≥ FD_SETSIZE"
             )
             return None
-        ready_read, ready_write = pipes.ready(p.active)
         wait = _native_wait if layer == "native" else _python_wait
-        values = wait(mechanism, pipes.reads, ready_read, ready_write, p.calls, p.warmup)
+        values = wait(
+            mechanism, pipes.watched, pipes.ready_read, pipes.ready_write, p.calls, p.warmup
+        )
         results[(name, count)] = values
         return round(Distribution.of(values).median, 1)
 

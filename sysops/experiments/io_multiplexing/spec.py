@@ -30,8 +30,9 @@ LAYERS = [
     ("native", "native C (select/poll/epoll_wait in a C loop)"),
     ("python", "Python's select module"),
 ]
-# Syscalls per descriptor to set a point up (pipe2, fcntl, close, and close again at the end)
-# and per cycle around each wait call (a write and a read per ready pipe): for the trace cap.
+# Syscalls per descriptor to set a point up (pipe2 and close in the helper, the SCM_RIGHTS
+# batches, close here) and per cycle around each wait call (a write and a read per ready
+# pipe): for the trace cap.
 SETUP_SYSCALLS_PER_DESCRIPTOR = 5
 WALL_S = 150.0
 
@@ -170,7 +171,9 @@ EXPERIMENT = Experiment(
         "select also has a hard wall: an fd_set is a bitmap of FD_SETSIZE = 1024 bits, so it "
         "cannot watch descriptor 1024 or above (Python raises ValueError; in C, FD_SET past "
         "the end writes past the structure, so this run refuses instead). The run raises its "
-        "own descriptor limit to hold two descriptors per pipe. Two short scenarios run first: "
+        "own descriptor limit to hold them (a helper process keeps the idle pipes' write "
+        "ends and passes their read ends over a unix socket, so a watched pipe costs one "
+        "descriptor here). Two short scenarios run first: "
         "select on descriptor 1024, and an edge-triggered reader that reads only part of what "
         "arrived, next to a level-triggered one."
     ),
@@ -181,6 +184,8 @@ EXPERIMENT = Experiment(
         "epoll_ctl",
         "epoll_wait",
         "pipe2",
+        "sendmsg",
+        "recvmsg",
         "fcntl",
         "socketpair",
         "ioctl",
