@@ -71,27 +71,17 @@ typedef struct {
     long long *out_ns;
 } wait_job;
 
+/* One byte into each ready pipe (to_pipes), or back out of each: -1 with *fail on a failure. */
 static int
-write_ready(const wait_job *job, failure *fail)
+move_ready_bytes(const wait_job *job, int to_pipes, failure *fail)
 {
+    char byte = 'x';
     for (Py_ssize_t i = 0; i < job->n_ready; i++) {
-        if (write(job->ready_write[i], "x", 1) != 1) {
-            fail->call = "write";
-            fail->err = errno;
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static int
-read_ready(const wait_job *job, failure *fail)
-{
-    char byte;
-    for (Py_ssize_t i = 0; i < job->n_ready; i++) {
-        if (read(job->ready_read[i], &byte, 1) != 1) {
-            fail->call = "read";
-            fail->err = errno;
+        ssize_t moved = to_pipes ? write(job->ready_write[i], &byte, 1)
+                                 : read(job->ready_read[i], &byte, 1);
+        if (moved != 1) {
+            fail->call = to_pipes ? "write" : "read";
+            fail->err = moved < 0 ? errno : EIO;
             return -1;
         }
     }
@@ -149,7 +139,7 @@ run_waits(const wait_job *job, failure *fail)
         long reported = 0;
         int64_t start_ns = 0, end_ns = 0;
         fail->cycle = cycle;
-        if (write_ready(job, fail) < 0) goto done;
+        if (move_ready_bytes(job, 1, fail) < 0) goto done;
         switch (job->kind) {
         case MECH_SELECT:
             /* A select loop must hand the kernel a fresh set every call (it overwrites it): the
@@ -183,7 +173,7 @@ run_waits(const wait_job *job, failure *fail)
             goto done;
         }
         fail->call = NULL;
-        if (read_ready(job, fail) < 0) goto done;
+        if (move_ready_bytes(job, 0, fail) < 0) goto done;
         if (cycle >= job->warmup) job->out_ns[cycle - job->warmup] = end_ns - start_ns;
     }
     status = 0;

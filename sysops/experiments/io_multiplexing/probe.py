@@ -410,10 +410,12 @@ def _sweep(
                 count, f"select not run: its descriptors reach {max(pipes.watched)} ≥ FD_SETSIZE"
             )
             return None
-        wait = _native_wait if layer == "native" else _python_wait
-        values = wait(
-            mechanism, pipes.watched, pipes.ready_read, pipes.ready_write, p.calls, p.warmup
-        )
+        if layer == "native":
+            values = _native().wait_ns(
+                mechanism, pipes.watched, pipes.ready_read, pipes.ready_write, p.calls, p.warmup
+            )
+        else:
+            values = _python_wait(mechanism, pipes, p.calls, p.warmup)
         results[(name, count)] = values
         return round(Distribution.of(values).median, 1)
 
@@ -432,9 +434,6 @@ def _sweep(
     return results, skipped
 
 
-Wait = Callable[[str, list[int], list[int], list[int], int, int], list[float]]
-
-
 def _native() -> Any:
     # Loaded on first use, so that the Python layer runs even without the built extension.
     from sysops.native import load
@@ -442,28 +441,11 @@ def _native() -> Any:
     return load("_iomux")
 
 
-def _native_wait(
-    mechanism: str,
-    watched: list[int],
-    ready_read: list[int],
-    ready_write: list[int],
-    calls: int,
-    warmup: int,
-) -> list[float]:
-    return _native().wait_ns(mechanism, watched, ready_read, ready_write, calls, warmup)
-
-
-def _python_wait(
-    mechanism: str,
-    watched: list[int],
-    ready_read: list[int],
-    ready_write: list[int],
-    calls: int,
-    warmup: int,
-) -> list[float]:
+def _python_wait(mechanism: str, pipes: _Pipes, calls: int, warmup: int) -> list[float]:
     """The same cycle as _iomux.wait_ns, through Python's select module: the wait call timed
     alone with perf_counter_ns, its answer checked, the bytes written before and read after."""
-    with _python_waiter(mechanism, watched) as wait:
+    ready_read, ready_write = pipes.ready_read, pipes.ready_write
+    with _python_waiter(mechanism, pipes.watched) as wait:
         perf_counter_ns, write, read = time.perf_counter_ns, os.write, os.read
         values: list[float] = []
         for cycle in range(warmup + calls):
