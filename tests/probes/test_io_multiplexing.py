@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +31,14 @@ def _sweep_row(rows: dict, mechanism: str, count: int, layer: str = "native") ->
     return found
 
 
+def _children() -> set[str]:
+    return {
+        pid
+        for task in os.listdir("/proc/self/task")
+        for pid in Path(f"/proc/self/task/{task}/children").read_text().split()
+    }
+
+
 def test_select_refuses_descriptor_1024_and_says_why() -> None:
     rows = run_probe(probe.run, {**PARAMS, "counts": [10]}).rows()
 
@@ -43,18 +52,20 @@ def test_select_refuses_descriptor_1024_and_says_why() -> None:
     assert rows["FD_SETSIZE"]["value"] == 1024
 
 
-def test_at_1000_idle_descriptors_select_costs_many_times_epoll() -> None:
-    rows = run_probe(probe.run, PARAMS).rows()
+def test_at_900_idle_descriptors_select_costs_many_times_epoll() -> None:
+    # 900, not 1,000: this test process may already hold enough descriptors to push the
+    # 1,000th past 1023. The sandboxed test (tests/test_experiments_sandboxed.py) does 1,000.
+    rows = run_probe(probe.run, {**PARAMS, "counts": [10, 900]}).rows()
 
-    select_ns = _sweep_row(rows, "select", 1000)["dist"]["median"]
+    select_ns = _sweep_row(rows, "select", 900)["dist"]["median"]
     for mechanism in ("epoll_lt", "epoll_et"):
-        epoll = _sweep_row(rows, mechanism, 1000)
+        epoll = _sweep_row(rows, mechanism, 900)
         assert epoll["unit"] == "ns/call"
         assert epoll["dist"]["n"] == PARAMS["calls"]
         # Tens of times here; a wide margin for a busy host.
         assert select_ns > 5 * epoll["dist"]["median"], (select_ns, epoll)
     # poll pays per descriptor too; epoll does not.
-    assert _sweep_row(rows, "poll", 1000)["value"] > 5 * _sweep_row(rows, "poll", 10)["value"]
+    assert _sweep_row(rows, "poll", 900)["value"] > 5 * _sweep_row(rows, "poll", 10)["value"]
     slope = rows["poll (C): cost per watched descriptor"]
     assert slope["value"] > 1 and slope["unit"] == "ns/descriptor"
 
@@ -118,12 +129,12 @@ def test_it_refuses_params_out_of_bounds(bad: dict) -> None:
 
 def test_the_idle_pipes_cost_one_descriptor_here_and_their_holder_is_reaped() -> None:
     open_before = len(os.listdir("/proc/self/fd"))
+    children_before = _children()
     events = run_probe(
         probe.run, {**PARAMS, "mechanisms": ["epoll_lt"], "counts": [3000], "active": 2}
     )
 
     assert _sweep_row(events.rows(), "epoll_lt", 3000)["dist"]["n"] == PARAMS["calls"]
     assert len(os.listdir("/proc/self/fd")) == open_before  # every pipe closed again
-    with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)  # the write-end holder was reaped
+    assert _children() == children_before  # the write-end holder was reaped
     assert probe.fds_needed(10_000, probe.ACTIVE_MAX) < 2 * 10_000

@@ -148,8 +148,9 @@ def _fd_setsize_rows() -> list[dict[str, Any]]:
         "0..1023 only, however many a process may open. poll and epoll take descriptors by "
         "value and have no such limit."
     )
+    low_fd = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        high_fd = fcntl.fcntl(0 if _is_open(0) else _any_fd(), fcntl.F_DUPFD_CLOEXEC, FD_SETSIZE)
+        high_fd = fcntl.fcntl(low_fd, fcntl.F_DUPFD_CLOEXEC, FD_SETSIZE)
     except OSError as exc:
         return [
             row(
@@ -159,6 +160,8 @@ def _fd_setsize_rows() -> list[dict[str, Any]]:
                 f"no descriptor ≥ {FD_SETSIZE} could be opened ({exc.strerror}). {explanation}",
             )
         ]
+    finally:
+        os.close(low_fd)
     rows = []
     try:
         try:
@@ -193,18 +196,6 @@ def _fd_setsize_rows() -> list[dict[str, Any]]:
         os.close(high_fd)
     rows.append(row("FD_SETSIZE", _native().FD_SETSIZE, "descriptors", explanation))
     return rows
-
-
-def _is_open(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-    except OSError:
-        return False
-    return True
-
-
-def _any_fd() -> int:
-    return os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
 
 
 # --- edge- vs level-triggered ----------------------------------------------------------------
