@@ -13,7 +13,9 @@ from sysops.models import Run, RunLog
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SYSOPS_DIR = Path(__file__).resolve().parents[1] / "sysops"
-STATUS_WRITE = re.compile(r"\.update\([^)]*\bstatus=|\brun\.status\s*=[^=]|status=Run\.Status\.\w+,\n")
+STATUS_WRITE = re.compile(
+    r"\.update\([^)]*\bstatus=|\brun\.status\s*=[^=]|status=Run\.Status\.\w+,\n"
+)
 
 
 def running_run(**fields):

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import re
 import resource
 from collections.abc import Mapping
 from typing import Any
@@ -8,7 +7,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
-from sysops.experiments.base import Chart, Experiment, ExperimentForm
+from sysops.experiments.base import Chart, Experiment, ExperimentForm, IntListField
 from sysops.experiments.io_multiplexing.probe import (
     ACTIVE_MAX,
     CALLS_MAX,
@@ -37,36 +36,16 @@ SETUP_SYSCALLS_PER_DESCRIPTOR = 5
 WALL_S = 150.0
 
 
-class DescriptorCountsField(forms.CharField):
-    """Comma- or space-separated descriptor counts; a stored run gives them back as a list."""
-
-    def to_python(self, value: Any) -> list[int]:
-        if isinstance(value, list | tuple):
-            value = ",".join(str(v) for v in value)
-        text = super().to_python(value)
-        words = [w for w in re.split(r"[,\s]+", text) if w]
-        if not words:
-            raise forms.ValidationError("Give at least one descriptor count.")
-        bad = [w for w in words if not re.fullmatch(r"\d[\d_]*", w)]
-        if bad:
-            raise forms.ValidationError(
-                f"Not a whole number: {', '.join(bad[:3])}. Separate counts with commas."
-            )
-        counts = sorted({int(w.replace("_", "")) for w in words})
-        if len(counts) > COUNTS_MAX_ITEMS:
-            raise forms.ValidationError(f"At most {COUNTS_MAX_ITEMS} counts.")
-        if counts[0] < 1 or counts[-1] > COUNT_MAX:
-            raise forms.ValidationError(f"Each count must be between 1 and {COUNT_MAX:,}.")
-        return counts
-
-
 class IoMultiplexingForm(ExperimentForm):
     mechanisms = forms.MultipleChoiceField(
         choices=list(MECHANISM_LABELS.items()),
         initial=list(MECHANISMS),
         widget=forms.CheckboxSelectMultiple,
     )
-    counts = DescriptorCountsField(
+    counts = IntListField(
+        min_value=1,
+        max_value=COUNT_MAX,
+        max_items=COUNTS_MAX_ITEMS,
         label="Descriptor counts",
         initial="1, 10, 100, 1000, 10000",
         help_text=f"Watched descriptors (pipes) at each point: up to {COUNTS_MAX_ITEMS} counts, "
