@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,9 @@ import tempfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cpeer import build_peer  # noqa: E402 - needs the path above
+
 COUNTS = (10, 100, 1000)
 MECHANISMS = {"select": "select", "poll": "poll", "epoll_lt": "epoll (level-triggered)"}
 PEER_SOURCE = r"""
@@ -111,16 +113,6 @@ int main(int argc, char **argv) {
 OUR_ROW = re.compile(r"^(.+?) \(C\), ([\d,]+) descriptors\s+([\d,.]+)\s+ns/call", re.MULTILINE)
 
 
-def build_peer(directory: Path) -> Path:
-    compiler = shutil.which("cc")
-    if compiler is None:
-        raise SystemExit("no C compiler (cc) on PATH")
-    source, binary = directory / "peer.c", directory / "peer"
-    source.write_text(PEER_SOURCE)
-    subprocess.run([compiler, "-O2", "-o", str(binary), str(source)], check=True)
-    return binary
-
-
 def peer_ns(binary: Path, mechanism: str, count: int, calls: int, reps: int) -> float:
     values = [
         float(
@@ -174,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=3, help="runs of each side")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as directory:
-        binary = build_peer(Path(directory))
+        binary = build_peer(Path(directory), PEER_SOURCE)
         ours = ours_ns(args.calls, args.reps)
         print(f"{'mechanism':<26}{'N':>6}{'C peer ns':>12}{'ours ns':>12}{'ours/peer':>11}")
         for mechanism, label in MECHANISMS.items():

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cpeer import build_peer  # noqa: E402 - needs the path above
 
 from sysops.worker.toolkit.sweep import fit_line  # noqa: E402 - needs the path above
 
@@ -85,16 +87,6 @@ int main(int argc, char **argv) {
 """
 
 
-def build_peer(directory: Path) -> Path:
-    compiler = shutil.which("cc")
-    if compiler is None:
-        raise SystemExit("no C compiler (cc) on PATH")
-    source, binary = directory / "peer.c", directory / "peer"
-    source.write_text(PEER_SOURCE)
-    subprocess.run([compiler, "-O2", "-o", str(binary), str(source)], check=True)
-    return binary
-
-
 def peer_medians_us(binary: Path, sizes: list[int], reps: int) -> dict[str, dict[int, float]]:
     out: dict[str, dict[int, float]] = {m: {} for m in METHODS}
     for mib in sizes:
@@ -149,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give at least two sizes for a slope")
 
     with tempfile.TemporaryDirectory(prefix="sysops-bench-spawn-") as tmp:
-        binary = build_peer(Path(tmp))
+        binary = build_peer(Path(tmp), PEER_SOURCE)
         # The peer runs before and after ours, and the two are averaged: drift in the host's
         # load between them then biases neither side.
         before = peer_medians_us(binary, sizes, args.reps)
