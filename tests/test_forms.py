@@ -131,9 +131,9 @@ def test_it_takes_descriptor_counts_as_a_list(client):
     "field, value, message",
     [
         ("counts", "10, ten", "whole numbers separated by commas"),
-        ("counts", "0, 10", "1–10,000"),
-        ("counts", "10001", "1–10,000"),
-        ("counts", "1,2,3,4,5,6,7,8,9", "At most 8"),
+        ("counts", "0, 10", "between 1 and 10000"),
+        ("counts", "10001", "between 1 and 10000"),
+        ("counts", "1,2,3,4,5,6,7,8,9", "Give 1 to 8 different values"),
         ("counts", "", "required"),
         ("active", "65", "less than or equal to 64"),
         ("active", "2", "smallest count (1)"),

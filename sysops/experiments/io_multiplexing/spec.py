@@ -7,7 +7,8 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
-from sysops.experiments.base import Chart, Experiment, ExperimentForm, IntListField
+from sysops.experiments.base import Chart, Experiment, ExperimentForm
+from sysops.experiments.fields import IntListField
 from sysops.experiments.io_multiplexing.probe import (
     ACTIVE_MAX,
     CALLS_MAX,
