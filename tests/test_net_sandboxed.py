@@ -1,0 +1,68 @@
+"""tcp and socket-options for real, in the real sandbox, through the runner: in the sandbox's
+own network namespace, whose only interface is its loopback."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+from sysops.models import Run
+
+from .test_experiments_sandboxed import run_now
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _rows(run: Run) -> dict:
+    return {row["metric"]: row for row in run.results}
+
+
+def _assert_own_loopback_only(rows: dict) -> None:
+    # A namespace of its own whose only interface is lo: no packet can reach a host interface.
+    assert rows["interfaces"]["value"] == "lo"
+    assert rows["network namespace"]["value"] != os.readlink("/proc/self/ns/net")
+
+
+def test_tcp_round_trips_in_the_sandbox_at_both_layers() -> None:
+    run, _ = run_now(
+        "tcp",
+        {
+            "measurement": "rtt",
+            "message_bytes": 64,
+            "count": 500,
+            "duration_s": 5.0,
+            "layers": ["python", "native"],
+        },
+    )
+    assert run.status == Run.Status.SUCCEEDED, run.reason
+    rows = _rows(run)
+    native = rows["round trip, 64 B each way · native C loop"]
+    assert native["layer"] == "native" and native["dist"]["n"] == 500
+    assert rows["syscalls per round trip (client) · Python socket"]["value"] == 2
+    assert "seccomp" in native["note"]
+    assert rows["net.core.rmem_max"]["value"] and rows["kernel"]["value"]
+    _assert_own_loopback_only(rows)
+
+
+def test_socket_options_effects_in_the_sandbox() -> None:
+    run, _ = run_now(
+        "socket-options",
+        {
+            "scenarios": ["nodelay", "buffers", "reuseaddr", "linger"],
+            "exchanges": 8,
+            "keepidle_s": 1,
+        },
+    )
+    assert run.status == Run.Status.SUCCEEDED, run.reason
+    rows = _rows(run)
+    assert rows["per exchange · write, write, read — Nagle on (the default)"]["value"] >= 30
+    assert rows["per exchange · write, write, read — TCP_NODELAY"]["value"] < 5
+    # net.core.rmem_max is per network namespace here, and readable inside the sandbox.
+    rmem_max = int(rows["net.core.rmem_max"]["value"])
+    assert rows["SO_RCVBUF cap"]["value"] == 2 * rmem_max
+    assert rows["bind without SO_REUSEADDR"]["value"] == errno.EADDRINUSE
+    assert rows["bind with SO_REUSEADDR"]["value"] == 0
+    assert rows["peer's recv after close with SO_LINGER {1, 0}"]["value"] == errno.ECONNRESET
+    _assert_own_loopback_only(rows)
