@@ -96,10 +96,26 @@ recv_all(int fd, char *buf, size_t size, long long *calls)
     return 1;
 }
 
-/* connect_ns(port, count) -> (bytes of int64 ns per connect, syscalls)
+/* wait for `events` on fd (up to 5 s); counts the poll calls. Returns 0, or -1 with errno. */
+static int
+wait_for(int fd, short events, long long *calls)
+{
+    struct pollfd pfd = {.fd = fd, .events = events};
+    int rc;
+    do {
+        rc = poll(&pfd, 1, 5000);
+        (*calls)++;
+    } while (rc < 0 && errno == EINTR);
+    if (rc == 0) errno = ETIMEDOUT;
+    return rc > 0 ? 0 : -1;
+}
+
+/* connect_ns(port, count) -> (bytes of int64 ns pairs, syscalls)
  * Each connection: socket(SOCK_NONBLOCK), connect (EINPROGRESS), poll for POLLOUT,
- * getsockopt(SO_ERROR), close. The time is from connect() to writable: the handshake as the
- * client sees it. */
+ * getsockopt(SO_ERROR), then poll for POLLIN and recv the server's EOF (it accepts and closes
+ * at once), close. Two times per connection: connect() to writable (the handshake as the client
+ * sees it) and connect() to the server's FIN (accept4 and close on the other side included).
+ * The server closes first, so TIME_WAIT stays on its side and the client's ports stay free. */
 static PyObject *
 connect_ns(PyObject *module, PyObject *args)
 {
@@ -111,7 +127,7 @@ connect_ns(PyObject *module, PyObject *args)
         return PyErr_Format(PyExc_ValueError, "port 1..65535 and count 1..10^7, got %d, %zd",
                             port, count);
     }
-    int64_t *times = PyMem_Malloc((size_t)count * sizeof(int64_t));
+    int64_t *times = PyMem_Malloc((size_t)count * 2 * sizeof(int64_t));
     if (times == NULL) return PyErr_NoMemory();
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -119,7 +135,8 @@ connect_ns(PyObject *module, PyObject *args)
     int err = 0;
     const char *what = NULL;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < count; i++) {
+    for (Py_ssize_t i = 0; i < count && what == NULL; i++) {
+        char byte;
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         calls++;
         if (fd < 0) {
@@ -131,30 +148,32 @@ connect_ns(PyObject *module, PyObject *args)
         int rc = connect(fd, (struct sockaddr *)&addr, sizeof addr);
         calls++;
         if (rc < 0 && errno == EINPROGRESS) {
-            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-            do {
-                rc = poll(&pfd, 1, 5000);
-                calls++;
-            } while (rc < 0 && errno == EINTR);
             int so_error = 0;
             socklen_t len = sizeof so_error;
-            if (rc == 0) {
-                so_error = ETIMEDOUT;
-            } else if (rc > 0) {
+            if (wait_for(fd, POLLOUT, &calls) < 0) {
+                so_error = errno;
+            } else {
                 getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &len);
                 calls++;
-            } else {
-                so_error = errno;
             }
             rc = so_error ? -1 : 0;
             errno = so_error;
         }
-        times[i] = monotonic_ns() - start_ns;
+        times[2 * i] = monotonic_ns() - start_ns;
         if (rc < 0) {
             err = errno;
             what = "connect";
-            close(fd);
-            break;
+        } else if (wait_for(fd, POLLIN, &calls) < 0) {
+            err = errno;
+            what = "poll for the server's FIN";
+        } else {
+            ssize_t n = recv(fd, &byte, 1, 0);
+            calls++;
+            times[2 * i + 1] = monotonic_ns() - start_ns;
+            if (n != 0) {
+                err = n < 0 ? errno : EPROTO;
+                what = "recv of the server's FIN";
+            }
         }
         close(fd);
         calls++;
@@ -164,7 +183,8 @@ connect_ns(PyObject *module, PyObject *args)
         PyMem_Free(times);
         return raise_errno(what, err);
     }
-    PyObject *data = PyBytes_FromStringAndSize((const char *)times, count * (Py_ssize_t)sizeof(int64_t));
+    PyObject *data = PyBytes_FromStringAndSize((const char *)times,
+                                               count * 2 * (Py_ssize_t)sizeof(int64_t));
     PyMem_Free(times);
     if (data == NULL) return NULL;
     return Py_BuildValue("(NL)", data, calls);
@@ -378,8 +398,8 @@ sink_loop(PyObject *module, PyObject *args)
 static PyMethodDef net_methods[] = {
     {"connect_ns", connect_ns, METH_VARARGS,
      "connect_ns(port, count) -> (bytes, syscalls)\n--\n\n"
-     "`count` non-blocking connects to 127.0.0.1:port, each closed at once; int64 ns per\n"
-     "connect (connect() to writable) packed native-endian, and the syscalls made."},
+     "`count` non-blocking connects to 127.0.0.1:port, each waiting for the server's FIN;\n"
+     "two int64 ns per connection (to writable, to the FIN), packed, and the syscalls made."},
     {"accept_loop", accept_loop, METH_VARARGS,
      "accept_loop(listen_fd, control_fd) -> (accepted, syscalls)\n--\n\n"
      "poll + accept4 + close until control_fd is readable."},

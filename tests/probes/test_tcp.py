@@ -34,8 +34,8 @@ def test_it_times_connects_at_both_layers_with_five_client_calls_each() -> None:
         latency = rows[f"connect latency · {label}"]
         assert latency["unit"] == "µs" and latency["dist"]["n"] == 300
         assert 0 < latency["dist"]["min"] <= latency["dist"]["median"] <= latency["dist"]["max"]
-        # socket, connect (EINPROGRESS), poll, getsockopt(SO_ERROR), close
-        assert rows[f"syscalls per connection (client) · {label}"]["value"] == 5
+        # socket, connect (EINPROGRESS), poll, getsockopt(SO_ERROR), poll, recv (EOF), close
+        assert rows[f"syscalls per connection (client) · {label}"]["value"] == 7
         assert rows[f"syscalls per connection (server) · {label}"]["value"] == pytest.approx(3, 0.2)
     assert rows["connect latency · native C loop"]["ratio_to_native"] == 1
     assert events.samples("native_median") and events.samples("python_max")

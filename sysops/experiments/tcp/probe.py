@@ -211,20 +211,24 @@ def _connect_layer(
     server = _start_server("connect", layer, size, net, emit)
     port = server.ready["port"]
     calls = [0]
+    to_fin_ns = SortedRuns()
     try:
         if layer == "native":
 
             def run_slice(n: int) -> list[int]:
                 data, made = net.connect_ns(port, n)
                 calls[0] += made
-                return array("q", data).tolist()
+                pairs = array("q", data)
+                to_fin_ns.add(pairs[1::2])
+                return pairs[0::2].tolist()
 
         else:
 
             def run_slice(n: int) -> list[int]:
-                times_ns, made = _py_connects(port, n)
+                handshake_ns, fin_ns, made = _py_connects(port, n)
                 calls[0] += made
-                return times_ns
+                to_fin_ns.add(fin_ns)
+                return handshake_ns
 
         values, elapsed_s = _sliced(run_slice, count, duration_s, emit, layer)
     finally:
@@ -232,7 +236,6 @@ def _connect_layer(
         server.kill_if_running()
     dist = values.distribution().scaled(1e-3)
     label = LAYER_LABELS[layer]
-    per_conn = calls[0] / dist.n
     server_per_conn = server_final.get("syscalls", 0) / max(1, server_final.get("accepted", 0))
     return [
         dist_row(
@@ -243,17 +246,24 @@ def _connect_layer(
             f"three-way handshake on loopback as the client sees it. {SECCOMP_NOTE}",
             layer=layer,
         ),
+        dist_row(
+            f"connect to the server's FIN · {label}",
+            to_fin_ns.distribution().scaled(1e-3),
+            "µs",
+            "until recv returns 0: the server has woken, accept4ed the connection and closed "
+            "it (the server closes first, so TIME_WAIT stays on its side)",
+        ),
         row(
             f"connections per second · {label}",
             round(dist.n / elapsed_s, 1),
             "connections/s",
-            "socket + connect + poll + getsockopt + close, one after another",
+            "one connection at a time, set up and torn down",
         ),
         row(
             f"syscalls per connection (client) · {label}",
-            round(per_conn, 2),
+            round(calls[0] / dist.n, 2),
             "calls",
-            "socket, connect, poll, getsockopt(SO_ERROR), close",
+            "socket, connect, poll, getsockopt(SO_ERROR), poll, recv (EOF), close",
         ),
         row(
             f"syscalls per connection (server) · {label}",
@@ -264,29 +274,37 @@ def _connect_layer(
     ]
 
 
-def _py_connects(port: int, n: int) -> tuple[list[int], int]:
+def _py_connects(port: int, n: int) -> tuple[list[int], list[int], int]:
     address = (sockets.LOOPBACK, port)
     perf_counter_ns = time.perf_counter_ns
-    times_ns, calls = [], 0
+    handshake_ns, fin_ns, calls = [], [], 0
     for _ in range(n):
         sock = socket.socket(
             socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
         )
+        poller = select.poll()
+        poller.register(sock, select.POLLOUT)
         start_ns = perf_counter_ns()
         err = sock.connect_ex(address)
         calls += 2
         if err == errno.EINPROGRESS:
-            poller = select.poll()
-            poller.register(sock, select.POLLOUT)
             poller.poll(sockets.CONNECT_TIMEOUT_MS)
             err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             calls += 2
-        times_ns.append(perf_counter_ns() - start_ns)
+        handshake_ns.append(perf_counter_ns() - start_ns)
+        if not err:
+            poller.modify(sock, select.POLLIN)
+            poller.poll(sockets.CONNECT_TIMEOUT_MS)
+            data = sock.recv(1)
+            fin_ns.append(perf_counter_ns() - start_ns)
+            calls += 2
         sock.close()
         calls += 1
         if err:
             raise OSError(err, f"connect: {os.strerror(err)}")
-    return times_ns, calls
+        if data:
+            raise RuntimeError("the server sent data instead of closing")
+    return handshake_ns, fin_ns, calls
 
 
 # --- request/response round trip ------------------------------------------------------------------
