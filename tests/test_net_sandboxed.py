@@ -8,7 +8,8 @@ import os
 
 import pytest
 
-from sysops.models import Run
+from sysops.agent.runner import execute
+from sysops.models import Run, TraceChunk
 
 from .test_experiments_sandboxed import run_now
 
@@ -66,3 +67,44 @@ def test_socket_options_effects_in_the_sandbox() -> None:
     assert rows["bind with SO_REUSEADDR"]["value"] == 0
     assert rows["peer's recv after close with SO_LINGER {1, 0}"]["value"] == errno.ECONNRESET
     _assert_own_loopback_only(rows)
+
+
+def test_the_trace_shows_both_ends_of_the_connection_under_their_own_pids() -> None:
+    run = Run.objects.create(
+        experiment="tcp",
+        params={
+            "measurement": "rtt",
+            "message_bytes": 64,
+            "count": 3,
+            "duration_s": 1.0,
+            "layers": ["native"],
+        },
+        status=Run.Status.RUNNING,
+        trace_mode=Run.TraceMode.FULL,
+    )
+    run = execute(run.pk, lambda group, message: None)
+    assert run.status == Run.Status.SUCCEEDED, run.reason
+    events = [e for c in TraceChunk.objects.filter(run=run).order_by("pk") for e in c.events()]
+    tcp = [e for e in events if "TCP:" in " ".join(e.get("args") or []) + (e.get("ret") or "")]
+    pids = {
+        name: {e["pid"] for e in tcp if e["name"] == name}
+        for name in (
+            "socket",
+            "bind",
+            "listen",
+            "accept4",
+            "connect",
+            "shutdown",
+            "sendto",
+            "recvfrom",
+        )
+    }
+    (server,) = pids["accept4"]
+    (client,) = pids["connect"]
+    assert server != client
+    assert pids["bind"] == pids["listen"] == {server}
+    assert pids["socket"] == pids["shutdown"] == {server, client}
+    assert pids["sendto"] == pids["recvfrom"] == {server, client}
+    connect = next(e for e in tcp if e["name"] == "connect")
+    assert connect["errno"] == "EINPROGRESS"
+    assert any(e["name"] == "close" and e["pid"] == server for e in tcp)
