@@ -4,9 +4,12 @@ own network namespace, whose only interface is its loopback."""
 from __future__ import annotations
 
 import errno
+import io
+import json
 import os
 
 import pytest
+from django.core.management import call_command
 
 from sysops.agent.runner import execute
 from sysops.models import Run, TraceChunk
@@ -108,3 +111,21 @@ def test_the_trace_shows_both_ends_of_the_connection_under_their_own_pids() -> N
     connect = next(e for e in tcp if e["name"] == "connect")
     assert connect["errno"] == "EINPROGRESS"
     assert any(e["name"] == "close" and e["pid"] == server for e in tcp)
+
+
+def test_the_headless_command_runs_socket_options_and_prints_json() -> None:
+    out = io.StringIO()
+    call_command(
+        "run_experiment",
+        "socket-options",
+        "--param",
+        "scenarios=tos,rcvlowat",
+        "--json",
+        stdout=out,
+        stderr=io.StringIO(),
+    )
+    printed = json.loads(out.getvalue())
+    assert printed["status"] == Run.Status.SUCCEEDED and not printed["unsandboxed"]
+    rows = {row["metric"]: row for row in printed["results"]}
+    assert rows["TOS byte received, sender IP_TOS 0xb8"]["value"] == 0xB8
+    assert rows["POLLIN first reported, SO_RCVLOWAT 500"]["value"] == 500

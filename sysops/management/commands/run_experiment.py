@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -38,6 +39,11 @@ class Command(BaseCommand):
             default=Run.TraceMode.OFF,
             help="off, sampled (a short traced pass) or full (the whole work again, traced)",
         )
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            help="print the run (status, parameters, result rows, host) as one JSON object",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         exp = registry.get(options["experiment"])
@@ -62,7 +68,10 @@ class Command(BaseCommand):
         self.stderr.write(f"run #{run.pk}: {exp.title}")
         sandbox.set_child_subreaper()
         run = execute(run.pk, self._publish)
-        self._print_results(run)
+        if options["json"]:
+            self._print_json(run)
+        else:
+            self._print_results(run)
         if run.status != Run.Status.SUCCEEDED:
             self.stderr.write(f"run #{run.pk} {run.status}: {run.reason}")
             sys.exit(1)
@@ -129,6 +138,22 @@ class Command(BaseCommand):
         if run.host:
             fp = run.host.fingerprint
             self.stdout.write(f"host: {fp.get('hostname')} · clocksource {fp.get('clocksource')}")
+
+    def _print_json(self, run: Run) -> None:
+        self.stdout.write(
+            json.dumps(
+                {
+                    "run": run.pk,
+                    "experiment": run.experiment,
+                    "status": run.status,
+                    "reason": run.reason,
+                    "unsandboxed": run.unsandboxed,
+                    "params": run.params,
+                    "results": run.results,
+                    "host": run.host.fingerprint if run.host else None,
+                }
+            )
+        )
 
     def _print_trace(self, run: Run) -> None:
         trace = run.trace
