@@ -25,7 +25,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -131,6 +131,26 @@ def ratio(ours: float | None, peer: float | None) -> str:
     return f"{ours / peer:.2f}×" if ours and peer else "—"
 
 
+def compare(
+    title: str,
+    peer_name: str,
+    measurement: str,
+    sizes: list[int],
+    seconds: float,
+    peer: Callable[[int], float | None],
+) -> None:
+    """One table: per size, the peer's figure, ours outside and inside the sandbox, ratios."""
+    print(f"{title:<24}{peer_name:>9}   ours (host)   ours (sandbox)   host/peer   sandbox/peer")
+    for size in sizes:
+        theirs = peer(size)
+        outside = ours_outside(measurement, size, seconds)
+        inside = ours_inside(measurement, size, seconds)
+        print(
+            f"{size:>10,} B            {show(theirs):>9}   {outside:>11.1f}"
+            f"   {inside:>14.1f}   {ratio(outside, theirs):>9}   {ratio(inside, theirs):>12}"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="64,1024,16384,32768", help="message sizes, bytes")
@@ -146,34 +166,28 @@ def main(argv: list[str] | None = None) -> int:
     build.build()
     print(f"kernel {os.uname().release}; loopback; native C loop layer; {args.seconds:g} s each")
     print()
-    print(
-        "round trip, median µs   sockperf   ours (host)   ours (sandbox)   host/peer   sandbox/peer"
+    compare(
+        "round trip, median µs",
+        "sockperf",
+        "rtt",
+        sizes,
+        args.seconds,
+        lambda size: sockperf_rtt_us(sockperf, size, args.seconds) if sockperf else None,
     )
-    for size in sizes:
-        peer = sockperf_rtt_us(sockperf, size, args.seconds) if sockperf else None
-        outside = ours_outside("rtt", size, args.seconds)
-        inside = ours_inside("rtt", size, args.seconds)
-        print(
-            f"{size:>10,} B            {show(peer):>8}   {outside:>11.1f}"
-            f"   {inside:>14.1f}   {ratio(outside, peer):>9}   {ratio(inside, peer):>12}"
-        )
     print()
-    print(
-        "throughput, MB/s         iperf3    ours (host)   ours (sandbox)   host/peer   sandbox/peer"
+    compare(
+        "throughput, MB/s",
+        "iperf3",
+        "throughput",
+        sizes,
+        args.seconds,
+        lambda size: iperf3_mb_s(iperf3, size, args.seconds) if iperf3 else None,
     )
-    for size in sizes:
-        peer = iperf3_mb_s(iperf3, size, args.seconds) if iperf3 else None
-        outside = ours_outside("throughput", size, args.seconds)
-        inside = ours_inside("throughput", size, args.seconds)
-        print(
-            f"{size:>10,} B            {show(peer):>8}   {outside:>11.1f}"
-            f"   {inside:>14.1f}   {ratio(outside, peer):>9}   {ratio(inside, peer):>12}"
-        )
     print()
     print(
         "sockperf reports half round trips (doubled here) and disables Nagle; iperf3 sends "
         "-l bytes per write with Nagle on, as our bulk sender does, but its receiver also "
-        "reads -l bytes a call and both ends select() before each call, where ours reads up "
+        "reads -l bytes a call and both ends run a select() loop, where ours reads up "
         "to 64 KiB a call with no select: small sizes favour us. A shared machine makes "
         "single runs noisy: compare ratios across repeated runs."
     )

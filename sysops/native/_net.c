@@ -56,6 +56,18 @@ check_size(long long size)
     return 0;
 }
 
+/* Parses (fd, size) with `format` and allocates a `size`-byte buffer (zeroed); NULL with an
+ * exception set on bad arguments or no memory. */
+static char *
+fd_and_buffer(PyObject *args, const char *format, int *fd, long long *size)
+{
+    if (!PyArg_ParseTuple(args, format, fd, size)) return NULL;
+    if (check_size(*size) < 0) return NULL;
+    char *buf = PyMem_Calloc((size_t)*size, 1);
+    if (buf == NULL) PyErr_NoMemory();
+    return buf;
+}
+
 /* send all `size` bytes; counts every call. Returns 0, or -1 with errno set. */
 static int
 send_all(int fd, const char *buf, size_t size, long long *calls)
@@ -242,10 +254,8 @@ echo_loop(PyObject *module, PyObject *args)
     int fd;
     long long size;
     (void)module;
-    if (!PyArg_ParseTuple(args, "iL:echo_loop", &fd, &size)) return NULL;
-    if (check_size(size) < 0) return NULL;
-    char *buf = PyMem_Malloc((size_t)size);
-    if (buf == NULL) return PyErr_NoMemory();
+    char *buf = fd_and_buffer(args, "iL:echo_loop", &fd, &size);
+    if (buf == NULL) return NULL;
     long long messages = 0, recv_calls = 0, send_calls = 0;
     int err = 0;
     const char *what = NULL;
@@ -369,10 +379,8 @@ sink_loop(PyObject *module, PyObject *args)
     int fd;
     long long size;
     (void)module;
-    if (!PyArg_ParseTuple(args, "iL:sink_loop", &fd, &size)) return NULL;
-    if (check_size(size) < 0) return NULL;
-    char *buf = PyMem_Malloc((size_t)size);
-    if (buf == NULL) return PyErr_NoMemory();
+    char *buf = fd_and_buffer(args, "iL:sink_loop", &fd, &size);
+    if (buf == NULL) return NULL;
     long long total = 0, calls = 0;
     int err = 0;
     const char *what = NULL;
