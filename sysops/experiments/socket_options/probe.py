@@ -108,10 +108,11 @@ def run(params_: Mapping[str, Any], emit: Emitter) -> None:
         emit.phase(name)
         emit.progress(done / len(chosen), name)
         rows += handlers[name](emit)
-    facts = {**hostfacts.sysctls(*SYSCTLS), "kernel": hostfacts.kernel_release()}
-    ns = sockets.network_namespace()
-    facts["network namespace"] = ns["netns"]
-    facts["interfaces"] = " ".join(sorted(ns["interfaces"]))
+    facts = {
+        **hostfacts.sysctls(*SYSCTLS),
+        "kernel": hostfacts.kernel_release(),
+        **sockets.namespace_facts(),
+    }
     emit.result(rows + facts_rows(facts, "host fact the results depend on"))
 
 
@@ -127,8 +128,9 @@ def _option(
 ) -> dict[str, Any]:
     """getsockopt(level, name) as the panel shows it: level and option names, the value set
     (if any), the value read back, its unit."""
-    raw = sock.getsockopt(level, getattr(socket, name), size) if size else None
-    got = sock.getsockopt(level, getattr(socket, name)) if not size else raw
+    number = getattr(socket, name)
+    # With a size, getsockopt returns the raw bytes (a struct); without, an int.
+    got = sock.getsockopt(level, number, size) if size else sock.getsockopt(level, number)
     if name == "SO_LINGER":
         onoff, seconds = struct.unpack("ii", got)
         got = f"l_onoff={onoff}, l_linger={seconds}"

@@ -73,14 +73,9 @@ def run(params_: Mapping[str, Any], emit: Emitter) -> None:
     facts = {
         **hostfacts.sysctls(*SYSCTLS),
         "kernel": hostfacts.kernel_release(),
-        **_namespace_facts(),
+        **sockets.namespace_facts(),
     }
     emit.result(with_ratios(rows) + facts_rows(facts, "host fact the figures depend on"))
-
-
-def _namespace_facts() -> dict[str, Any]:
-    ns = sockets.network_namespace()
-    return {"network namespace": ns["netns"], "interfaces": " ".join(sorted(ns["interfaces"]))}
 
 
 # --- the server child ---------------------------------------------------------------------------

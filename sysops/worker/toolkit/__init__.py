@@ -10,5 +10,7 @@ in spirit): sandbox side, standard library only, no Django.
 - ``sweep``: a swept parameter, a least-squares slope and the point where behaviour changes;
 - ``harness``: a forked child process (server or client) with control and report pipes;
 - ``hostfacts``: filesystem type and device, THP, sysctls, rlimits, page size, smaps;
+- ``sockets``: TCP on the sandbox's loopback (listener, non-blocking connect, whole-message
+  send/recv counting calls), /proc/net/tcp decoded, the network namespace;
 - ``libc``: ctypes libc with errno, checked calls.
 """

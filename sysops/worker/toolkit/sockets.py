@@ -209,3 +209,10 @@ def network_namespace() -> dict[str, Any]:
         if len(values) >= 10:
             interfaces[name.strip()] = {"rx_packets": int(values[1]), "tx_packets": int(values[9])}
     return {"netns": netns, "interfaces": interfaces}
+
+
+def namespace_facts() -> dict[str, str | None]:
+    """The namespace and its interface names as result-row facts: inside the sandbox
+    ``{"network namespace": "net:[…]", "interfaces": "lo"}``."""
+    ns = network_namespace()
+    return {"network namespace": ns["netns"], "interfaces": " ".join(sorted(ns["interfaces"]))}
