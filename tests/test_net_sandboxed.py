@@ -12,7 +12,8 @@ import pytest
 from django.core.management import call_command
 
 from sysops.agent.runner import execute
-from sysops.models import Run, TraceChunk
+from sysops.experiments import registry
+from sysops.models import Run, SampleChunk, TraceChunk
 
 from .test_experiments_sandboxed import run_now
 
@@ -21,6 +22,16 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def _rows(run: Run) -> dict:
     return {row["metric"]: row for row in run.results}
+
+
+def _assert_charted(run: Run) -> None:
+    """Every sample belongs to a series one of the experiment's charts draws, and every
+    drawn series got samples."""
+    stored = {s[0] for c in SampleChunk.objects.filter(run=run) for s in c.samples}
+    drawn = {
+        name for chart in registry.get(run.experiment).charts(run.params) for name in chart.series
+    }
+    assert stored == drawn
 
 
 def _assert_own_loopback_only(rows: dict) -> None:
@@ -48,6 +59,7 @@ def test_tcp_round_trips_in_the_sandbox_at_both_layers() -> None:
     assert "seccomp" in native["note"]
     assert rows["net.core.rmem_max"]["value"] and rows["kernel"]["value"]
     _assert_own_loopback_only(rows)
+    _assert_charted(run)
 
 
 def test_socket_options_effects_in_the_sandbox() -> None:
@@ -70,6 +82,7 @@ def test_socket_options_effects_in_the_sandbox() -> None:
     assert rows["bind with SO_REUSEADDR"]["value"] == 0
     assert rows["peer's recv after close with SO_LINGER {1, 0}"]["value"] == errno.ECONNRESET
     _assert_own_loopback_only(rows)
+    _assert_charted(run)
 
 
 def test_the_trace_shows_both_ends_of_the_connection_under_their_own_pids() -> None:
