@@ -149,6 +149,8 @@ EXPERIMENT = Experiment(
     probe="sysops.experiments.tcp.probe",
     charts=charts,
     wall_s=lambda params: float(params["duration_s"]) * len(params["layers"]) + 30.0,
+    # Each end may spin a CPU for the whole run: RLIMIT_CPU (per process) must cover it.
+    limits=lambda params: {"cpu_s": int(float(params["duration_s"]) * len(params["layers"])) + 30},
     sampled_params=lambda params: {
         **params,
         "count": min(int(params["count"]), 5),
