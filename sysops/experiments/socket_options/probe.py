@@ -336,8 +336,10 @@ def _buffers(emit: Emitter) -> list[dict[str, Any]]:
                 f"{name} cap",
                 cap,
                 "bytes",
-                f"the largest value granted: 2 × {sysctl} ({limit} bytes here); a larger "
-                "request is silently cut to it (root can pass the cap with SO_RCVBUFFORCE)",
+                f"the largest value granted: 2 × {sysctl} ({limit} bytes here), first reached "
+                f"at a request of {min(req for req, got in points if got == cap):,} bytes (the "
+                "curve's knee); a larger request is silently cut to it (CAP_NET_ADMIN can pass "
+                "the cap with SO_RCVBUFFORCE/SO_SNDBUFFORCE)",
             )
         )
         rows.append(

@@ -47,9 +47,7 @@ SYSCTLS = (
     "net.core.somaxconn",
     "net.ipv4.tcp_tw_reuse",
 )
-SECCOMP_NOTE = (
-    "Measured inside the sandbox: every syscall also passes its seccomp filter (~10–60 ns)."
-)
+SECCOMP_NOTE = "Inside the sandbox every syscall also passes its seccomp filter (~10–60 ns each)."
 
 
 def run(params_: Mapping[str, Any], emit: Emitter) -> None:
@@ -174,7 +172,7 @@ def _sliced(
     series: str,
 ) -> tuple[SortedRuns, float]:
     """Calls ``run_slice(n)`` (n operations, their ns each) until ``count`` operations or
-    ``duration_s``; each slice sized to take about SLICE_NS and charted as its median and p99
+    ``duration_s``; each slice sized to take about SLICE_NS and charted as its median and max
     in µs against elapsed seconds. Returns every value and the elapsed seconds."""
     values = SortedRuns()
     done, ops = 0, FIRST_SLICE_OPS
