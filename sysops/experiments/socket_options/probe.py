@@ -212,7 +212,7 @@ def _nodelay(exchanges: int, emit: Emitter) -> list[dict[str, Any]]:
                         socket.IPPROTO_TCP,
                         "TCP_NODELAY",
                         "boolean",
-                        f"{variant}: 1 sends small segments at once, 0 lets Nagle hold them",
+                        NAGLE_VARIANTS[variant],
                         set_value=1 if variant == "nodelay" else None,
                     )
                 )
