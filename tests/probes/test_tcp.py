@@ -27,7 +27,7 @@ def _run(measurement: str, size: int, count: int, duration_s: float = 0.3) -> di
     return events
 
 
-def test_it_times_connects_at_both_layers_with_five_client_calls_each() -> None:
+def test_it_times_connects_at_both_layers_with_seven_client_calls_each() -> None:
     events = _run("connect", 1, 300, duration_s=10)
     rows = events.rows()
     for label in ("Python socket", "native C loop"):
