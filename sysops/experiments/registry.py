@@ -6,13 +6,24 @@ from django.conf import settings
 
 from sysops.experiments.base import Experiment
 from sysops.experiments.epoll_echo.spec import EXPERIMENT as EPOLL_ECHO
+from sysops.experiments.io_multiplexing.spec import EXPERIMENT as IO_MULTIPLEXING
+from sysops.experiments.raw_icmp.spec import EXPERIMENT as RAW_ICMP
+from sysops.experiments.seccomp_cost.spec import EXPERIMENT as SECCOMP_COST
 from sysops.experiments.socket_options.spec import EXPERIMENT as SOCKET_OPTIONS
 from sysops.experiments.syscall_cost.spec import EXPERIMENT as SYSCALL_COST
 from sysops.experiments.tcp.spec import EXPERIMENT as TCP
 
 
 def _all() -> dict[str, Experiment]:
-    experiments = [SYSCALL_COST, EPOLL_ECHO, TCP, SOCKET_OPTIONS]
+    experiments = [
+        SYSCALL_COST,
+        EPOLL_ECHO,
+        SECCOMP_COST,
+        TCP,
+        SOCKET_OPTIONS,
+        RAW_ICMP,
+        IO_MULTIPLEXING,
+    ]
     if settings.SYSOPS_TEST_EXPERIMENTS:
         from sysops.experiments.hostile.spec import EXPERIMENT as HOSTILE
         from sysops.experiments.synthetic.spec import EXPERIMENT as SYNTHETIC

@@ -24,7 +24,7 @@ def test_it_measures_every_layer_of_getppid() -> None:
     assert list(rows) == ["python", "ctypes", "native"]
     for layer, row in rows.items():
         assert row["unit"] == "ns/call"
-        assert set(row["dist"]) == DIST_KEYS
+        assert set(row["dist"]) >= DIST_KEYS  # p99 is None while n < 100
         assert row["dist"]["n"] == SMALL["repetitions"]
         assert row["dist"]["min"] <= row["value"] == row["dist"]["median"] <= row["dist"]["max"]
         assert row["metric"] == f"getppid via {probe.LAYER_LABELS[layer]}"

@@ -1,18 +1,15 @@
 """Syscall cost, the layer ladder: one syscall timed from Python, ctypes, C and the vDSO.
 
-Sandbox side: standard library and ``sysops.native`` only. Each layer is a function
-``measure(iterations) -> elapsed_ns`` around a tight loop; repetitions are interleaved across
-layers (rep 0: python, ctypes, native; rep 1: …) so that drift — frequency, a noisy neighbour —
-hits every layer alike, and the first ``warmup`` repetitions are discarded.
+Sandbox side: standard library, ``sysops.native`` and the probe toolkit only. Each layer is a
+function ``measure(iterations) -> elapsed_ns`` around a tight loop; the toolkit interleaves the
+repetitions across layers (rep 0: python, ctypes, native; rep 1: …) so that drift — frequency, a
+noisy neighbour — hits every layer alike, and discards the first ``warmup`` repetitions.
 """
 
 from __future__ import annotations
 
 import ctypes
-import gc
-import math
 import os
-import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -20,6 +17,9 @@ from typing import Any
 
 from sysops.worker.emit import Emitter
 from sysops.worker.fingerprint import fingerprint
+from sysops.worker.toolkit.params import bounded_int, choice, subset
+from sysops.worker.toolkit.rows import dist_row, with_ratios
+from sysops.worker.toolkit.timing import interleaved
 
 CALLS = ("getppid", "read", "write", "clock_gettime")
 LAYERS = ("python", "ctypes", "native", "vdso")
@@ -34,9 +34,6 @@ ITERATIONS_MAX = 10_000_000
 REPETITIONS_MAX = 1_000
 WARMUP_MAX = 100
 WARMUP_DEFAULT = 3
-# Samples are flushed in bursts at most this often: the emitter's JSON + write between
-# repetitions would otherwise interleave thousands of events a second with the measurement.
-FLUSH_INTERVAL_NS = 100_000_000
 # The vDSO serves clock_gettime in user space only when it can read these clocks there.
 VDSO_CLOCKSOURCES = ("tsc", "kvm-clock", "arch_sys_counter", "hyperv_clocksource_tsc_page")
 
@@ -60,33 +57,24 @@ def run(params: Mapping[str, Any], emit: Emitter) -> None:
             f"{call}: {iterations:,} calls per repetition, {warmup} warm-up + {repetitions} "
             f"measured repetitions, layers {', '.join(layers)}"
         )
-        per_call_ns = _repeat(measures, iterations, repetitions, warmup, emit)
+        per_call_ns = interleaved(
+            {layer: _per_call(measure, iterations) for layer, measure in measures.items()},
+            repetitions,
+            warmup,
+            emit,
+        )
 
     emit.result(_rows(call, layers, per_call_ns))
 
 
 def _checked(params: Mapping[str, Any]) -> tuple[str, list[str], int, int, int]:
-    call = params["call"]
-    if call not in CALLS:
-        raise ValueError(f"call must be one of {', '.join(CALLS)}, got {call!r}")
-    requested = params["layers"]
-    unknown = set(requested) - set(LAYERS)
-    if unknown or not requested:
-        raise ValueError(f"layers must be a non-empty subset of {', '.join(LAYERS)}")
-    layers = [layer for layer in LAYERS if layer in requested]  # canonical order, no repeats
-    iterations = _bounded_int(params, "iterations", 1, ITERATIONS_MAX)
-    repetitions = _bounded_int(params, "repetitions", 1, REPETITIONS_MAX)
-    warmup = _bounded_int(params, "warmup", 0, WARMUP_MAX, WARMUP_DEFAULT)
-    return call, layers, iterations, repetitions, warmup
-
-
-def _bounded_int(
-    params: Mapping[str, Any], name: str, low: int, high: int, default: int | None = None
-) -> int:
-    value = params.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
-    return value
+    return (
+        choice(params, "call", CALLS),
+        subset(params, "layers", LAYERS),  # canonical order, no repeats
+        bounded_int(params, "iterations", 1, ITERATIONS_MAX),
+        bounded_int(params, "repetitions", 1, REPETITIONS_MAX),
+        bounded_int(params, "warmup", 0, WARMUP_MAX, WARMUP_DEFAULT),
+    )
 
 
 @contextmanager
@@ -104,6 +92,10 @@ def _open_fd(call: str) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
+
+
+def _per_call(measure: Measure, iterations: int) -> Callable[[], float]:
+    return lambda: measure(iterations) / iterations
 
 
 def _measure(layer: str, call: str, fd: int) -> Measure:
@@ -216,86 +208,19 @@ def _ctypes_measure(call: str, fd: int) -> Measure:
     return measure
 
 
-def _repeat(
-    measures: Mapping[str, Measure],
-    iterations: int,
-    repetitions: int,
-    warmup: int,
-    emit: Emitter,
-) -> dict[str, list[float]]:
-    per_call_ns: dict[str, list[float]] = {layer: [] for layer in measures}
-    total_reps = warmup + repetitions
-    pending: list[tuple[str, int, float]] = []
-    last_flush_ns = time.monotonic_ns()
-    if warmup:
-        emit.phase("warm-up")
-    with _gc_paused():
-        for rep in range(total_reps):
-            if rep == warmup:
-                emit.phase("measure")
-            for layer, measure in measures.items():
-                ns_per_call = measure(iterations) / iterations
-                if rep >= warmup:
-                    per_call_ns[layer].append(ns_per_call)
-                    pending.append((layer, rep - warmup, ns_per_call))
-            now_ns = time.monotonic_ns()
-            if now_ns - last_flush_ns >= FLUSH_INTERVAL_NS or rep == total_reps - 1:
-                for layer, x, y in pending:
-                    emit.sample(series=layer, x=x, y=round(y, 3))
-                pending.clear()
-                if rep < warmup:
-                    stage = f"warm-up {rep + 1}/{warmup}"
-                else:
-                    stage = f"rep {rep - warmup + 1}/{repetitions}"
-                emit.progress((rep + 1) / total_reps, stage)
-                last_flush_ns = now_ns
-    return per_call_ns
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    # As timeit does: a collection landing inside a timed loop is noise, not syscall cost.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def _rows(call: str, layers: list[str], per_call_ns: Mapping[str, list[float]]) -> list[dict]:
     clocksource = fingerprint()["clocksource"]
-    medians = {layer: statistics.median(values) for layer, values in per_call_ns.items()}
-    native_median_ns = medians.get("native")
-    rows = []
-    for layer in layers:
-        values = sorted(per_call_ns[layer])
-        row: dict[str, Any] = {
-            "metric": f"{call} via {LAYER_LABELS[layer]}",
-            "layer": layer,
-            "value": round(medians[layer], 2),
-            "unit": "ns/call",
-            "dist": {
-                "n": len(values),
-                "min": round(values[0], 2),
-                "median": round(medians[layer], 2),
-                "p99": round(_nearest_rank(values, 0.99), 2),
-                "max": round(values[-1], 2),
-            },
-            "note": _note(call, layer, clocksource),
-        }
-        if native_median_ns:
-            row["ratio_to_native"] = round(medians[layer] / native_median_ns, 3)
-        rows.append(row)
-    return rows
-
-
-def _nearest_rank(sorted_values: list[float], fraction: float) -> float:
-    """The nearest-rank percentile: the smallest value with at least ``fraction`` of the
-    values at or below it."""
-    rank = max(1, math.ceil(fraction * len(sorted_values)))
-    return sorted_values[rank - 1]
+    rows = [
+        dist_row(
+            f"{call} via {LAYER_LABELS[layer]}",
+            per_call_ns[layer],
+            "ns/call",
+            _note(call, layer, clocksource),
+            layer=layer,
+        )
+        for layer in layers
+    ]
+    return with_ratios(rows)
 
 
 def _note(call: str, layer: str, clocksource: str | None) -> str:
