@@ -43,9 +43,3 @@ def test_a_non_blocking_connect_reports_einprogress_and_the_socket_is_blocking_a
                 sock.shutdown(socket.SHUT_WR)
                 assert sockets.drain(conn, 16) == (0, 1)
     assert "LISTEN" not in [e.state for e in sockets.proc_net_tcp(port)]
-
-
-def test_the_network_namespace_lists_loopback() -> None:
-    ns = sockets.network_namespace()
-    assert ns["netns"].startswith("net:[")
-    assert "lo" in ns["interfaces"]

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sysops.worker.emit import Emitter
-from sysops.worker.toolkit import hostfacts, params, sockets
+from sysops.worker.toolkit import hostfacts, netns, params, sockets
 from sysops.worker.toolkit.harness import Child, ChildContext
 from sysops.worker.toolkit.rows import dist_row, errno_name, errno_row, facts_rows, row
 from sysops.worker.toolkit.stats import Distribution
@@ -104,15 +104,18 @@ def run(params_: Mapping[str, Any], emit: Emitter) -> None:
         "rcvlowat": _rcvlowat,
     }
     rows: list[dict[str, Any]] = []
+    counters_before = netns.interface_counters()
     for done, name in enumerate(chosen):
         emit.phase(name)
         emit.progress(done / len(chosen), name)
         rows += handlers[name](emit)
-    facts = {
-        **hostfacts.sysctls(*SYSCTLS),
-        "kernel": hostfacts.kernel_release(),
-        **sockets.namespace_facts(),
-    }
+    rows += netns.namespace_rows(
+        counters_before,
+        netns.interface_counters(),
+        during="the scenarios",
+        note="from /proc/net/dev: every packet the scenarios sent, all on lo",
+    )
+    facts = {**hostfacts.sysctls(*SYSCTLS), "kernel": hostfacts.kernel_release()}
     emit.result(rows + facts_rows(facts, "host fact the results depend on"))
 
 

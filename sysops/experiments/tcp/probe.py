@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sysops.worker.emit import Emitter
-from sysops.worker.toolkit import hostfacts, params, sockets
+from sysops.worker.toolkit import hostfacts, netns, params, sockets
 from sysops.worker.toolkit.harness import Child, ChildContext
 from sysops.worker.toolkit.rows import dist_row, facts_rows, row, with_ratios
 from sysops.worker.toolkit.stats import Distribution, SortedRuns
@@ -65,15 +65,18 @@ def run(params_: Mapping[str, Any], emit: Emitter) -> None:
         net = None
     measure = {"connect": _connect_layer, "rtt": _rtt_layer, "throughput": _throughput_layer}
     rows: list[dict[str, Any]] = []
+    counters_before = netns.interface_counters()
     for layer in layers:
         emit.phase(f"{measurement} · {LAYER_LABELS[layer]}")
         rows += measure[measurement](layer, net, size, count, duration_s, emit)
-    facts = {
-        **hostfacts.sysctls(*SYSCTLS),
-        "kernel": hostfacts.kernel_release(),
-        **sockets.namespace_facts(),
-    }
-    emit.result(with_ratios(rows) + facts_rows(facts, "host fact the figures depend on"))
+    rows = with_ratios(rows) + netns.namespace_rows(
+        counters_before,
+        netns.interface_counters(),
+        during="the measurement",
+        note="from /proc/net/dev: every segment, data or ACK, of both ends on lo",
+    )
+    facts = {**hostfacts.sysctls(*SYSCTLS), "kernel": hostfacts.kernel_release()}
+    emit.result(rows + facts_rows(facts, "host fact the figures depend on"))
 
 
 # --- the server child ---------------------------------------------------------------------------

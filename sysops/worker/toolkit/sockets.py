@@ -1,6 +1,6 @@
 """TCP on the sandbox's own loopback, as the network experiments need it: a listener, a
 non-blocking connect that shows EINPROGRESS, whole-message send and receive that count their
-calls, /proc/net/tcp decoded from its hex, and the network namespace a figure was taken in.
+calls, and /proc/net/tcp decoded from its hex.
 
 Everything binds and connects to 127.0.0.1 only: inside the sandbox that is the loopback of its
 own network namespace, so no packet can reach a host interface.
@@ -20,8 +20,6 @@ from typing import Any
 LOOPBACK = "127.0.0.1"
 CONNECT_TIMEOUT_MS = 5_000
 PROC_NET_TCP_PATH = Path("/proc/net/tcp")
-PROC_NET_DEV_PATH = Path("/proc/net/dev")
-NETNS_PATH = "/proc/self/ns/net"
 # /proc/net/tcp's "tm->when" is in clock ticks (USER_HZ), 100 a second on every Linux ABI.
 USER_HZ = 100
 
@@ -189,30 +187,3 @@ def proc_net_tcp(port: int | None = None) -> list[TcpEntry]:
         return entries
     suffix = f":{port}"
     return [e for e in entries if e.local.endswith(suffix) or e.remote.endswith(suffix)]
-
-
-def network_namespace() -> dict[str, Any]:
-    """Which network namespace this process is in (``net:[inode]``) and its interfaces with
-    their packet counters: inside the sandbox, ``lo`` alone."""
-    try:
-        netns = os.readlink(NETNS_PATH)
-    except OSError:
-        netns = None
-    interfaces: dict[str, dict[str, int]] = {}
-    try:
-        lines = PROC_NET_DEV_PATH.read_text().splitlines()[2:]
-    except OSError:
-        lines = []
-    for line in lines:
-        name, _, counters = line.partition(":")
-        values = counters.split()
-        if len(values) >= 10:
-            interfaces[name.strip()] = {"rx_packets": int(values[1]), "tx_packets": int(values[9])}
-    return {"netns": netns, "interfaces": interfaces}
-
-
-def namespace_facts() -> dict[str, str | None]:
-    """The namespace and its interface names as result-row facts: inside the sandbox
-    ``{"network namespace": "net:[…]", "interfaces": "lo"}``."""
-    ns = network_namespace()
-    return {"network namespace": ns["netns"], "interfaces": " ".join(sorted(ns["interfaces"]))}
