@@ -11,7 +11,9 @@ from sysops.experiments.io_multiplexing.spec import EXPERIMENT as IO_MULTIPLEXIN
 from sysops.experiments.process_spawn.spec import EXPERIMENT as PROCESS_SPAWN
 from sysops.experiments.raw_icmp.spec import EXPERIMENT as RAW_ICMP
 from sysops.experiments.seccomp_cost.spec import EXPERIMENT as SECCOMP_COST
+from sysops.experiments.socket_options.spec import EXPERIMENT as SOCKET_OPTIONS
 from sysops.experiments.syscall_cost.spec import EXPERIMENT as SYSCALL_COST
+from sysops.experiments.tcp.spec import EXPERIMENT as TCP
 
 
 def _all() -> dict[str, Experiment]:
@@ -23,6 +25,8 @@ def _all() -> dict[str, Experiment]:
         IO_MULTIPLEXING,
         PROCESS_SPAWN,
         DESCRIPTORS,
+        TCP,
+        SOCKET_OPTIONS,
     ]
     if settings.SYSOPS_TEST_EXPERIMENTS:
         from sysops.experiments.hostile.spec import EXPERIMENT as HOSTILE

@@ -16,4 +16,6 @@ in spirit): sandbox side, standard library only, no Django.
 - ``caps``: this process's capability sets, and dropping one (capset) in a child;
 - ``netns``: the network namespace's identity and its interfaces' packet counters;
 - ``fds``: this process's descriptor table from /proc/self/fd (numbers, targets, CLOEXEC).
+- ``sockets``: TCP on the sandbox's loopback (listener, non-blocking connect, whole-message
+  send/recv counting calls), /proc/net/tcp decoded.
 """
