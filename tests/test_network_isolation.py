@@ -45,6 +45,20 @@ NETWORK_RUNS = [
         lambda rows: rows["packets sent on this namespace's interfaces during the echoes"]["value"],
         ("Icmp.InEchos", "Icmp.OutEchoReps", "Icmp.InMsgs", "Icmp.OutMsgs"),
     ),
+    NetworkRun(
+        "tcp",
+        {
+            "measurement": "rtt",
+            "message_bytes": 64,
+            "count": 20_000,  # ≥ 40,000 packets: room for other traffic on a shared host
+            "duration_s": 10.0,
+            "layers": ["native"],
+        },
+        lambda rows: rows["packets sent on this namespace's interfaces during the measurement"][
+            "value"
+        ],
+        ("Tcp.ActiveOpens", "Tcp.PassiveOpens", "Tcp.InSegs", "Tcp.OutSegs"),
+    ),
 ]
 
 

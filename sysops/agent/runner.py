@@ -26,7 +26,7 @@ from sysops.agent import rundirs
 from sysops.agent.events import BadLine, LineSplitter, parse_line
 from sysops.agent.recorder import MAX_RESULT_ROWS, Publish, RunRecorder
 from sysops.agent.tracer import TraceCapture
-from sysops.experiments import registry
+from sysops.experiments import limits, registry
 from sysops.models import Run, RunLog
 
 STDERR_CAP_BYTES = 64 << 10
@@ -47,11 +47,13 @@ def build_policy(run: Run, params: dict[str, Any], code_dir: Path) -> sandbox.Po
     assert experiment is not None
     policy = sandbox.Policy(
         code_dir=code_dir,
-        wall_s=experiment.wall_s(params),
         cpus=settings.SYSOPS_RUN_CPUS,
         allow_unbounded=settings.SYSOPS_ALLOW_UNBOUNDED,
     )
-    return replace(policy, **experiment.limits(params))
+    # What the experiment asks for, within the operator's ceilings (sysops.experiments.limits).
+    return replace(
+        policy, **limits.bounded({"wall_s": experiment.wall_s(params), **experiment.limits(params)})
+    )
 
 
 def execute(run_id: int, publish: Publish) -> Run:

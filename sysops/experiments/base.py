@@ -20,36 +20,6 @@ def man_page_url(name: str, section: int = 2) -> str:
     return MAN_PAGE_URL.format(name=name, section=section)
 
 
-class IntListField(forms.Field):
-    """Sweep points: "1, 10, 100" typed in a form, or the stored list itself when a run is
-    re-validated; cleaned to sorted distinct ints within bounds."""
-
-    def __init__(self, *, min_value: int, max_value: int, max_items: int, **kwargs: Any) -> None:
-        self.min_value, self.max_value, self.max_items = min_value, max_value, max_items
-        super().__init__(**kwargs)
-
-    def prepare_value(self, value: Any) -> Any:
-        if isinstance(value, list | tuple):
-            return ", ".join(str(item) for item in value)
-        return value
-
-    def to_python(self, value: Any) -> list[int]:
-        if value in self.empty_values:
-            return []
-        parts = value if isinstance(value, list | tuple) else str(value).split(",")
-        try:
-            values = sorted({int(str(part).strip()) for part in parts if str(part).strip()})
-        except ValueError:
-            raise forms.ValidationError("Give whole numbers separated by commas.") from None
-        if len(values) > self.max_items:
-            raise forms.ValidationError(f"At most {self.max_items} values.")
-        if values and (values[0] < self.min_value or values[-1] > self.max_value):
-            raise forms.ValidationError(
-                f"Each value must be {self.min_value:,}–{self.max_value:,}."
-            )
-        return values
-
-
 class ExperimentForm(forms.Form):
     """Every experiment's form ends with the trace mode; its own fields come first."""
 
@@ -109,7 +79,8 @@ class Experiment:
     probe: str  # module path of the sandbox-side probe
     charts: Callable[[Mapping[str, Any]], list[Chart]]
     wall_s: Callable[[Mapping[str, Any]], float]
-    # Per-experiment overrides of sandbox limits (names of sysops.sandbox.Policy fields).
+    # Per-experiment overrides of sandbox limits (names of sysops.sandbox.Policy fields), which
+    # the runner clamps to the operator's ceilings (sysops.experiments.limits).
     limits: Callable[[Mapping[str, Any]], dict[str, Any]] = field(default=lambda params: {})
     # The parameters of the short traced pass of trace mode "sampled".
     sampled_params: Callable[[Mapping[str, Any]], dict[str, Any]] = field(

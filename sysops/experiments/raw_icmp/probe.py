@@ -581,18 +581,11 @@ def _namespace_rows(
     before: dict[str, dict[str, int]], after: dict[str, dict[str, int]]
 ) -> list[dict[str, Any]]:
     return [
-        row(
-            "network namespace",
-            netns.namespace_id(),
-            "",
-            f"interfaces in it: {', '.join(sorted(after)) or 'none'}. The sandbox's namespace "
-            "holds only its own lo, so nothing sent here can reach the host's interfaces.",
-        ),
-        row(
-            "packets sent on this namespace's interfaces during the echoes",
-            netns.packets_sent(before, after),
-            "packets",
-            "from /proc/net/dev: each echo is two packets on lo, the request and the reply",
+        *netns.namespace_rows(
+            before,
+            after,
+            during="the echoes",
+            note="from /proc/net/dev: each echo is two packets on lo, the request and the reply",
         ),
         row("kernel", kernel_release(), "", "host fact"),
     ]

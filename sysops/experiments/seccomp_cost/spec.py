@@ -5,7 +5,8 @@ from typing import Any
 
 from django import forms
 
-from sysops.experiments.base import Chart, Experiment, ExperimentForm, IntListField
+from sysops.experiments.base import Chart, Experiment, ExperimentForm
+from sysops.experiments.fields import IntListField
 
 SHAPES = [
     ("linear", "linear chain of compares (deny-list)"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -40,6 +41,11 @@ class Command(BaseCommand):
             default=Run.TraceMode.OFF,
             help="off, sampled (a short traced pass) or full (the whole work again, traced)",
         )
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            help="print the run and its result rows as one JSON object instead of the table",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         exp = registry.get(options["experiment"])
@@ -60,7 +66,10 @@ class Command(BaseCommand):
         self.stderr.write(f"run #{run.pk}: {exp.title}")
         sandbox.set_child_subreaper()
         run = execute(run.pk, self._publish)
-        self._print_results(run)
+        if options["json"]:
+            self.stdout.write(json.dumps(_as_json(run), indent=2, ensure_ascii=False))
+        else:
+            self._print_results(run)
         if run.status != Run.Status.SUCCEEDED:
             self.stderr.write(f"run #{run.pk} {run.status}: {run.reason}")
             sys.exit(1)
@@ -141,3 +150,21 @@ class Command(BaseCommand):
         sentence = observer_sentence(trace.get("observer"))
         if sentence:
             self.stdout.write(sentence)
+
+
+def _as_json(run: Run) -> dict[str, Any]:
+    """What a script needs of a finished run: its outcome, the rows exactly as stored (metric,
+    value, unit, note, and where present layer, dist, ratio_to_native, detail…), the host."""
+    trace = run.trace or {}
+    return {
+        "run": run.pk,
+        "experiment": run.experiment,
+        "status": run.status,
+        "reason": run.reason,
+        "unsandboxed": run.unsandboxed,
+        "params": run.params,
+        "trace_mode": run.trace_mode,
+        "trace": {key: trace.get(key) for key in ("status", "reason", "summary") if key in trace},
+        "host": run.host.fingerprint if run.host else None,
+        "results": run.results,
+    }

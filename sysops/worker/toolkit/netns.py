@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 NET_DEV_PATH = Path("/proc/net/dev")
 NETNS_LINK = "/proc/self/ns/net"
@@ -51,3 +52,27 @@ def packets_sent(before: dict[str, dict[str, int]], after: dict[str, dict[str, i
         counts["tx_packets"] - before.get(name, {}).get("tx_packets", 0)
         for name, counts in after.items()
     )
+
+
+def namespace_rows(
+    before: dict[str, dict[str, int]], after: dict[str, dict[str, int]], *, during: str, note: str
+) -> list[dict[str, Any]]:
+    """The result rows that say where a network experiment ran: the namespace with its
+    interfaces, and the packets they sent ``during`` the work (between two
+    ``interface_counters()`` readings), with ``note`` saying what those packets were."""
+    return [
+        {
+            "metric": "network namespace",
+            "value": namespace_id(),
+            "unit": "",
+            "note": f"interfaces in it: {', '.join(sorted(after)) or 'none'}. The sandbox's "
+            "namespace holds only its own lo, so nothing sent here can reach the host's "
+            "interfaces.",
+        },
+        {
+            "metric": f"packets sent on this namespace's interfaces during {during}",
+            "value": packets_sent(before, after),
+            "unit": "packets",
+            "note": note,
+        },
+    ]
