@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import random
 import signal
 import time
 from dataclasses import dataclass, field
@@ -130,7 +131,10 @@ def lease_uid(*, uids: range | None = None, lock_dir: Path | None = None) -> Uid
         )
     lock_dir = LEASE_DIR if lock_dir is None else lock_dir
     lock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for uid in uids:
+    # From a random place in the range: a uid just released is not handed out again at once,
+    # so anyone still looking for the last run's processes by its uid finds none of the next's.
+    offset = random.randrange(len(uids))
+    for uid in (*uids[offset:], *uids[:offset]):
         fd = os.open(lock_dir / f"{uid}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
