@@ -19,7 +19,7 @@ from pathlib import Path
 SYSOPS_DIR = Path(__file__).resolve().parent.parent
 DIR_MODE = 0o755
 FILE_MODE = 0o644
-EXEC_MODE = 0o755  # files executable in the checkout (a built program) stay executable
+EXEC_MODE = 0o755  # files matching EXECUTABLE_GLOBS: programs the probes run
 
 # Relative to the directory that holds the sysops package. Experiments: a package's __init__.py
 # and its probe*.py files only; the web side of an experiment (spec.py, forms) stays out.
@@ -33,6 +33,7 @@ STAGED_GLOBS = (
     "sysops/experiments/*/__init__.py",
     "sysops/experiments/*/probe*.py",
 )
+EXECUTABLE_GLOBS = ("sysops/native/bin/*",)
 # Third-party packages, found where this interpreter imports them from (the venv), each staged as
 # a whole directory at CODE_MOUNT/<name>. wasmtime (the wasm-boundary experiment) carries its
 # native library inside its package directory. A package that is not installed is skipped: the
@@ -53,7 +54,8 @@ def staged_files(source_root: Path | None = None) -> list[Path]:
 
 
 def stage_code(dest: Path, *, source_root: Path | None = None) -> None:
-    """Copy the sandbox-side code into ``dest`` (created if needed): dirs 0755, files 0644.
+    """Copy the sandbox-side code into ``dest`` (created if needed): dirs 0755, files 0644,
+    programs (EXECUTABLE_GLOBS) 0755, then the STAGED_PACKAGES.
 
     ``source_root`` is the directory holding the sysops package (default: this checkout).
     Raises ValueError if a staged module imports Django, or if ``dest`` would not be readable by
@@ -79,9 +81,9 @@ def stage_code(dest: Path, *, source_root: Path | None = None) -> None:
             directory = dest / parent
             directory.mkdir(exist_ok=True)
             directory.chmod(DIR_MODE)
-        source = root / rel
-        shutil.copyfile(source, target)
-        target.chmod(EXEC_MODE if source.stat().st_mode & stat.S_IXUSR else FILE_MODE)
+        shutil.copyfile(root / rel, target)
+        executable = any(rel.match(pattern) for pattern in EXECUTABLE_GLOBS)
+        target.chmod(EXEC_MODE if executable else FILE_MODE)
     for package in STAGED_PACKAGES:
         _stage_package(package, dest)
 

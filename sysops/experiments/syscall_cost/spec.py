@@ -99,8 +99,8 @@ EXPERIMENT = Experiment(
         "tight C loop calling syscall(2), and — for clock_gettime — libc's vDSO path, which "
         "reads the clock from a page the kernel maps into every process and never enters the "
         "kernel. The Go layers run in a small Go program (standard library only) that the "
-        "worker starts inside the sandbox. Each layer is timed over many calls per repetition, after warm-up, repetitions "
-        "interleaved across layers so drift hits all alike; the table gives min / median / p99 / "
+        "worker starts inside the sandbox. Each layer is timed over many calls per repetition, "
+        "after warm-up, repetitions interleaved across layers so drift hits all alike; the table gives min / median / p99 / "
         "max in ns per call and the ratio to the native loop."
     ),
     syscalls=("getppid", "read", "write", "clock_gettime"),
