@@ -100,8 +100,8 @@ EXPERIMENT = Experiment(
         "reads the clock from a page the kernel maps into every process and never enters the "
         "kernel. The Go layers run in a small Go program (standard library only) that the "
         "worker starts inside the sandbox. Each layer is timed over many calls per repetition, "
-        "after warm-up, repetitions interleaved across layers so drift hits all alike; the table gives min / median / p99 / "
-        "max in ns per call and the ratio to the native loop."
+        "after warm-up, repetitions interleaved across layers so drift hits all alike; the "
+        "table gives min / median / p99 / max in ns per call and the ratio to the native loop."
     ),
     syscalls=("getppid", "read", "write", "clock_gettime"),
     look_for=(
