@@ -6,11 +6,12 @@ from django.conf import settings
 
 from sysops.experiments.base import Experiment
 from sysops.experiments.epoll_echo.spec import EXPERIMENT as EPOLL_ECHO
+from sysops.experiments.go_scheduler.spec import EXPERIMENT as GO_SCHEDULER
 from sysops.experiments.syscall_cost.spec import EXPERIMENT as SYSCALL_COST
 
 
 def _all() -> dict[str, Experiment]:
-    experiments = [SYSCALL_COST, EPOLL_ECHO]
+    experiments = [SYSCALL_COST, EPOLL_ECHO, GO_SCHEDULER]
     if settings.SYSOPS_TEST_EXPERIMENTS:
         from sysops.experiments.hostile.spec import EXPERIMENT as HOSTILE
         from sysops.experiments.synthetic.spec import EXPERIMENT as SYNTHETIC

@@ -19,6 +19,12 @@ class Emitter:
     def __init__(self, fd: int) -> None:
         self._fd = fd
 
+    @property
+    def fd(self) -> int:
+        """The events fd, for a child program that speaks the protocol itself (the Go program):
+        it writes whole lines while the probe waits for it, so lines never interleave."""
+        return self._fd
+
     def emit(self, type_: str, **fields: Any) -> None:
         event = {"t": time.monotonic_ns(), "type": type_, **fields}
         data = (json.dumps(event, separators=(",", ":"), allow_nan=False) + "\n").encode()

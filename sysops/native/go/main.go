@@ -6,7 +6,8 @@
 //	                  ({"elapsed_ns"} or {"error"}), so the probe interleaves the Go layers with
 //	                  its own repetition by repetition.
 //	sysgo scheduler   go-scheduler: one goroutine blocks in a system call while another counts;
-//	                  parameters as JSON on stdin, the counter's progress as sample events on the
+//	                  parameters as JSON in its argument (not on stdin: a read that blocks at
+//	                  start would leave the runtime an idle thread, hiding the clone to come), the counter's progress as sample events on the
 //	                  worker's events fd, the summary as one JSON line on stdout.
 //
 // Standard library and cgo only: the set-up builds it offline with Debian's golang-go.
@@ -20,8 +21,8 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: sysgo serve|scheduler|version")
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: sysgo serve|scheduler PARAMS|version")
 		os.Exit(2)
 	}
 	var err error
@@ -29,7 +30,11 @@ func main() {
 	case "serve":
 		err = serve(os.Stdin, os.Stdout)
 	case "scheduler":
-		err = scheduler(os.Stdin, os.Stdout)
+		if len(os.Args) != 3 {
+			err = fmt.Errorf("scheduler: parameters (JSON) expected as the only argument")
+		} else {
+			err = scheduler([]byte(os.Args[2]), os.Stdout)
+		}
 	case "version":
 		fmt.Println(runtime.Version())
 	default:

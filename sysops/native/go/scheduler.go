@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sort"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -39,7 +40,8 @@ type schedulerReport struct {
 	EintrAtMs      []float64 `json:"eintr_at_ms"`
 	ResumeAfterMs  *float64  `json:"resume_after_ms"` // first count after the block began
 	CountInBlock   uint64    `json:"count_in_block"`
-	CountPerMs     float64   `json:"count_per_ms"` // the counter's rate before the block
+	CountPerMs     float64   `json:"count_per_ms"` // the counter's pace while running, before
+	RanInBlockMs   float64   `json:"ran_in_block_ms"`
 	LongestStallMs float64   `json:"longest_stall_ms"`
 	ThreadsStart   int       `json:"threads_start"`
 	ThreadsBefore  int       `json:"threads_before"`
@@ -50,10 +52,13 @@ type schedulerReport struct {
 
 const (
 	// The counter records (time, count) once per batch of increments: a few microseconds apart.
-	countBatch  = 1 << 12
-	maxRecords  = 1 << 20
-	maxBlockMs  = 5_000
-	maxLeadMs   = 1_000
+	countBatch = 1 << 12
+	maxRecords = 1 << 20
+	maxBlockMs = 5_000
+	maxLeadMs  = 1_000
+	// Start-up leaves the runtime one or two idle threads, more or fewer by chance (a thread is
+	// cloned when sysmon retakes the P from a call that was slow at that moment).
+	idleHolders = 2
 	chartStepMs = 0.5 // at most one chart sample per half millisecond
 	clockNs     = 1e6
 )
@@ -97,9 +102,9 @@ func (c *counter) note(n uint64) {
 	}
 }
 
-func scheduler(in *os.File, out *os.File) error {
+func scheduler(params []byte, out *os.File) error {
 	var p schedulerParams
-	if err := json.NewDecoder(in).Decode(&p); err != nil {
+	if err := json.Unmarshal(params, &p); err != nil {
 		return fmt.Errorf("bad parameters: %v", err)
 	}
 	if p.BlockMs < 1 || p.BlockMs > maxBlockMs || p.LeadMs < 0 || p.LeadMs > maxLeadMs {
@@ -116,19 +121,23 @@ func scheduler(in *os.File, out *os.File) error {
 		ThreadsStart: threads(),
 		EintrAtMs:    []float64{},
 	}
+	// Two readings of one clock (CLOCK_MONOTONIC): monoNow for the block's edges, read where
+	// no preemption can intervene, and time.Since(start) for the counter's cheap records.
+	startMono := monoNow()
 	c := &counter{start: time.Now(), records: make([]record, 0, maxRecords), done: make(chan struct{})}
 	go c.run()
 	// Main sleeps; the counter takes the only P until the runtime preempts it (about 10 ms).
 	time.Sleep(time.Duration(p.LeadMs) * time.Millisecond)
+	occupyIdleThreads()
 	report.ThreadsBefore = threads()
 	// Tells the probe the block begins: it counts our threads from outside and, for the pipe,
 	// writes after block_ms.
 	if err := writeJSON(out, map[string]string{"state": "blocking"}); err != nil {
 		return err
 	}
-	blockStart := time.Since(c.start)
-	eintrs, err := block(c.start)
-	blockEnd := time.Since(c.start)
+	blockStart := monoNow() - startMono
+	eintrs, blockEnd, err := block()
+	blockEnd -= startMono
 	if err != nil {
 		return err
 	}
@@ -139,10 +148,10 @@ func scheduler(in *os.File, out *os.File) error {
 	report.BlockStartMs = ms(blockStart)
 	report.BlockEndMs = ms(blockEnd)
 	for _, at := range eintrs {
-		report.EintrAtMs = append(report.EintrAtMs, ms(at))
+		report.EintrAtMs = append(report.EintrAtMs, ms(at-startMono))
 	}
 	summarise(&report, c.records, blockStart, blockEnd)
-	report.Samples, err = chart(p, c.records)
+	report.Samples, err = chart(p, c.records, blockStart)
 	if err != nil {
 		return err
 	}
@@ -151,35 +160,55 @@ func scheduler(in *os.File, out *os.File) error {
 
 func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / clockNs }
 
-// blockFunc makes the blocking call and returns when each EINTR interrupted it (since start).
-type blockFunc func(start time.Time) ([]time.Duration, error)
+// occupyIdleThreads parks idleHolders goroutines, each locked to the thread it ran on, so that
+// no thread is left idle and the hand-off of the P during the block needs a new one: the clone
+// the runtime makes then is visible in the thread count and the trace, rather than hidden by
+// chance in a thread left over from start-up. Each holder takes the thread main was running
+// on; main moves to an idle thread or a new one.
+func occupyIdleThreads() {
+	for i := 0; i < idleHolders; i++ {
+		ready := make(chan struct{})
+		go func() {
+			runtime.LockOSThread()
+			ready <- struct{}{}
+			select {} // parks for good; its thread stays locked to it, not idle
+		}()
+		<-ready
+	}
+}
+
+// blockFunc makes the blocking call; it returns when each EINTR interrupted it and when the
+// call came back (monoNow), read at once after the kernel returned.
+type blockFunc func() (eintrs []time.Duration, end time.Duration, err error)
 
 func blocker(p schedulerParams) (blockFunc, error) {
 	ns := int64(p.BlockMs) * int64(time.Millisecond)
 	switch p.Variant {
 	case "syscall_read":
-		return func(time.Time) ([]time.Duration, error) {
-			var buf [1]byte
-			_, _, errno := syscall.Syscall(syscall.SYS_READ, uintptr(p.PipeFd), uintptr(unsafe.Pointer(&buf[0])), 1)
+		return func() ([]time.Duration, time.Duration, error) {
+			_, _, errno := syscall.Syscall(syscall.SYS_READ, uintptr(p.PipeFd), uintptr(unsafe.Pointer(&pipeByte[0])), 1)
+			end := monoNow()
 			if errno != 0 {
-				return nil, fmt.Errorf("read on the pipe: %v", errno)
+				return nil, end, fmt.Errorf("read on the pipe: %v", errno)
 			}
-			return nil, nil
+			return nil, end, nil
 		}, nil
 	case "syscall_sleep":
-		return func(start time.Time) ([]time.Duration, error) {
-			return sleepResuming(ns, start, syscall.Syscall)
+		return func() ([]time.Duration, time.Duration, error) {
+			return sleepResuming(ns, syscall.Syscall)
 		}, nil
 	case "raw_sleep":
-		return func(start time.Time) ([]time.Duration, error) {
-			return sleepResuming(ns, start, syscall.RawSyscall)
+		return func() ([]time.Duration, time.Duration, error) {
+			return sleepResuming(ns, syscall.RawSyscall)
 		}, nil
 	case "cgo_sleep":
-		return func(time.Time) ([]time.Duration, error) {
-			if errno := cgoSleep(ns); errno != 0 {
-				return nil, fmt.Errorf("nanosleep through cgo: %v", errno)
+		return func() ([]time.Duration, time.Duration, error) {
+			errno := cgoSleep(ns)
+			end := monoNow()
+			if errno != 0 {
+				return nil, end, fmt.Errorf("nanosleep through cgo: %v", errno)
 			}
-			return nil, nil
+			return nil, end, nil
 		}, nil
 	}
 	return nil, fmt.Errorf("unknown variant %q", p.Variant)
@@ -187,24 +216,47 @@ func blocker(p schedulerParams) (blockFunc, error) {
 
 type syscallFunc func(trap, a1, a2, a3 uintptr) (r1, r2 uintptr, err syscall.Errno)
 
-var sleepReq, sleepRem syscall.Timespec // package variables: their addresses never move
+// Package variables: their addresses never move, so passing them as uintptr is safe.
+var (
+	pipeByte           [1]byte
+	sleepReq, sleepRem syscall.Timespec
+)
 
-// sleepResuming sleeps ns with nanosleep(2) through call, and after an EINTR sleeps the rest,
-// noting when each EINTR came.
-func sleepResuming(ns int64, start time.Time, call syscallFunc) ([]time.Duration, error) {
+// sleepResuming sleeps ns with nanosleep(2) through call; after an EINTR it notes the time,
+// passes a preemption point (as almost any code after an EINTR would: a function call) and
+// sleeps the time left.
+func sleepResuming(ns int64, call syscallFunc) ([]time.Duration, time.Duration, error) {
 	var eintrs []time.Duration
 	sleepReq = syscall.NsecToTimespec(ns)
 	for {
 		_, _, errno := call(syscall.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&sleepReq)), uintptr(unsafe.Pointer(&sleepRem)), 0)
+		end := monoNow()
 		if errno == 0 {
-			return eintrs, nil
+			return eintrs, end, nil
 		}
 		if errno != syscall.EINTR {
-			return eintrs, fmt.Errorf("nanosleep: %v", errno)
+			return eintrs, end, fmt.Errorf("nanosleep: %v", errno)
 		}
-		eintrs = append(eintrs, time.Since(start))
+		eintrs = append(eintrs, end)
+		preemptionPoint()
 		sleepReq = sleepRem
 	}
+}
+
+// preemptionPoint is an ordinary call: its prologue honours a pending preemption request.
+//
+//go:noinline
+func preemptionPoint() {}
+
+// monoNow reads CLOCK_MONOTONIC with a raw system call from a nosplit function: no preemption
+// point, so a goroutine back from a blocking call reads the time before the runtime can take
+// its P away (time.Now would be an ordinary call, where it can).
+//
+//go:nosplit
+func monoNow() time.Duration {
+	var ts syscall.Timespec
+	syscall.RawSyscall(syscall.SYS_CLOCK_GETTIME, clockMonotonic, uintptr(unsafe.Pointer(&ts)), 0)
+	return time.Duration(ts.Sec*1e9 + ts.Nsec)
 }
 
 // threads counts this process's OS threads: the entries of /proc/self/task.
@@ -222,16 +274,18 @@ func threads() int {
 }
 
 // summarise fills in what the records say about the block: how far the counter got while the
-// blocking call was in the kernel, when it first ran after the block began, its longest stall.
+// blocking call was in the kernel (and so how long it ran, at its usual pace), when it first
+// ran after the block began, its longest stall.
 func summarise(r *schedulerReport, records []record, blockStart, blockEnd time.Duration) {
 	r.Records = len(records)
 	var atStart, atEnd uint64
-	var prev time.Duration
+	var paces []float64
 	for i, rec := range records {
 		if rec.at <= blockStart {
 			atStart = rec.count
-			if rec.at > 0 {
-				r.CountPerMs = float64(rec.count) / ms(rec.at)
+			// The pace while it runs: one batch over the time since the last record.
+			if i > 0 && rec.at > records[i-1].at {
+				paces = append(paces, countBatch/ms(rec.at-records[i-1].at))
 			}
 		}
 		if rec.at <= blockEnd {
@@ -241,18 +295,23 @@ func summarise(r *schedulerReport, records []record, blockStart, blockEnd time.D
 			after := ms(rec.at - blockStart)
 			r.ResumeAfterMs = &after
 		}
-		if i > 0 && ms(rec.at-prev) > r.LongestStallMs {
-			r.LongestStallMs = ms(rec.at - prev)
+		if i > 0 && ms(rec.at-records[i-1].at) > r.LongestStallMs {
+			r.LongestStallMs = ms(rec.at - records[i-1].at)
 		}
-		prev = rec.at
 	}
 	r.CountInBlock = atEnd - atStart
+	if len(paces) > 0 {
+		sort.Float64s(paces)
+		r.CountPerMs = paces[len(paces)/2]
+		r.RanInBlockMs = float64(r.CountInBlock) / r.CountPerMs
+	}
 }
 
-// chart writes the counter's progress as sample events of the worker's protocol (one NDJSON
-// line per write on the events fd): x in ms since the start, y the count. The first record of
-// each half millisecond, and every record that follows a stall, so a gap keeps its edges.
-func chart(p schedulerParams, records []record) (int, error) {
+// chart writes the counter's progress as sample events of the worker's protocol (NDJSON lines,
+// whole lines per write, on the events fd): x in ms since the blocking call began, y the count.
+// The first record of each half millisecond, and every record that follows a stall, so a gap
+// keeps its edges.
+func chart(p schedulerParams, records []record, blockStart time.Duration) (int, error) {
 	events := os.NewFile(uintptr(p.EventsFd), "events")
 	var lines []byte
 	written := 0
@@ -267,7 +326,8 @@ func chart(p schedulerParams, records []record) (int, error) {
 		}
 		lastMs = at
 		event, err := json.Marshal(map[string]any{
-			"t": monotonicNs(), "type": "sample", "series": p.Series, "x": at, "y": rec.count,
+			"t": int64(monoNow()), "type": "sample", "series": p.Series, "x": at - ms(blockStart),
+			"y": rec.count,
 		})
 		if err != nil {
 			return written, err
@@ -284,11 +344,4 @@ func chart(p schedulerParams, records []record) (int, error) {
 	}
 	_, err := events.Write(lines)
 	return written, err
-}
-
-// monotonicNs is CLOCK_MONOTONIC, the clock of the protocol's "t" (Python's time.monotonic_ns).
-func monotonicNs() int64 {
-	var ts syscall.Timespec
-	syscall.Syscall(syscall.SYS_CLOCK_GETTIME, clockMonotonic, uintptr(unsafe.Pointer(&ts)), 0)
-	return ts.Nano()
 }
