@@ -16,9 +16,11 @@ def test_the_go_layers_run_in_the_sandbox_in_the_ladders_order():
         {
             "call": "getppid",
             "layers": ["cgo", "go_syscall", "go_raw", "native"],
-            "iterations": 50_000,
-            "repetitions": 15,
-            "warmup": 2,
+            # Short repetitions, many of them: on a shared host the fastest is then one that
+            # ran undisturbed.
+            "iterations": 5_000,
+            "repetitions": 40,
+            "warmup": 3,
         },
     )
     assert run.status == Run.Status.SUCCEEDED, run.reason
@@ -30,8 +32,8 @@ def test_the_go_layers_run_in_the_sandbox_in_the_ladders_order():
     # its crossing on top. Compared on each layer's fastest repetition, the one a shared host
     # disturbed least, with wide margins.
     fastest = {layer: row["dist"]["min"] for layer, row in rows.items()}
-    assert fastest["go_syscall"] >= 0.9 * fastest["go_raw"]
-    assert fastest["cgo"] >= 0.9 * max(fastest["go_syscall"], fastest["go_raw"])
+    assert fastest["go_syscall"] >= 0.85 * fastest["go_raw"]
+    assert fastest["cgo"] >= 0.85 * max(fastest["go_syscall"], fastest["go_raw"])
     assert all(row["ratio_to_native"] > 0 for row in rows.values())
 
 
@@ -59,3 +61,25 @@ def test_go_scheduler_shows_what_entersyscall_buys():
     # The Go program wrote the counter's progress on the events fd itself: stored as samples.
     stored = [s for c in SampleChunk.objects.filter(run=run) for s in c.samples]
     assert {series for series, _, _ in stored} >= {"syscall_sleep", "raw_sleep_nopreempt"}
+
+
+def test_wasm_boundary_runs_wasmtime_inside_the_sandbox():
+    run, _ = run_now(
+        "wasm-boundary",
+        {
+            "layers": ["wasm_to_host", "wasm_to_wasm", "native", "syscall"],
+            "iterations": 500,
+            "repetitions": 3,
+            "warmup": 0,
+            "sizes": [64, 32_768],
+        },
+    )
+    assert run.status == Run.Status.SUCCEEDED, run.reason
+    assert not run.unsandboxed
+    rows = by_layer(run)
+    # The probe checked the module's results (the host function called N times) or failed.
+    for layer in ("wasm_to_host", "wasm_to_wasm", "native", "syscall"):
+        assert rows[layer]["value"] > 0 and rows[layer]["dist"]["n"] == 3
+    assert rows["wasm_to_wasm"]["value"] * 10 < rows["wasm_to_host"]["value"]
+    assert {"wasm_write", "wasm_read", "kernel_read", "python_copy"} <= set(rows)
+    assert any(r["metric"] == "wasmtime" and r["value"] for r in run.results)

@@ -40,3 +40,49 @@ def test_go_scheduler_rejects_bad_input_next_to_the_field(client, field, value):
     assert response.status_code == 400
     assert f'id="error-{field}"' in response.content.decode()
     assert not Run.objects.exists()
+
+
+GOOD_WASM = {
+    "layers": ["wasm_to_host", "native"],
+    "iterations": "1000",
+    "repetitions": "5",
+    "warmup": "1",
+    "sizes": ["64", "4096"],
+}
+
+
+def test_wasm_boundary_creates_a_run_for_good_input(client):
+    response = post(client, "wasm-boundary", GOOD_WASM)
+    assert response.status_code == 302
+    run = Run.objects.get()
+    assert run.params["sizes"] == [64, 4096]
+    assert run.params["iterations"] == 1000
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("iterations", "0"),
+        ("iterations", "10000000"),
+        ("iterations", "many"),
+        ("repetitions", "1000"),
+        ("warmup", "-1"),
+        ("sizes", "3"),  # not a size on offer
+        ("sizes", ""),
+        ("layers", "teleport"),
+        ("layers", ""),
+    ],
+)
+def test_wasm_boundary_rejects_bad_input_next_to_the_field(client, field, value):
+    response = post(client, "wasm-boundary", {**GOOD_WASM, field: value})
+    assert response.status_code == 400
+    assert f'id="error-{field}"' in response.content.decode()
+    assert not Run.objects.exists()
+
+
+def test_wasm_boundary_bounds_the_calls_a_run_makes(client):
+    data = {**GOOD_WASM, "iterations": "50000", "repetitions": "100", "warmup": "10"}
+    response = post(client, "wasm-boundary", data)
+    assert response.status_code == 400
+    assert "at or below" in response.content.decode()
+    assert not Run.objects.exists()

@@ -8,10 +8,11 @@ from sysops.experiments.base import Experiment
 from sysops.experiments.epoll_echo.spec import EXPERIMENT as EPOLL_ECHO
 from sysops.experiments.go_scheduler.spec import EXPERIMENT as GO_SCHEDULER
 from sysops.experiments.syscall_cost.spec import EXPERIMENT as SYSCALL_COST
+from sysops.experiments.wasm_boundary.spec import EXPERIMENT as WASM_BOUNDARY
 
 
 def _all() -> dict[str, Experiment]:
-    experiments = [SYSCALL_COST, EPOLL_ECHO, GO_SCHEDULER]
+    experiments = [SYSCALL_COST, EPOLL_ECHO, GO_SCHEDULER, WASM_BOUNDARY]
     if settings.SYSOPS_TEST_EXPERIMENTS:
         from sysops.experiments.hostile.spec import EXPERIMENT as HOSTILE
         from sysops.experiments.synthetic.spec import EXPERIMENT as SYNTHETIC

@@ -100,6 +100,14 @@ def _stage_package(name: str, dest: Path) -> None:
     source_dir = package_dir(name)
     if source_dir is None:
         return
+    # Its METADATA too, so that importlib.metadata.version(name) works inside (a result row
+    # names the version it measured).
+    for metadata in source_dir.parent.glob(f"{name}-*.dist-info/METADATA"):
+        target = dest / metadata.parent.name / metadata.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.chmod(DIR_MODE)
+        shutil.copyfile(metadata, target)
+        target.chmod(FILE_MODE)
     for source in sorted(source_dir.rglob("*")):
         rel = source.relative_to(source_dir)
         if "__pycache__" in rel.parts:
