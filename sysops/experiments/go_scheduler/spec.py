@@ -81,14 +81,16 @@ EXPERIMENT = Experiment(
         "so a flat stretch is a time it was not running); the table gives how long it waited, "
         "its pace during the block and the OS threads before and during (/proc/self/task)."
     ),
-    syscalls=("read", "nanosleep", "clone3", "futex", "tgkill"),
+    syscalls=("read", "nanosleep", "clone", "clone3", "futex", "tgkill"),
     look_for=(
         "The Syscall and cgo curves keep rising through the block after a pause of up to about "
         "10 ms (sysmon's retake), with one more OS thread during it when the runtime had no "
         "idle one; the RawSyscall curve flat for the whole block; with preemption on, a "
         "staircase of EINTRs about 10 ms apart and a sleep that lasts far longer than asked. "
-        "In the sampled trace: the clone3 of a new M during the block, the futex wake-ups "
-        "between threads, the tgkill(…, SIGURG) of async preemption."
+        "In the sampled trace: sysmon's clone of a new M just after the blocking call began "
+        "(glibc tries clone3 first; the sandbox's seccomp filter answers ENOSYS and it falls "
+        "back to clone), the futex wake-ups between threads, the tgkill(…, SIGURG) of "
+        "preemption."
     ),
     form_class=GoSchedulerForm,
     probe="sysops.experiments.go_scheduler.probe",
