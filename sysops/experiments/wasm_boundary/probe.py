@@ -60,6 +60,21 @@ MEMORY_PAGES = SIZES_BYTES[-1] // WASM_PAGE_BYTES + 1
 MEMORY_RESERVATION_BYTES = 64 << 20
 MEMORY_GUARD_BYTES = 64 << 10
 
+
+def _calls_in_a_loop(export: str, callee: str) -> str:
+    """A function ``export(n)`` that calls ``callee`` n times, passing the running value and
+    getting it back plus one, and returns it (n when every call was made)."""
+    return f"""
+  (func (export "{export}") (param $n i32) (result i32)
+    (local $i i32) (local $acc i32)
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+      (local.set $acc (call {callee} (local.get $acc)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $next)))
+    (local.get $acc))"""
+
+
 WAT = f"""
 (module
   (import "host" "tick" (func $tick (param i32) (result i32)))
@@ -67,24 +82,9 @@ WAT = f"""
   (func $add_one (param i32) (result i32) (i32.add (local.get 0) (i32.const 1)))
   ;; the host → wasm callee: as little as a function can do
   (func (export "add_one") (param i32) (result i32) (call $add_one (local.get 0)))
-  ;; n calls out to the host, each passing the running value and getting it back plus one
-  (func (export "call_host") (param $n i32) (result i32)
-    (local $i i32) (local $acc i32)
-    (block $done (loop $next
-      (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
-      (local.set $acc (call $tick (local.get $acc)))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $next)))
-    (local.get $acc))
-  ;; the same loop calling a function inside the module
-  (func (export "call_wasm") (param $n i32) (result i32)
-    (local $i i32) (local $acc i32)
-    (block $done (loop $next
-      (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
-      (local.set $acc (call $add_one (local.get $acc)))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $next)))
-    (local.get $acc))
+  ;; n calls out to the host, then the same loop calling a function inside the module
+  {_calls_in_a_loop("call_host", "$tick")}
+  {_calls_in_a_loop("call_wasm", "$add_one")}
   ;; the sum of len bytes at ptr: proves a buffer written from the host arrived whole
   (func (export "sum") (param $ptr i32) (param $len i32) (result i32)
     (local $end i32) (local $acc i32)
