@@ -192,9 +192,9 @@ def _rows(variant: str, report: Mapping[str, Any], block_ms: int) -> list[dict[s
             "threads",
             "Entries of /proc/self/task just before the call, and of /proc/<pid>/task half way "
             "through it, seen from outside. The runtime keeps idle threads and clones a new one "
-            "for the P only when none is idle; the program parks two goroutines locked to their "
-            "threads just before the call, so that none is (start-up leaves one or two, by "
-            "chance) and a hand-off shows as a new thread.",
+            "for the P only when none is idle. Just before the call the program parks goroutines "
+            "locked to their threads until the runtime had to clone one, so that none is idle "
+            "(start-up leaves one to three, by chance) and a hand-off shows as a new thread.",
             layer=variant,
             threads_before=report["threads_before"],
             threads_during=report["threads_during"],

@@ -41,6 +41,12 @@ class GoSchedulerForm(ExperimentForm):
     )
 
 
+def _variant_s(params: Mapping[str, Any]) -> float:
+    """A generous bound on one variant's seconds: start-up, lead-in, a block stretched up to
+    three times by preemption, tail."""
+    return 1.0 + (2 * int(params.get("lead_ms") or 0) + 3 * int(params.get("block_ms") or 0)) / 1e3
+
+
 def charts(params: Mapping[str, Any]) -> list[Chart]:
     chosen = params.get("variants") or [k for k, _ in VARIANTS]
     block_ms = float(params.get("block_ms") or 200)
@@ -69,8 +75,8 @@ EXPERIMENT = Experiment(
         "(entersyscall), and the runtime's monitor thread, sysmon, retakes such a P once it "
         "has been there for a tick — sysmon sleeps 20 µs when busy, up to 10 ms when idle — "
         "and hands it to another thread, cloning a new one when none is idle (the program "
-        "first parks two goroutines locked to their threads, so that no idle thread is left "
-        "from start-up and the clone shows). So the counter "
+        "first parks goroutines locked to their threads until the runtime has to clone one, so "
+        "that no idle thread is left from start-up and the clone shows). So the counter "
         "resumes after up to about 10 ms, not at once. syscall.RawSyscall tells the runtime "
         "nothing: the P stays with the blocked thread and the counter stops for the whole call "
         "(with GODEBUG=asyncpreemptoff=1). With asynchronous preemption on, sysmon sees a "
@@ -95,9 +101,12 @@ EXPERIMENT = Experiment(
     form_class=GoSchedulerForm,
     probe="sysops.experiments.go_scheduler.probe",
     charts=charts,
-    wall_s=lambda params: 30.0 + len(params.get("variants") or VARIANTS) * 4.0 * 2,
-    # A Go process has a handful of threads: within the default process limit, which counts
-    # threads, with room for the worker's own.
+    wall_s=lambda params: 30.0 + len(params.get("variants") or VARIANTS) * _variant_s(params),
+    # The counter spins the whole time (and with preemption on, the sleep lasts up to about
+    # three times longer than asked): CPU time, not just wall time, grows with the run.
+    limits=lambda params: {
+        "cpu_s": int(30 + len(params.get("variants") or VARIANTS) * _variant_s(params))
+    },
     sampled_params=lambda params: {
         **params,
         "variants": list(params.get("variants") or ["syscall_sleep"])[:2],

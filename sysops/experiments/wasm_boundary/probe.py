@@ -44,10 +44,10 @@ COPY_LABELS = {
     "python_copy": "inside Python: bytearray slice copy",
 }
 SIZES_BYTES = (64, 512, 4_096, 32_768, 262_144, 1_048_576)
-# The loops that never leave compiled code run this many times more calls per repetition, so
-# that one repetition lasts long enough to time (a few ns a call).
-FAST_FACTOR = 100
-FAST_LAYERS = ("wasm_to_wasm", "native", "syscall")
+# Layers far cheaper than a crossing out of Python run this many times more calls per
+# repetition, so that one repetition lasts long enough to time: a few ns a call in compiled
+# code, a few hundred for the syscall.
+CALLS_FACTOR = {"wasm_to_wasm": 100, "native": 100, "syscall": 10}
 ITERATIONS_MAX = 100_000
 REPETITIONS_MAX = 100
 WARMUP_MAX = 10
@@ -111,8 +111,8 @@ def run(params: Mapping[str, Any], emit: Emitter) -> None:
     wasm = Wasm()
     emit.log(
         f"wasmtime {wasm.version}: module compiled from text in {wasm.compile_ms:.1f} ms; "
-        f"{iterations:,} calls per repetition ({iterations * FAST_FACTOR:,} for "
-        f"{', '.join(FAST_LAYERS)}), {warmup} warm-up + {repetitions} measured repetitions"
+        f"{iterations:,} calls per repetition (× {CALLS_FACTOR} for those layers), {warmup} "
+        f"warm-up + {repetitions} measured repetitions"
     )
     measures = {layer: _measure(layer, iterations, wasm) for layer in layers}
     for measure in measures.values():
@@ -197,7 +197,7 @@ def _measure(layer: str, iterations: int, wasm: Wasm) -> Measure:
             return elapsed_ns / iterations
 
     elif layer == "wasm_to_wasm":
-        calls = iterations * FAST_FACTOR
+        calls = iterations * CALLS_FACTOR[layer]
 
         def measure() -> float:
             start_ns = perf_counter_ns()
@@ -224,7 +224,7 @@ def _measure(layer: str, iterations: int, wasm: Wasm) -> Measure:
         from sysops.native import load
 
         call_loop_ns = load("_boundary").call_loop_ns
-        calls = iterations * FAST_FACTOR
+        calls = iterations * CALLS_FACTOR[layer]
 
         def measure() -> float:
             elapsed_ns, result = call_loop_ns(calls)
@@ -234,7 +234,7 @@ def _measure(layer: str, iterations: int, wasm: Wasm) -> Measure:
     else:
         from sysops.native import loop_ns
 
-        calls = iterations * FAST_FACTOR
+        calls = iterations * CALLS_FACTOR[layer]
 
         def measure() -> float:
             return loop_ns("getppid", calls) / calls

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"sort"
@@ -56,9 +57,8 @@ const (
 	maxRecords = 1 << 20
 	maxBlockMs = 5_000
 	maxLeadMs  = 1_000
-	// Start-up leaves the runtime one or two idle threads, more or fewer by chance (a thread is
-	// cloned when sysmon retakes the P from a call that was slow at that moment).
-	idleHolders = 2
+	// Goroutines parked on their own threads to leave none idle (see occupyIdleThreads).
+	maxHolders  = 8
 	chartStepMs = 0.5 // at most one chart sample per half millisecond
 	clockNs     = 1e6
 )
@@ -160,13 +160,16 @@ func scheduler(params []byte, out *os.File) error {
 
 func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / clockNs }
 
-// occupyIdleThreads parks idleHolders goroutines, each locked to the thread it ran on, so that
-// no thread is left idle and the hand-off of the P during the block needs a new one: the clone
-// the runtime makes then is visible in the thread count and the trace, rather than hidden by
-// chance in a thread left over from start-up. Each holder takes the thread main was running
-// on; main moves to an idle thread or a new one.
+// occupyIdleThreads parks goroutines, each locked to the thread it ran on, until parking one
+// made the runtime clone a thread for main: then no thread is idle, and the hand-off of the P
+// during the block needs a new one. The clone the runtime makes then is visible in the thread
+// count and the trace, rather than hidden in a thread left idle by start-up (one to three
+// here, by chance: a thread is cloned when sysmon retakes the P from a call that was slow at
+// that moment). Each holder takes the thread main was running on; main moves to an idle
+// thread, or a new one.
 func occupyIdleThreads() {
-	for i := 0; i < idleHolders; i++ {
+	for i := 0; i < maxHolders; i++ {
+		before := threads()
 		ready := make(chan struct{})
 		go func() {
 			runtime.LockOSThread()
@@ -174,6 +177,9 @@ func occupyIdleThreads() {
 			select {} // parks for good; its thread stays locked to it, not idle
 		}()
 		<-ready
+		if threads() > before {
+			return
+		}
 	}
 }
 
@@ -326,7 +332,8 @@ func chart(p schedulerParams, records []record, blockStart time.Duration) (int, 
 		}
 		lastMs = at
 		event, err := json.Marshal(map[string]any{
-			"t": int64(monoNow()), "type": "sample", "series": p.Series, "x": at - ms(blockStart),
+			"t": int64(monoNow()), "type": "sample", "series": p.Series,
+			"x": math.Round((at-ms(blockStart))*1e3) / 1e3, // µs resolution
 			"y": rec.count,
 		})
 		if err != nil {
