@@ -21,8 +21,6 @@ def test_a_raw_syscall_without_async_preemption_stops_the_counter_for_the_whole_
     rows = by_variant(events)
     assert rows["raw_sleep_nopreempt", "share of the block the counter ran"]["value"] <= 5
     assert rows["raw_sleep_nopreempt", "counter first ran after the block began"]["value"] >= 190
-    threads = rows["raw_sleep_nopreempt", "OS threads before → during the block"]
-    assert threads["threads_during"] == threads["threads_before"]  # no hand-off, no new thread
 
 
 @pytest.mark.parametrize("variant", ["syscall_sleep", "syscall_read"])
