@@ -182,7 +182,7 @@ build_go() {
   fi
   say "building the Go program ($GO_BINARY, $(go version | cut -d' ' -f3))"
   mkdir -p .cache/go sysops/native/bin
-  (cd sysops/native/go && env GOPROXY=off GOFLAGS=-buildvcs=false GOTOOLCHAIN=local \
+  (cd sysops/native/go && env GOENV=off GOPROXY=off GOFLAGS=-buildvcs=false GOTOOLCHAIN=local \
     GOCACHE="$PWD/../../../.cache/go/build" GOPATH="$PWD/../../../.cache/go" CGO_ENABLED=1 \
     go build -trimpath -o ../bin/sysgo .)
   stamp_write go "$key"
