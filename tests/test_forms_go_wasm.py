@@ -2,6 +2,7 @@
 
 import pytest
 
+from sysops.experiments import registry
 from sysops.models import Run
 
 pytestmark = pytest.mark.django_db
@@ -86,3 +87,12 @@ def test_wasm_boundary_bounds_the_calls_a_run_makes(client):
     assert response.status_code == 400
     assert "at or below" in response.content.decode()
     assert not Run.objects.exists()
+
+
+@pytest.mark.parametrize("slug", ["go-scheduler", "wasm-boundary"])
+def test_the_form_page_renders_with_every_field(client, slug):
+    response = client.get(f"/experiments/{slug}/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    for name in registry.get(slug).form_class.base_fields:
+        assert f'name="{name}"' in page
