@@ -190,11 +190,9 @@ def _rows(variant: str, report: Mapping[str, Any], block_ms: int) -> list[dict[s
             f"{label}: OS threads before → during the block",
             f"{report['threads_before']} → {report['threads_during']}",
             "threads",
-            "Entries of /proc/self/task just before the call, and of /proc/<pid>/task half way "
-            "through it, seen from outside. The runtime keeps idle threads and clones a new one "
-            "for the P only when none is idle. Just before the call the program parks goroutines "
-            "locked to their threads until the runtime had to clone one, so that none is idle "
-            "(start-up leaves one to three, by chance) and a hand-off shows as a new thread.",
+            "/proc/self/task just before the call; /proc/<pid>/task half way through it, "
+            "from outside. No thread was idle at the start (see the explanation): a new one "
+            "during the block is the runtime's hand-off of the P.",
             layer=variant,
             threads_before=report["threads_before"],
             threads_during=report["threads_during"],

@@ -111,8 +111,9 @@ def run(params: Mapping[str, Any], emit: Emitter) -> None:
     wasm = Wasm()
     emit.log(
         f"wasmtime {wasm.version}: module compiled from text in {wasm.compile_ms:.1f} ms; "
-        f"{iterations:,} calls per repetition (× {CALLS_FACTOR} for those layers), {warmup} "
-        f"warm-up + {repetitions} measured repetitions"
+        f"{iterations:,} calls per repetition ("
+        + ", ".join(f"{layer} ×{factor}" for layer, factor in CALLS_FACTOR.items())
+        + f"), {warmup} warm-up + {repetitions} measured repetitions"
     )
     measures = {layer: _measure(layer, iterations, wasm) for layer in layers}
     for measure in measures.values():
