@@ -143,5 +143,6 @@ EXPERIMENT = Experiment(
         "repetitions": 1,
         "warmup": 0,
         "sizes": list(params.get("sizes") or [64])[:2],
+        "copies_max": 5,
     },
 )
