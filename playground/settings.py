@@ -141,6 +141,19 @@ SYSOPS_OUTPUT_CAP_BYTES = int(os.environ.get("SYSOPS_OUTPUT_CAP_BYTES", 16 << 20
 SYSOPS_TRACE_MAX_EVENTS = int(os.environ.get("SYSOPS_TRACE_MAX_EVENTS", 1_000_000))
 SYSOPS_RUN_DIR = Path(os.environ.get("SYSOPS_RUN_DIR", "/tmp"))
 
+# Ceilings on the sandbox limits an experiment may raise for its own runs (Experiment.limits):
+# the runner clamps every request to these, and forms refuse parameters that would need more.
+SYSOPS_LIMITS_MAX_MEMORY_BYTES = int(os.environ.get("SYSOPS_LIMITS_MAX_MEMORY_BYTES", 2 << 30))
+SYSOPS_LIMITS_MAX_ADDRESS_SPACE_BYTES = int(
+    os.environ.get("SYSOPS_LIMITS_MAX_ADDRESS_SPACE_BYTES", 4 << 30)
+)
+SYSOPS_LIMITS_MAX_NOFILE = int(os.environ.get("SYSOPS_LIMITS_MAX_NOFILE", 65_536))
+SYSOPS_LIMITS_MAX_NPROC = int(os.environ.get("SYSOPS_LIMITS_MAX_NPROC", 256))
+SYSOPS_LIMITS_MAX_FILE_SIZE_BYTES = int(
+    os.environ.get("SYSOPS_LIMITS_MAX_FILE_SIZE_BYTES", 1 << 30)
+)
+SYSOPS_LIMITS_MAX_WALL_S = float(os.environ.get("SYSOPS_LIMITS_MAX_WALL_S", 600))
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]

@@ -6,7 +6,8 @@
 #                            migrations
 #   scripts/setup.sh test    what `make test` needs: the same without migrations, plus
 #                            requirements-dev.txt and Debian's chromium for the browser tests
-#   scripts/setup.sh bench   what `make bench` needs: `run` without migrations, plus linux-perf
+#   scripts/setup.sh bench   what `make bench` needs: `run` without migrations, plus linux-perf,
+#                            iputils-ping, sockperf and iperf3
 #
 # Steps that fetch or build are keyed on their inputs: .stamps/<step> holds a hash of them
 # (requirements files, package-lock.json, the native C sources, the venv's interpreter), so a
@@ -59,7 +60,12 @@ missing_system_packages() {
   command -v go >/dev/null || echo golang-go
   case $profile in
     test) [ -x /usr/bin/chromium ] || echo chromium ;;
-    bench) command -v perf >/dev/null || echo linux-perf ;;
+    bench)
+      command -v perf >/dev/null || echo linux-perf
+      command -v ping >/dev/null || echo iputils-ping
+      command -v sockperf >/dev/null || echo sockperf
+      command -v iperf3 >/dev/null || echo iperf3
+      ;;
   esac
 
   local py facts version prefix has_header can_venv

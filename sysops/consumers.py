@@ -8,7 +8,6 @@ and nothing committed is missed.
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -16,8 +15,10 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
 from sysops import permissions, selectors
+from sysops.batch import RunBatch
 from sysops.live import RUNS_GROUP, run_group
 from sysops.models import Run
+from sysops.tracing.render import live_record, live_trace_state
 
 
 class RunConsumer(AsyncWebsocketConsumer):
@@ -65,44 +66,20 @@ class RunConsumer(AsyncWebsocketConsumer):
             trace = {
                 "kind": "trace",
                 "snapshot": True,
-                "state": {k: v for k, v in run.trace.items() if k != "summary"},
-                "events": snap.trace_tail,
+                "state": live_trace_state(run.trace),
+                "events": [live_record(e) for e in snap.trace_tail],
                 "summary": run.trace.get("summary"),
             }
         return html, snap.seq, snap.samples, trace
 
     async def run_batch(self, event: dict[str, Any]) -> None:
-        if event["seq"] <= self.seq:
+        batch = RunBatch.from_message(event)
+        if batch.seq <= self.seq:
             return
-        self.seq = event["seq"]
-        host = SimpleNamespace(fingerprint=event["host"]) if event.get("host") else None
-        run = SimpleNamespace(
-            pk=self.run_id,
-            host=host,
-            is_terminal=event["status"] in Run.TERMINAL,
-            **{
-                k: event.get(k)
-                for k in (
-                    "status",
-                    "reason",
-                    "unsandboxed",
-                    "progress",
-                    "progress_message",
-                    "phase",
-                    "results",
-                )
-            },
-        )
-        html = render_to_string(
-            "sysops/_run_live.html",
-            {"run": run, "logs": event["logs"], "results_changed": "results" in event},
-        )
-        await self.send(text_data=html)
-        if event["samples"]:
-            frame = {"kind": "samples", "seq": event["seq"], "samples": event["samples"]}
+        self.seq = batch.seq
+        await self.send(text_data=batch.html)
+        for frame in batch.frames():
             await self.send(text_data=json.dumps(frame))
-        if event.get("trace"):
-            await self.send(text_data=json.dumps({"kind": "trace", **event["trace"]}))
 
     async def run_refresh(self, event: dict[str, Any]) -> None:
         """A change made outside a runner's batches (claimed, cancelled while queued, recovered)."""

@@ -8,7 +8,8 @@ process may publish to Redis directly.
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import Any, Protocol
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -16,14 +17,38 @@ from channels.layers import get_channel_layer
 RUNS_GROUP = "runs"
 
 
+class LocalAgent(Protocol):
+    """The agent running on this process's web server loop (embedded mode)."""
+
+    def is_running(self) -> bool: ...
+    def publish_threadsafe(self, group: str, message: dict[str, Any]) -> None: ...
+    def wake_threadsafe(self) -> None: ...
+
+
+# The agent registers itself here when it starts (the agent knows live, not the reverse), with
+# the pid it started in: a forked child (a test server) has no agent of its own until it starts
+# one.
+_local: tuple[int, LocalAgent] | None = None
+
+
+def register_local_agent(agent: LocalAgent) -> None:
+    global _local
+    _local = (os.getpid(), agent)
+
+
+def local_agent() -> LocalAgent | None:
+    """The agent running inside this process's web server, if any."""
+    if _local is None or _local[0] != os.getpid() or not _local[1].is_running():
+        return None
+    return _local[1]
+
+
 def run_group(run_id: int) -> str:
     return f"run-{run_id}"
 
 
 def publish(group: str, message: dict[str, Any]) -> None:
-    from sysops.agent.agent import embedded_agent
-
-    agent = embedded_agent()
+    agent = local_agent()
     if agent is not None:
         agent.publish_threadsafe(group, message)
         return
@@ -52,9 +77,7 @@ def run_status_changed(run_id: int) -> None:
 
 
 def run_queued(run_id: int) -> None:
-    from sysops.agent.agent import embedded_agent
-
     run_status_changed(run_id)
-    agent = embedded_agent()
+    agent = local_agent()
     if agent is not None:
         agent.wake_threadsafe()

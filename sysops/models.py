@@ -34,6 +34,50 @@ class Host(models.Model):
         return host
 
 
+class RunQuerySet(models.QuerySet["Run"]):
+    """Every change of a run's status, each one conditional update on the state it leaves, so
+    two writers (a runner finishing, the agent's recovery, a cancel) can never both win:
+    queued → running only from queued, a terminal state only from queued (cancel) or running.
+    "0 rows changed" means someone else got there first; the first terminal state stays."""
+
+    def claim(self, run_id: int, *, by: str) -> bool:
+        now = timezone.now()
+        return bool(
+            self.filter(pk=run_id, status=Run.Status.QUEUED).update(
+                status=Run.Status.RUNNING, claimed_by=by, started_at=now, heartbeat_at=now
+            )
+        )
+
+    def cancel_queued(self, run_id: int) -> bool:
+        return bool(
+            self.filter(pk=run_id, status=Run.Status.QUEUED).update(
+                status=Run.Status.CANCELLED,
+                reason="cancelled before it started",
+                finished_at=timezone.now(),
+            )
+        )
+
+    def request_cancel(self, run_id: int) -> bool:
+        return bool(self.filter(pk=run_id, status=Run.Status.RUNNING).update(cancel_requested=True))
+
+    def finish(self, run_id: int, status: str, reason: str, **fields: Any) -> bool:
+        """running → ``status`` (terminal) with its reason, and any other ``fields`` written in
+        the same statement; False when the run was no longer running."""
+        if status not in Run.TERMINAL:
+            raise ValueError(f"{status!r} is not a terminal state")
+        return bool(
+            self.filter(pk=run_id, status=Run.Status.RUNNING).update(
+                status=status,
+                reason=reason[:REASON_MAX_CHARS],
+                finished_at=timezone.now(),
+                **fields,
+            )
+        )
+
+
+REASON_MAX_CHARS = 4000
+
+
 class Run(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -79,6 +123,8 @@ class Run(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-id"]

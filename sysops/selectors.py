@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 from sysops import sandbox
 from sysops.experiments import registry
 from sysops.models import Run, RunLog, SampleChunk, TraceChunk
+from sysops.sandbox.filter_cost import FilterCost, cached_filter_cost
 from sysops.worker.fingerprint import fingerprint
 
 LOG_LINES_SHOWN = 500
@@ -27,6 +28,11 @@ def this_host() -> dict[str, Any]:
 def sandbox_report() -> sandbox.HostReport:
     """What this host allows, probed once per process (at the first dashboard view or run)."""
     return sandbox.cached_host_report()
+
+
+def sandbox_filter_cost() -> FilterCost | None:
+    """What the sandbox's seccomp filter adds per syscall here, measured once per process."""
+    return cached_filter_cost()
 
 
 def recent_runs(limit: int = 15) -> QuerySet[Run]:
@@ -79,4 +85,10 @@ def trace_events(run: Run) -> Iterator[dict[str, Any]]:
 def run_context(run: Run) -> dict[str, Any]:
     experiment = registry.get(run.experiment)
     charts = [c.to_dict() for c in experiment.charts(run.params)] if experiment else []
-    return {"run": run, "experiment": experiment, "charts": charts}
+    return {
+        "run": run,
+        "experiment": experiment,
+        "charts": charts,
+        "log_lines_shown": LOG_LINES_SHOWN,
+        "trace_lines_shown": TRACE_LINES_SHOWN,
+    }

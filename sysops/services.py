@@ -6,7 +6,6 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
-from django.utils import timezone
 
 from sysops import live
 from sysops.models import Run
@@ -33,12 +32,9 @@ def run_create(
 @transaction.atomic
 def run_cancel(*, run: Run) -> Run:
     """A queued run ends here and now; a running one is asked to stop (its runner sees the flag)."""
-    now = timezone.now()
-    if Run.objects.filter(pk=run.pk, status=Run.Status.QUEUED).update(
-        status=Run.Status.CANCELLED, reason="cancelled before it started", finished_at=now
-    ):
+    if Run.objects.cancel_queued(run.pk):
         transaction.on_commit(lambda: live.run_status_changed(run.pk))
     else:
-        Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(cancel_requested=True)
+        Run.objects.request_cancel(run.pk)
     run.refresh_from_db()
     return run

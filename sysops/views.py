@@ -38,6 +38,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         {
             "host": selectors.this_host(),
             "sandbox": selectors.sandbox_report(),
+            "filter_cost": selectors.sandbox_filter_cost(),
             "experiments": registry.catalog(),
             "runs": selectors.recent_runs(),
         },

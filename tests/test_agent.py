@@ -3,7 +3,9 @@
 import socket
 import subprocess
 import sys
+import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -82,6 +84,11 @@ def test_it_leaves_a_run_whose_runner_is_alive():
         [sys.executable, "-c", "import time; time.sleep(30)", "sysops.agent.runner_process"]
     )
     try:
+        # Popen may return before the child has exec'd: until then its cmdline is ours.
+        deadline = time.monotonic() + 10
+        while b"runner_process" not in Path(f"/proc/{proc.pid}/cmdline").read_bytes():
+            assert time.monotonic() < deadline, "the stand-in runner never started"
+            time.sleep(0.01)
         run = running(claimed_by=f"{socket.gethostname()}:1", runner_pid=proc.pid)
         other = running(claimed_by="other-host:1")
         assert Agent().recover_stale() == []

@@ -1,6 +1,7 @@
 """Websocket consumers against the real ASGI application and the real channel layer."""
 
 import json
+from dataclasses import fields
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
@@ -9,7 +10,9 @@ from channels.testing import WebsocketCommunicator
 
 from playground.asgi import application
 from sysops.agent.recorder import RunRecorder
+from sysops.batch import RunBatch
 from sysops.models import Run, SampleChunk
+from sysops.tracing.parse import parse_text
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")
@@ -69,10 +72,23 @@ async def test_it_gives_a_late_viewer_the_state_so_far_then_live_batches():
     }
 
     # A batch the snapshot already holds (a late copy of seq 2) is not shown twice.
-    await get_channel_layer().group_send(
-        f"run-{run.pk}",
-        {"type": "run.batch", "seq": 2, "samples": [["python", 1, 91.0]], "status": "running"},
+    stale = RunBatch(
+        run=run.pk,
+        seq=2,
+        status="running",
+        status_changed=False,
+        reason="",
+        unsandboxed=False,
+        progress=0.25,
+        progress_message="rep 2/8",
+        phase="",
+        samples=[["python", 1, 91.0]],
+        logs=[],
+        results=None,
+        host=None,
+        trace=None,
     )
+    await get_channel_layer().group_send(f"run-{run.pk}", stale.rendered().to_message())
     await sync_to_async(runner_flush)(run.pk, [["native", 1, 61.0]], 0.375)
 
     html = await ws.receive_from()
@@ -117,4 +133,68 @@ async def test_it_tells_dashboards_when_a_run_changes():
     html = await ws.receive_from()
     assert f'id="run-row-{run.pk}"' in html
     assert "succeeded" in html
+    await ws.disconnect()
+
+
+def play_a_whole_run(run_id):
+    """Everything a batch can carry, through the real recorder: a first batch mid-run, then the
+    final one."""
+    layer = get_channel_layer()
+    recorder = RunRecorder(
+        Run.objects.get(pk=run_id), lambda g, m: async_to_sync(layer.group_send)(g, m)
+    )
+    for event in (
+        {"type": "hello", "host": {"hostname": "box-7", "kernel": {"release": "6.99-test"}}},
+        {"type": "phase", "name": "phase-omega"},
+        {"type": "progress", "value": 0.5, "message": "halfway-marker"},
+        {"type": "sample", "series": "native", "x": 7, "y": 42.5},
+        {"type": "log", "level": "warning", "message": "log-marker"},
+        {"type": "result", "rows": [{"metric": "metric-marker", "value": 1, "unit": "ns"}]},
+    ):
+        recorder.on_event(event)
+    recorder.set_trace(status="tracing", reason="trace-marker")
+    recorder.on_trace(parse_text("123 1700000000.000001 getppid() = 1 <0.000002>\n"))
+    recorder.flush(force=True)
+    recorder.finish(Run.Status.FAILED, "reason-marker")
+
+
+async def test_every_batch_field_reaches_the_viewer():
+    run = await sync_to_async(make_running_run)()
+    await sync_to_async(Run.objects.filter(pk=run.pk).update)(unsandboxed=True)
+    ws, connected = await connect(f"/ws/runs/{run.pk}/")
+    assert connected
+    await ws.receive_from()  # the snapshot's HTML
+    await ws.receive_from()  # and its samples
+    await sync_to_async(play_a_whole_run)(run.pk)
+    received = []
+    while not await ws.receive_nothing(timeout=0.5):
+        received.append(await ws.receive_from())
+    html = "".join(m for m in received if not m.startswith("{"))
+    frames = [json.loads(m) for m in received if m.startswith("{")]
+    traces = [f for f in frames if f["kind"] == "trace"]
+
+    checks = {
+        "run": lambda: f"/runs/{run.pk}/" in html or 'id="run-status"' in html,
+        "seq": lambda: [f["seq"] for f in frames if f["kind"] == "samples"] == [3],
+        "status": lambda: 'data-status="failed"' in html,
+        "status_changed": lambda: html.count('id="run-results"') >= 2,  # final table re-sent
+        "reason": lambda: "reason-marker" in html,
+        "unsandboxed": lambda: "UNSANDBOXED" in html,
+        "progress": lambda: "50%" in html,
+        "progress_message": lambda: "halfway-marker" in html,
+        "phase": lambda: "phase-omega" in html,
+        "samples": lambda: ["native", 7, 42.5] in frames[0]["samples"],
+        "logs": lambda: "log-marker" in html,
+        "results": lambda: "metric-marker" in html,
+        "host": lambda: "box-7" in html and "6.99-test" in html,
+        "trace": lambda: (
+            traces
+            and traces[0]["state"]["reason"] == "trace-marker"
+            and traces[0]["events"][0]["name"] == "getppid"
+        ),
+        "html": lambda: 'id="run-progress"' in html,
+    }
+    assert set(checks) == {f.name for f in fields(RunBatch)}, "a batch field without a check"
+    missing = [name for name, check in checks.items() if not check()]
+    assert missing == []
     await ws.disconnect()

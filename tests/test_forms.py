@@ -110,3 +110,61 @@ def test_a_full_trace_over_the_event_cap_is_refused_next_to_the_trace_field(clie
     response = post(client, "syscall-cost", {**data, "trace": "sampled"})
     assert response.status_code == 302
     assert Run.objects.get().trace_mode == "sampled"
+
+
+GOOD_IOMUX = {
+    "mechanisms": ["select", "poll", "epoll_lt", "epoll_et"],
+    "counts": "1, 10, 100",
+    "active": "1",
+    "layers": ["native"],
+    "calls": "100",
+}
+
+
+def test_it_takes_descriptor_counts_as_a_list(client):
+    response = post(client, "io-multiplexing", {**GOOD_IOMUX, "counts": "100, 10,1000"})
+    assert response.status_code == 302
+    assert Run.objects.get().params["counts"] == [10, 100, 1000]
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("counts", "10, ten", "whole numbers separated by commas"),
+        ("counts", "0, 10", "between 1 and 10000"),
+        ("counts", "10001", "between 1 and 10000"),
+        ("counts", "1,2,3,4,5,6,7,8,9", "Give 1 to 8 different values"),
+        ("counts", "", "required"),
+        ("active", "65", "less than or equal to 64"),
+        ("active", "2", "smallest count (1)"),
+        ("calls", "20000", "at or below"),
+        ("mechanisms", ["kqueue"], "Select a valid choice"),
+    ],
+)
+def test_it_rejects_bad_multiplexing_parameters(client, field, value, message):
+    data = {**GOOD_IOMUX, field: value}
+    if field == "calls":
+        data["counts"] = "10000, 5000"
+    response = post(client, "io-multiplexing", data)
+    body = response.content.decode()
+    assert response.status_code == 400
+    assert f'id="error-{field}"' in body
+    assert message in body
+    assert not Run.objects.exists()
+
+
+def test_it_refuses_a_full_multiplexing_trace_over_the_cap(client, settings):
+    settings.SYSOPS_TRACE_MAX_EVENTS = 1_000
+    response = post(client, "io-multiplexing", {**GOOD_IOMUX, "trace": "full"})
+    assert response.status_code == 400
+    assert 'id="error-trace"' in response.content.decode()
+    response = post(client, "io-multiplexing", {**GOOD_IOMUX, "trace": "sampled"})
+    assert response.status_code == 302
+
+
+def test_the_echo_trigger_mode_is_level_or_edge(client):
+    response = post(client, "epoll-echo", {**GOOD_ECHO, "trigger_mode": "oneshot"})
+    assert response.status_code == 400
+    assert 'id="error-trigger_mode"' in response.content.decode()
+    assert post(client, "epoll-echo", GOOD_ECHO).status_code == 302
+    assert Run.objects.get().params["trigger_mode"] == "level"  # the default, as before

@@ -1,5 +1,5 @@
-"""`manage.py sysops_worker`: the agent on its own claims queued runs, runs them, and on SIGTERM
-stops its runners with the reason recorded."""
+"""`manage.py run_agent` (alias `sysops_worker`): the agent on its own claims queued runs, runs
+them, and on SIGTERM stops its runners with the reason recorded."""
 
 import os
 import signal
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def start_worker():
     env = {**os.environ, "DATABASE_URL": database_url()}
     return subprocess.Popen(
-        [sys.executable, "manage.py", "sysops_worker", "--max-running", "1"],
+        [sys.executable, "manage.py", "run_agent", "--max-running", "1"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -53,3 +53,9 @@ def test_it_claims_and_runs_queued_runs_and_stops_cleanly():
     slow.refresh_from_db()
     assert slow.status == Run.Status.FAILED
     assert slow.reason == "runner stopped by SIGTERM (agent shutting down)"
+
+
+def test_the_old_name_still_runs_the_agent():
+    from sysops.management.commands import run_agent, sysops_worker
+
+    assert sysops_worker.Command is run_agent.Command

@@ -193,7 +193,7 @@ def test_headless_traced_run_prints_the_summary():
     )
     text = out.getvalue()
     assert "% time" in text and " connect" in text and " total" in text
-    assert "observer effect" in text
+    assert "Observer effect: the same work took" in text
 
 
 def test_where_ptrace_is_forbidden_the_run_runs_and_says_why_there_is_no_trace():

@@ -34,7 +34,8 @@ def test_the_run_page_and_history_show_a_run(client):
 
 def test_run_again_queues_the_same_parameters(client):
     first = Run.objects.create(
-        experiment="epoll-echo", params={"clients": 3, "message_bytes": 10, "duration_s": 1.0}
+        experiment="epoll-echo",
+        params={"clients": 3, "message_bytes": 10, "duration_s": 1.0, "trigger_mode": "edge"},
     )
     response = client.post(f"/runs/{first.pk}/again/")
     again = Run.objects.exclude(pk=first.pk).get()
@@ -83,3 +84,39 @@ def test_listening_off_loopback_turns_sign_in_on(monkeypatch):
     assert importlib.reload(playground_settings).SYSOPS_REQUIRE_LOGIN is True
     monkeypatch.setenv("LISTEN_HOST", "127.0.0.1")
     assert importlib.reload(playground_settings).SYSOPS_REQUIRE_LOGIN is False
+
+
+def test_run_again_of_an_echo_run_from_before_the_trigger_mode_is_level_triggered(client):
+    old = Run.objects.create(
+        experiment="epoll-echo", params={"clients": 3, "message_bytes": 10, "duration_s": 1.0}
+    )
+    client.post(f"/runs/{old.pk}/again/")
+    again = Run.objects.exclude(pk=old.pk).get()
+    assert again.params == {**old.params, "trigger_mode": "level"}
+
+
+def test_the_multiplexing_page_offers_its_form_and_draws_the_trigger_panel(client):
+    body = client.get("/experiments/io-multiplexing/").content.decode()
+    assert 'name="counts"' in body and 'value="epoll_et"' in body
+    steps = [
+        {"step": "read 100 of them; epoll_wait again", "unit": "events", "level": 1, "edge": 0},
+        {"step": "<b>bytes</b> still queued", "unit": "bytes", "level": 100, "edge": 100},
+    ]
+    run = Run.objects.create(
+        experiment="io-multiplexing",
+        params={"counts": [10]},
+        status=Run.Status.SUCCEEDED,
+        results=[
+            {
+                "metric": "edge-triggered: epoll_wait after a partial read",
+                "value": 0,
+                "unit": "events",
+                "note": "",
+                "detail": {"panel": "iomux_trigger", "steps": steps},
+            }
+        ],
+    )
+    page = client.get(f"/runs/{run.pk}/").content.decode()
+    assert "read 100 of them; epoll_wait again" in page
+    assert "0 events <strong>← missed</strong>" in page
+    assert "&lt;b&gt;bytes&lt;/b&gt; still queued" in page  # escaped, never raw

@@ -3,11 +3,11 @@
 // most once per animation frame, however fast batches arrive.
 (function () {
   "use strict";
-  const MAX_LOG_LINES = 500;
   const COLORS = ["#1a56db", "#e8590c", "#0f766e", "#9333ea", "#b3261e", "#ca8a04"];
   const specEl = document.getElementById("charts-spec");
   const live = document.getElementById("run-live");
   if (!specEl || !live) return;
+  const MAX_LOG_LINES = Number(live.dataset.maxLogLines); // the server's LOG_LINES_SHOWN
 
   const charts = JSON.parse(specEl.textContent).map((spec) => ({
     spec,

@@ -3,11 +3,11 @@
 // selected line, the strace -c style summary and the observer effect.
 (function () {
   "use strict";
-  const KEEP = 1000; // lines kept in the page; the server says how many exist in all
   const pane = document.getElementById("trace");
   const live = document.getElementById("run-live");
   const helpEl = document.getElementById("trace-help");
   if (!pane || !live || !helpEl) return;
+  const KEEP = Number(pane.dataset.keep); // lines kept in the page (the server's TRACE_LINES_SHOWN)
   const help = JSON.parse(helpEl.textContent);
   const $ = (id) => document.getElementById(id);
   const linesEl = $("trace-lines");
@@ -54,20 +54,10 @@
     row.className = "tl cat-" + (e.category || "other") + (failed(e) ? " failed" : "");
     row.dataset.seq = e.seq;
     row.append(text("span", "pid", String(e.pid ?? "").padStart(6) + " "), text("span", "t", rel(e.ts).padEnd(12) + " "));
-    if (e.kind === "syscall") {
-      row.append(text("span", "n", e.name), text("span", "a", "(" + (e.args || []).join(", ") + ")"));
-      let ret = e.ret == null ? " = ?" : " = " + e.ret;
-      if (e.errno) ret = " = -1 " + e.errno + " (" + (e.errmsg || "") + ")";
-      row.append(text("span", "r", ret));
-      if (e.duration_s != null) row.append(text("span", "d", " <" + e.duration_s.toFixed(6) + ">"));
-      if (e.cut_short) row.append(text("span", "r", "  [cut short]"));
-    } else if (e.kind === "signal") {
-      row.append(text("span", "n", "--- " + e.name + " " + (e.args || []).join(", ") + " ---"));
-    } else if (e.kind === "exit" || e.kind === "killed") {
-      row.append(text("span", "n", "+++ " + (e.kind === "exit" ? "exited with " + e.ret : "killed by " + e.name) + " +++"));
-    } else {
-      row.append(text("span", "a", e.name || e.ret || ""));
-    }
+    // The line as the server rendered it (sysops/tracing/render.py): one renderer for the page,
+    // the CLI and the strace download.
+    row.append(text("span", "c", e.text));
+    if (e.cut_short && e.kind === "syscall") row.append(text("span", "r", "  [cut short]"));
     return row;
   }
 
@@ -140,24 +130,6 @@
     detailEl.classList.remove("muted");
   }
 
-  function renderSummary(summary) {
-    if (!summary) return;
-    const body = document.querySelector("#trace-summary tbody");
-    const frag = document.createDocumentFragment();
-    const row = (cells, cls) => {
-      const tr = document.createElement("tr");
-      if (cls) tr.className = cls;
-      cells.forEach((c, i) => tr.append(text(i === 6 ? "th" : "td", i < 6 ? "n" : "", c)));
-      frag.append(tr);
-    };
-    for (const r of summary.rows) {
-      row([r.share_pct.toFixed(2), r.total_s.toFixed(6), (r.avg_s * 1e6).toFixed(1), (r.max_s * 1e6).toFixed(1), r.calls, r.errors || "", r.name]);
-    }
-    const t = summary.total;
-    row(["100.00", t.total_s.toFixed(6), "", "", t.calls, t.errors || "", "total"], "total");
-    body.replaceChildren(frag);
-  }
-
   function renderState(state) {
     if (!state) return;
     if (state.t0 != null) t0 = state.t0;
@@ -168,18 +140,7 @@
     const el = $("trace-state");
     el.replaceChildren(text("span", "", parts.join(" ")));
     if (state.reason) el.append(" ", text("strong", "bad", state.reason));
-    const o = state.observer;
-    if (o && o.metric) {
-      $("trace-observer").textContent =
-        "Observer effect: this work runs for a fixed time, so compare its rate: " + o.metric + " " +
-        Math.round(o.untraced_rate).toLocaleString() + " untraced, " + Math.round(o.traced_rate).toLocaleString() +
-        " traced (" + o.slowdown.toFixed(1) + "× slower).";
-    } else if (o) {
-      $("trace-observer").textContent =
-        "Observer effect: the same work took " + (o.untraced_work_s * 1e3).toFixed(1) + " ms untraced and " +
-        (o.traced_work_s * 1e3).toFixed(1) + " ms traced (" + (o.slowdown ? o.slowdown.toFixed(1) + "×" : "—") +
-        (o.per_event_us != null ? ", about " + o.per_event_us.toFixed(0) + " µs per traced event" : "") + ").";
-    }
+    if (state.observer_text) $("trace-observer").textContent = state.observer_text;
     pane.dataset.status = state.status || "";
   }
 
@@ -197,7 +158,6 @@
       incoming = incoming.concat(frame.events).slice(-KEEP);
     }
     total = Math.max(total, events.length);
-    renderSummary(frame.summary);
     if (following || frame.snapshot) schedule();
     else $("trace-count").textContent = "paused · " + total.toLocaleString() + " events in all";
   });

@@ -1,7 +1,7 @@
 """The agent: claims queued runs and keeps at most N runners going.
 
 Embedded mode runs it as a task on the web server's own event loop (the in-memory channel layer
-lives there); scaled mode runs it alone as ``manage.py sysops_worker``. Same code in both.
+lives there); scaled mode runs it alone as ``manage.py run_agent``. Same code in both.
 """
 
 from __future__ import annotations
@@ -21,11 +21,10 @@ from typing import Any, TypeVar
 
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from sysops import sandbox
-from sysops.live import status_messages
+from sysops import live, sandbox
 from sysops.models import Run
 
 log = logging.getLogger(__name__)
@@ -80,6 +79,10 @@ class Agent:
         self._spare: asyncio.subprocess.Process | None = None
 
     # --- called from other threads (views) ------------------------------------------------------
+    def is_running(self) -> bool:
+        """False once the loop it runs on is closed (a test's loop, say)."""
+        return self.loop is None or not self.loop.is_closed()
+
     def wake_threadsafe(self) -> None:
         if self.loop is not None and self._wake is not None:
             self.loop.call_soon_threadsafe(self._wake.set)
@@ -156,14 +159,8 @@ class Agent:
             )
             if run_id is None:
                 return None
-            now = timezone.now()
-            claimed = Run.objects.filter(pk=run_id, status=Run.Status.QUEUED).update(
-                status=Run.Status.RUNNING,
-                claimed_by=self.agent_id,
-                started_at=now,
-                heartbeat_at=now,
-            )
-            if claimed:  # 0 rows: another agent (or a cancel) got there first; try the next
+            # False: another agent (or a cancel) got there first; try the next.
+            if Run.objects.claim(run_id, by=self.agent_id):
                 return run_id
 
     def recover_stale(self) -> list[int]:
@@ -186,15 +183,12 @@ class Agent:
                 reason = f"runner silent for over {STALE_HEARTBEAT_S:g} s; finished by the agent"
             else:
                 continue
-            with transaction.atomic():
-                if Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(
-                    status=Run.Status.FAILED, reason=reason, finished_at=now
-                ):
-                    finished.append(run.pk)
+            if Run.objects.finish(run.pk, Run.Status.FAILED, reason):
+                finished.append(run.pk)
         return finished
 
     async def _announce(self, run_id: int) -> None:
-        for group, message in status_messages(run_id):
+        for group, message in live.status_messages(run_id):
             await self.publish(group, message)
 
     async def _start_runner(self) -> asyncio.subprocess.Process:
@@ -251,11 +245,7 @@ class Agent:
 
     def _fail_if_unfinished(self, run_id: int, code: int | None) -> bool:
         reason = f"runner exited with status {code} before finishing the run"
-        return bool(
-            Run.objects.filter(pk=run_id, status=Run.Status.RUNNING).update(
-                status=Run.Status.FAILED, reason=reason, finished_at=timezone.now()
-            )
-        )
+        return Run.objects.finish(run_id, Run.Status.FAILED, reason)
 
 
 def _with_fresh_connection(fn: Callable[..., T], *args: Any) -> T:
@@ -270,22 +260,10 @@ def _set_runner_pid(run_id: int, pid: int) -> None:
     Run.objects.filter(pk=run_id).update(runner_pid=pid)
 
 
-_embedded: tuple[int, Agent] | None = None
-
-
-def embedded_agent() -> Agent | None:
-    """The agent running inside this process's web server, if any."""
-    if _embedded is None or _embedded[0] != os.getpid():
-        return None
-    agent = _embedded[1]
-    return None if agent.loop is not None and agent.loop.is_closed() else agent
-
-
 def ensure_embedded_agent() -> None:
     """Start the embedded agent on the running loop once per process (embedded mode only)."""
-    global _embedded
-    if not settings.SYSOPS_EMBEDDED_AGENT or embedded_agent() is not None:
+    if not settings.SYSOPS_EMBEDDED_AGENT or live.local_agent() is not None:
         return  # (a new loop in this process, as in tests, gets a new agent)
     agent = Agent()
-    _embedded = (os.getpid(), agent)
+    live.register_local_agent(agent)
     agent._spawn(agent.run_forever())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -9,11 +10,14 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from sysops.batch import RunBatch
 from sysops.live import RUNS_GROUP, run_group, runs_changed
 from sysops.models import Host, Run, RunLog, SampleChunk, TraceChunk
 from sysops.tracing.parse import TraceEvent
+from sysops.tracing.render import live_record, live_trace_state, stored_record
 from sysops.tracing.summary import Summary
 
+log = logging.getLogger(__name__)
 Publish = Callable[[str, dict[str, Any]], None]
 FLUSH_INTERVAL_S = 0.1
 HEARTBEAT_INTERVAL_S = 2.0
@@ -34,9 +38,10 @@ class RunRecorder:
         self._logs: list[RunLog] = []
         self._changed: set[str] = set()
         self._last_flush = 0.0
-        self._trace_pending: list[dict[str, Any]] = []
+        self._trace_pending: list[TraceEvent] = []
         self._summary = Summary()
         self._summary_sent = 0.0
+        self._status_changed = False
         self.trace_total = 0
 
     # --- collecting -------------------------------------------------------------------------
@@ -74,9 +79,7 @@ class RunRecorder:
             self.set_trace(t0=events[0].ts)  # times on the page are relative to this
         for event in events:
             self._summary.add(event)
-            record = event.to_dict()
-            del record["raw"]  # the fields rebuild the line; storing it too would double the size
-            self._trace_pending.append(record)
+            self._trace_pending.append(event)
         self.trace_total += len(events)
 
     def set_trace(self, **fields: Any) -> None:
@@ -89,7 +92,13 @@ class RunRecorder:
         return time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S
 
     def pending(self) -> bool:
-        return bool(self._samples or self._logs or self._changed or self._trace_pending)
+        return bool(
+            self._samples
+            or self._logs
+            or self._changed
+            or self._trace_pending
+            or self._status_changed
+        )
 
     def flush(self, *, force: bool = False) -> bool:
         """Write what changed (and a heartbeat); returns True when a cancel was requested."""
@@ -99,6 +108,7 @@ class RunRecorder:
         self._last_flush = now
         samples, logs, changed = self._samples, self._logs, self._changed
         self._samples, self._logs, self._changed = [], [], set()
+        status_changed, self._status_changed = self._status_changed, False
         trace, self._trace_pending = self._trace_pending, []
         if trace:
             self.run.trace = {
@@ -115,7 +125,10 @@ class RunRecorder:
                 SampleChunk.objects.create(run=self.run, seq=seq, samples=samples)
             if trace:
                 TraceChunk.objects.create(
-                    run=self.run, seq=seq, count=len(trace), data=TraceChunk.pack(trace)
+                    run=self.run,
+                    seq=seq,
+                    count=len(trace),
+                    data=TraceChunk.pack([stored_record(e) for e in trace]),
                 )
             for entry in logs:
                 entry.seq = seq
@@ -123,22 +136,38 @@ class RunRecorder:
             fields = {"last_seq", "heartbeat_at", *changed}
             self.run.save(update_fields=sorted(fields))
             cancel = Run.objects.values_list("cancel_requested", flat=True).get(pk=self.run.pk)
-            message = self._batch(seq, samples, logs, changed, trace)
-            transaction.on_commit(lambda: self._send(message))
+            batch = self._batch(seq, samples, logs, changed, trace, status_changed)
+            transaction.on_commit(lambda: self._send(batch))
         return cancel
 
-    def _send(self, message: dict[str, Any]) -> None:
-        self._publish(run_group(self.run.pk), message)
-        if message["status_changed"]:
+    def _send(self, batch: RunBatch) -> None:
+        # Rendered here, once, after the commit: viewers only forward it. A fragment that
+        # fails to render must not end the run; the data is stored, a reload shows it.
+        try:
+            batch = batch.rendered()
+        except Exception:  # noqa: BLE001
+            log.exception("run %s: batch %s did not render", self.run.pk, batch.seq)
+        self._publish(run_group(self.run.pk), batch.to_message())
+        if batch.status_changed:
             self._publish(RUNS_GROUP, runs_changed(self.run.pk))
 
     def finish(self, status: str, reason: str) -> Run:
-        self.run.status = status
-        self.run.reason = reason[:MAX_LOG_CHARS]
-        self.run.finished_at = timezone.now()
-        if status == Run.Status.SUCCEEDED:
-            self.run.progress = 1.0
-        self._changed |= {"status", "reason", "finished_at", "progress"}
+        """Store what is pending, then end the run as ``status`` unless something else ended
+        it first (the agent's recovery, say): the first terminal state stays, and the final
+        batch tells viewers whichever it is."""
+        self.flush(force=True)
+        fields = {"progress": 1.0} if status == Run.Status.SUCCEEDED else {}
+        if not Run.objects.finish(self.run.pk, status, reason, **fields):
+            self.log(
+                f"the run had already ended; this runner's verdict ({status}: {reason}) was not "
+                "recorded",
+                level=RunLog.Level.WARNING,
+                source="runner",
+            )
+        stored = Run.objects.only("status", "reason", "finished_at", "progress").get(pk=self.run.pk)
+        for name in ("status", "reason", "finished_at", "progress"):
+            setattr(self.run, name, getattr(stored, name))
+        self._status_changed = True
         self.flush(force=True)
         return self.run
 
@@ -148,33 +177,34 @@ class RunRecorder:
         samples: list[list[Any]],
         logs: list[RunLog],
         changed: set[str],
-        trace: list[dict[str, Any]],
-    ) -> dict[str, Any]:
+        trace: list[TraceEvent],
+        status_changed: bool,
+    ) -> RunBatch:
         run = self.run
-        message: dict[str, Any] = {
-            "type": "run.batch",
-            "run": run.pk,
-            "seq": seq,
-            "status": run.status,
-            "reason": run.reason,
-            "unsandboxed": run.unsandboxed,
-            "progress": run.progress,
-            "progress_message": run.progress_message,
-            "phase": run.phase,
-            "samples": samples,
-            "logs": [{"level": e.level, "source": e.source, "message": e.message} for e in logs],
-            "status_changed": "status" in changed,
-        }
-        if "results" in changed or "status" in changed:
-            message["results"] = run.results
-        if "host" in changed and run.host is not None:
-            message["host"] = run.host.fingerprint
+        trace_frame = None
         if "trace" in changed:
             now = time.monotonic()
-            final = "status" in changed or run.trace.get("status") not in (None, "tracing")
-            state = {k: v for k, v in run.trace.items() if k != "summary"}
-            message["trace"] = {"state": state, "events": trace[-LIVE_TRACE_LINES:]}
+            final = status_changed or run.trace.get("status") not in (None, "tracing")
+            trace_frame = {
+                "state": live_trace_state(run.trace),
+                "events": [live_record(e) for e in trace[-LIVE_TRACE_LINES:]],
+            }
             if final or now - self._summary_sent >= SUMMARY_INTERVAL_S:
                 self._summary_sent = now
-                message["trace"]["summary"] = run.trace.get("summary")
-        return message
+                trace_frame["summary"] = run.trace.get("summary")
+        return RunBatch(
+            run=run.pk,
+            seq=seq,
+            status=run.status,
+            status_changed=status_changed,
+            reason=run.reason,
+            unsandboxed=run.unsandboxed,
+            progress=run.progress,
+            progress_message=run.progress_message,
+            phase=run.phase,
+            samples=samples,
+            logs=[{"level": e.level, "source": e.source, "message": e.message} for e in logs],
+            results=run.results if "results" in changed or status_changed else None,
+            host=run.host.fingerprint if "host" in changed and run.host is not None else None,
+            trace=trace_frame,
+        )

@@ -26,7 +26,7 @@ from sysops import sandbox
 from sysops.agent.events import BadLine, LineSplitter, parse_line
 from sysops.agent.recorder import Publish, RunRecorder
 from sysops.agent.tracer import TraceCapture
-from sysops.experiments import registry
+from sysops.experiments import limits, registry
 from sysops.models import Run, RunLog
 
 STDERR_CAP_BYTES = 64 << 10
@@ -44,8 +44,11 @@ class _Stop(Exception):
 def build_policy(run: Run, params: dict[str, Any], code_dir: Path) -> sandbox.Policy:
     experiment = registry.get(run.experiment)
     assert experiment is not None
-    policy = sandbox.Policy(code_dir=code_dir, wall_s=experiment.wall_s(params))
-    return replace(policy, **experiment.limits(params))
+    policy = sandbox.Policy(code_dir=code_dir)
+    # What the experiment asks for, within the operator's ceilings (sysops.experiments.limits).
+    return replace(
+        policy, **limits.bounded({"wall_s": experiment.wall_s(params), **experiment.limits(params)})
+    )
 
 
 def execute(run_id: int, publish: Publish) -> Run:

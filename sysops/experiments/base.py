@@ -79,7 +79,8 @@ class Experiment:
     probe: str  # module path of the sandbox-side probe
     charts: Callable[[Mapping[str, Any]], list[Chart]]
     wall_s: Callable[[Mapping[str, Any]], float]
-    # Per-experiment overrides of sandbox limits (names of sysops.sandbox.Policy fields).
+    # Per-experiment overrides of sandbox limits (names of sysops.sandbox.Policy fields), which
+    # the runner clamps to the operator's ceilings (sysops.experiments.limits).
     limits: Callable[[Mapping[str, Any]], dict[str, Any]] = field(default=lambda params: {})
     # The parameters of the short traced pass of trace mode "sampled".
     sampled_params: Callable[[Mapping[str, Any]], dict[str, Any]] = field(

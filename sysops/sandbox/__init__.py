@@ -8,7 +8,13 @@ Sandbox-side support code: imports nothing from Django. The runner calls, in ord
 
 from sysops.sandbox.bwrap import bwrap_argv
 from sysops.sandbox.cgroups import sweep_orphans
-from sysops.sandbox.host import Check, HostReport, cached_host_report, probe_host
+from sysops.sandbox.host import (
+    Check,
+    HostReport,
+    cached_cgroup_support,
+    cached_host_report,
+    probe_host,
+)
 from sysops.sandbox.policy import Policy, worker_command
 from sysops.sandbox.preexec import set_child_subreaper
 from sysops.sandbox.process import (
@@ -24,8 +30,6 @@ from sysops.sandbox.stage import stage_code
 
 def sweep_orphaned_cgroups() -> list[str]:
     """Remove the cgroups of runs whose runner died before cleaning up (see cgroups.py)."""
-    from sysops.sandbox.host import cached_cgroup_support
-
     support = cached_cgroup_support()
     return sweep_orphans(support) if support.ok else []
 

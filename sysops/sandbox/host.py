@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sysops.sandbox import cgroups, uids
+import sysops.sandbox.cgroups as cgroups
+import sysops.sandbox.uids as uids
 from sysops.sandbox.bwrap import BWRAP, SANDBOX_PATH, SYSTEM_SYMLINKS, bwrap_argv
 from sysops.sandbox.policy import INTERPRETER_FLAGS, Policy, resolved_rlimits
 from sysops.sandbox.preexec import child_subreaper, make_preexec

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from sysops.sandbox import uids
+import sysops.sandbox.uids as uids
 from sysops.sandbox.bwrap import SANDBOX_PATH, bwrap_argv
 from sysops.sandbox.cgroups import CgroupStats, RunCgroup
 from sysops.sandbox.host import cached_cgroup_support, cached_host_report

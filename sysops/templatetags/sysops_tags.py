@@ -7,6 +7,8 @@ from django import template
 from django.template import TemplateDoesNotExist
 from django.template.loader import get_template
 
+from sysops.tracing import render
+
 register = template.Library()
 
 
@@ -63,3 +65,8 @@ def panel_template(detail: Any) -> str | None:
     except TemplateDoesNotExist:
         return None
     return path
+
+
+@register.filter
+def observer_sentence(observer: Any) -> str:
+    return render.observer_sentence(observer if isinstance(observer, dict) else None)

@@ -15,17 +15,15 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from sysops.tracing.parse import TraceEvent
-from sysops.tracing.summary import Summary
+from sysops.tracing.render import EventLike, as_event, strace_line
 
 CHUNK_CHARS = 64 * 1024
 _US_PER_S = 1_000_000
 
-EventLike = TraceEvent | Mapping[str, Any]
-
 
 def to_strace_text(events: Iterable[EventLike]) -> Iterator[str]:
     """strace-style lines, ``pid ts name(args) = ret <dur>``; split calls come out whole."""
-    return _chunked(_strace_line(event) for event in _events(events))
+    return _chunked(strace_line(event) + "\n" for event in _events(events))
 
 
 def to_ndjson(events: Iterable[EventLike]) -> Iterator[str]:
@@ -74,23 +72,24 @@ def to_perfetto(events: Iterable[EventLike], *, run_label: str = "") -> Iterator
     return _chunked(document())
 
 
-def summary_csv(summary: Summary) -> Iterator[str]:
-    """The summary table as CSV: a header, then one row per syscall (no total row)."""
+def summary_csv(summary: Mapping[str, Any]) -> Iterator[str]:
+    """The stored summary (``Summary.to_dict()``) as CSV: a header, then one row per syscall
+    (no total row)."""
 
     def lines() -> Iterator[str]:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["syscall", "calls", "errors", "total_s", "avg_s", "max_s", "share_pct"])
-        for row in summary.rows():
+        for row in summary.get("rows", ()):
             writer.writerow(
                 [
-                    row.name,
-                    row.calls,
-                    row.errors,
-                    f"{row.total_s:.6f}",
-                    f"{row.avg_s:.6f}",
-                    f"{row.max_s:.6f}",
-                    f"{row.share_pct:.2f}",
+                    row["name"],
+                    row["calls"],
+                    row["errors"],
+                    f"{row['total_s']:.6f}",
+                    f"{row['avg_s']:.6f}",
+                    f"{row['max_s']:.6f}",
+                    f"{row['share_pct']:.2f}",
                 ]
             )
         yield buffer.getvalue()
@@ -99,37 +98,7 @@ def summary_csv(summary: Summary) -> Iterator[str]:
 
 
 def _events(events: Iterable[EventLike]) -> Iterator[TraceEvent]:
-    for event in events:
-        yield event if isinstance(event, TraceEvent) else TraceEvent.from_dict(dict(event))
-
-
-def _strace_line(event: TraceEvent) -> str:
-    prefix = "" if event.pid is None else f"{event.pid} "
-    if event.ts is not None:
-        prefix += f"{event.ts:.6f} "
-    kind = event.kind
-    if kind == "syscall":
-        call = f"{event.name}({', '.join(event.args)}"
-        if event.ret is None:
-            # strace's own notation for a call that has not returned (yet, or ever).
-            line = f"{call}{', ' if event.args else ''} <unfinished ...>"
-        else:
-            line = f"{call}) = {event.ret}"
-            if event.duration_s is not None:
-                line += f" <{event.duration_s:.6f}>"
-    elif kind == "signal":
-        if event.args == ["stopped"]:
-            line = f"--- stopped by {event.name} ---"
-        else:
-            line = " ".join(["---", event.name, *event.args, "---"])
-    elif kind == "exit":
-        line = f"+++ exited with {event.retval} +++"
-    elif kind == "killed":
-        core = " (core dumped)" if event.args else ""
-        line = f"+++ killed by {event.name}{core} +++"
-    else:
-        return event.raw + "\n"
-    return prefix + line + "\n"
+    return map(as_event, events)
 
 
 def _perfetto_event(event: TraceEvent, pid: int) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Keep only the experiment's part of a trace, and choose what strace traces.
+"""Keep only the experiment's part of a trace.
 
 :class:`MarkerFilter` drops everything before the begin marker (interpreter and sandbox
 start-up), the markers themselves, and everything after the end marker. Between them it keeps
@@ -20,8 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 
-from sysops.tracing.categories import CATEGORIES, syscalls_in
-from sysops.tracing.markers import MARKER_SYSCALLS, marker_of
+from sysops.tracing.markers import marker_of
 from sysops.tracing.parse import TraceEvent
 
 _SYSCALL_NAME = re.compile(r"[a-z0-9_]+\Z")
@@ -84,36 +83,3 @@ def between_markers(events: Iterable[TraceEvent]) -> Iterator[TraceEvent]:
             yield event
         elif marker_filter.ended:
             return
-
-
-def trace_set(selection: Iterable[str], *, include_markers: bool = True) -> str:
-    """The value for strace's ``-e trace=``: categories, strace classes or syscall names.
-
-    Each item is one of our categories (``"file"``, expanded to its listed names, so the trace
-    shows exactly what the page's colours promise), an strace class (``"%net"``, passed
-    through) or a syscall name. Names are prefixed with ``?`` so that strace ignores the ones
-    this architecture lacks instead of refusing to start. The marker syscalls are added unless
-    ``include_markers`` is false: without them :class:`MarkerFilter` would drop everything.
-
-    >>> trace_set(["mmap", "%network"], include_markers=False)
-    '%network,?mmap'
-    """
-    names: set[str] = set()
-    classes: set[str] = set()
-    for item in selection:
-        if item in CATEGORIES:
-            names.update(syscalls_in(item))
-        elif _STRACE_CLASS.match(item):
-            classes.add(item)
-        elif _SYSCALL_NAME.match(item):
-            names.add(item)
-        else:
-            raise ValueError(
-                f"{item!r} is neither a category ({', '.join(CATEGORIES)}), "
-                "an strace class (%name) nor a syscall name"
-            )
-    if not names and not classes:
-        raise ValueError("an empty trace set would trace nothing")
-    if include_markers:
-        names.update(MARKER_SYSCALLS)
-    return ",".join(sorted(classes) + [f"?{name}" for name in sorted(names)])

@@ -79,7 +79,7 @@ class TracePaneTest(ChannelsLiveServerTestCase):
 
         page.fill("#trace-name", "open")
         page.wait_for_function(
-            "() => { const n = [...document.querySelectorAll('#trace-lines .tl .n')];"
+            "() => { const n = [...document.querySelectorAll('#trace-lines .tl .c')];"
             " return n.length > 0 && n.every(e => e.textContent.includes('open')); }"
         )
         page.fill("#trace-name", "")

@@ -163,8 +163,35 @@ def _alive(pid: int) -> bool:
         {"duration_s": 0.1},
         {"duration_s": float("nan")},
         {"sample_interval_ms": 1},
+        {"trigger_mode": "oneshot"},
     ],
 )
 def test_it_refuses_params_out_of_bounds(bad: dict) -> None:
     with pytest.raises(ValueError):
         run_probe(probe.run, {**PARAMS, **bad})
+
+
+def test_the_edge_triggered_server_echoes_every_byte_and_drains_to_eagain() -> None:
+    events = run_probe(probe.run, {**PARAMS, "trigger_mode": "edge"})
+
+    assert not events.of("error")
+    rows = events.rows()
+    completed = rows["requests completed"]["value"]
+    assert completed > 0
+    sent = rows["bytes sent"]["value"]
+    assert sent == completed * PARAMS["message_bytes"]
+    assert rows["bytes echoed back"]["value"] == sent
+    assert rows["bytes echoed (server)"]["value"] == sent
+    assert rows["lost bytes"]["value"] == rows["mismatched bytes"]["value"] == 0
+    assert rows["trigger mode"]["value"] == "edge"
+    # Every edge is read until EAGAIN, and the socket is never re-armed with epoll_ctl.
+    assert rows["server recv EAGAIN per request"]["value"] >= 0.5
+    assert rows["server epoll_ctl per request"]["value"] == 0
+
+
+def test_the_level_triggered_server_reads_once_per_event() -> None:
+    rows = run_probe(probe.run, {**PARAMS, "duration_s": 0.5}).rows()
+
+    assert rows["trigger mode"]["value"] == "level"
+    assert rows["server recv EAGAIN per request"]["value"] < 0.1
+    assert rows["server recv per request"]["value"] >= 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -53,17 +54,25 @@ def host_report() -> sandbox.HostReport:
     return cached_host_report()
 
 
+def skip_or_fail_in_ci(reason: str) -> None:
+    """A developer's locked-down laptop may skip the hostile suite; CI, which promises that it
+    runs, must fail instead of passing with nothing tested."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI must run the sandbox tests, but {reason}")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def can_sandbox(host_report: sandbox.HostReport) -> None:
     if not host_report.can_sandbox:
-        pytest.skip(f"this host cannot sandbox: {host_report.reason}")
+        skip_or_fail_in_ci(f"this host cannot sandbox: {host_report.reason}")
 
 
 @pytest.fixture(scope="session")
 def has_cgroups(host_report: sandbox.HostReport) -> None:
     check = host_report.check("cgroups")
     if check is None or not check.ok:
-        pytest.skip(f"no cgroup limits here: {check.detail if check else 'not probed'}")
+        skip_or_fail_in_ci(f"no cgroup limits here: {check.detail if check else 'not probed'}")
 
 
 @pytest.fixture(scope="session")

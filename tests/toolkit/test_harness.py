@@ -60,3 +60,17 @@ def test_a_child_that_ignores_stop_is_killed_and_reaped() -> None:
     assert child.exit_code not in (None, 0)  # SIGTERM, or its handler exiting non-zero
     with pytest.raises(ChildProcessError):
         os.waitpid(child.pid, os.WNOHANG)
+
+
+def test_run_does_work_in_a_child_that_cannot_touch_the_parent() -> None:
+    import resource
+
+    before = resource.getrlimit(resource.RLIMIT_NOFILE)
+
+    def lower_limit() -> dict:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (16, 16))
+        return {"limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0], "pid": os.getpid()}
+
+    result = Child.run(lower_limit, name="limiter")
+    assert result["limit"] == 16 and result["pid"] != os.getpid()
+    assert resource.getrlimit(resource.RLIMIT_NOFILE) == before

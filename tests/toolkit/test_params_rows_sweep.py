@@ -6,7 +6,8 @@ import pytest
 
 from sysops.worker.toolkit import params
 from sysops.worker.toolkit.rows import dist_row, errno_fields, errno_row, row, with_ratios
-from sysops.worker.toolkit.sweep import change_point, fit_line, slope_row_fields
+from sysops.worker.toolkit.sweep import change_point, fit_line, slope_row_fields, sweep
+from tests.probes.harness import run_probe
 
 
 @pytest.mark.parametrize("value", [0, 11, 5.0, True, "5", None])
@@ -80,3 +81,28 @@ def test_change_point_finds_the_knee() -> None:
     xs = [1, 10, 100, 1_000, 10_000]
     assert change_point(xs, [5, 5, 5, 400, 4_000], log_x=True) == 100
     assert change_point(xs[:3], [1, 2, 3]) is None
+
+
+def test_a_sweep_draws_nothing_where_a_variant_cannot_run() -> None:
+    curves = {}
+
+    def probe(params, emit) -> None:
+        # "narrow" cannot run past 100, as select cannot past FD_SETSIZE.
+        curves.update(
+            sweep(
+                [10, 100, 1000],
+                ["narrow", "wide"],
+                lambda name, x: None if name == "narrow" and x > 100 else x * 2,
+                emit,
+            )
+        )
+
+    events = run_probe(probe, {})
+
+    assert curves == {
+        "narrow": [(10, 20), (100, 200)],
+        "wide": [(10, 20), (100, 200), (1000, 2000)],
+    }
+    assert [s["x"] for s in events.samples("narrow")] == [10, 100]
+    assert [s["x"] for s in events.samples("wide")] == [10, 100, 1000]
+    assert events.of("progress")[-1]["value"] == 1

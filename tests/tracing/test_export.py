@@ -93,7 +93,7 @@ def test_it_puts_times_in_microseconds_and_the_call_in_the_perfetto_args():
 def test_it_writes_the_summary_as_csv_with_a_header_and_a_row_per_syscall():
     summary = Summary()
     summary.add_all(parse_text(strace_text("workload")))
-    rows = list(csv.reader(io.StringIO("".join(export.summary_csv(summary)))))
+    rows = list(csv.reader(io.StringIO("".join(export.summary_csv(summary.to_dict())))))
     assert rows[0] == ["syscall", "calls", "errors", "total_s", "avg_s", "max_s", "share_pct"]
     assert [row[0] for row in rows[1:]] == [row.name for row in summary.rows()]
     assert sum(int(row[1]) for row in rows[1:]) == summary.total_calls

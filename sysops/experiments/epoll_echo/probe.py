@@ -1,36 +1,28 @@
 """epoll echo server under load: every byte sent comes back, or the run says what was lost.
 
-Sandbox side, standard library only. The probe forks: the child is a non-blocking,
-level-triggered echo server on ``select.epoll`` listening on 127.0.0.1; the parent drives N
-closed-loop clients on its own epoll (send S bytes, read S bytes back, check them, send the
-next) for ``duration_s``, sampling throughput and latency every 250 ms, then drains, stops the
-server and reconciles both sides' byte counts.
-
-Parent and child talk over two pipes: ``control`` (parent → child; the parent closing it means
-"stop", and so does the parent dying) and ``report`` (child → parent; one JSON line with the
-port, one with the server's final counters). No signals are needed for either, so nothing here
-depends on being outside a pid namespace.
+Sandbox side, standard library and the probe toolkit only. The probe forks (toolkit.harness):
+the child is a non-blocking echo server on ``select.epoll`` listening on 127.0.0.1, level- or
+edge-triggered as asked; the parent drives N closed-loop clients on its own epoll (send S bytes,
+read S bytes back, check them, send the next) for ``duration_s``, sampling throughput and
+latency every 250 ms, then drains, stops the server and reconciles both sides' byte counts.
+The server counts its own syscalls, so the two trigger modes can be compared per request.
 """
 
 from __future__ import annotations
 
-import ctypes
-import errno
-import json
-import math
-import os
 import select
-import signal
 import socket
 import time
-from array import array
-from bisect import bisect_right
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sysops.worker.emit import Emitter
+from sysops.worker.toolkit.harness import Child, ChildContext
+from sysops.worker.toolkit.params import bounded_float, bounded_int, choice
+from sysops.worker.toolkit.rows import errno_name, row
+from sysops.worker.toolkit.stats import SortedRuns, percentile
 
 CLIENTS_MAX = 256
 MESSAGE_BYTES_MAX = 65_536
@@ -49,18 +41,23 @@ RECV_CHUNK_BYTES = 65_536
 # more than one message (≤ 64 KiB) in flight, so this never triggers in a correct run.
 SERVER_OUTPUT_HIGH_WATER_BYTES = 1 << 20
 MISMATCH_REPORT_MAX = 10  # mismatches described individually; the rest are counted
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+TRIGGER_MODES = ("level", "edge")
 
 
 def run(params: Mapping[str, Any], emit: Emitter) -> None:
-    clients, message_bytes, duration_s, interval_ms = _checked(params)
+    clients, message_bytes, duration_s, interval_ms, trigger_mode = _checked(params)
     emit.phase("start server")
-    server = _ServerProcess.start()
+    server = Child.start(
+        lambda ctx: _EchoServer(ctx.control_fd, trigger_mode).serve(ctx),
+        name="echo server",
+        start_timeout_s=SERVER_START_TIMEOUT_S,
+    )
     try:
-        emit.log(f"echo server pid {server.pid} on 127.0.0.1:{server.port}")
+        port = int(server.ready["port"])
+        emit.log(f"echo server pid {server.pid} on 127.0.0.1:{port}, {trigger_mode}-triggered")
         load = _Load(clients, message_bytes, emit)
         try:
-            load.connect(server.port)
+            load.connect(port)
             emit.phase("load")
             load.drive(duration_s, interval_ms * 1_000_000)
             emit.phase("drain")
@@ -68,170 +65,32 @@ def run(params: Mapping[str, Any], emit: Emitter) -> None:
         finally:
             load.close()
         emit.phase("stop server")
-        server_counters = server.stop()
+        server_counters = server.stop(SERVER_EXIT_TIMEOUT_S)
     finally:
         server.kill_if_running()
     for note in server.notes:
         emit.log(note, level="warning")
-    _report(load, server_counters, emit)
+    _report(load, server_counters, trigger_mode, emit)
 
 
-def _checked(params: Mapping[str, Any]) -> tuple[int, int, float, int]:
-    clients = params["clients"]
-    message_bytes = params["message_bytes"]
-    duration_s = params["duration_s"]
-    interval_ms = params.get("sample_interval_ms", SAMPLE_INTERVAL_MS_DEFAULT)
-    for name, value, low, high in (
-        ("clients", clients, 1, CLIENTS_MAX),
-        ("message_bytes", message_bytes, 1, MESSAGE_BYTES_MAX),
-        ("sample_interval_ms", interval_ms, SAMPLE_INTERVAL_MS_MIN, SAMPLE_INTERVAL_MS_MAX),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
-    if (
-        isinstance(duration_s, bool)
-        or not isinstance(duration_s, int | float)
-        or not DURATION_S_MIN <= duration_s <= DURATION_S_MAX
-    ):
-        raise ValueError(f"duration_s must be in {DURATION_S_MIN}..{DURATION_S_MAX} s")
-    return clients, message_bytes, float(duration_s), interval_ms
+def _checked(params: Mapping[str, Any]) -> tuple[int, int, float, int, str]:
+    return (
+        bounded_int(params, "clients", 1, CLIENTS_MAX),
+        bounded_int(params, "message_bytes", 1, MESSAGE_BYTES_MAX),
+        bounded_float(params, "duration_s", DURATION_S_MIN, DURATION_S_MAX),
+        bounded_int(
+            params,
+            "sample_interval_ms",
+            SAMPLE_INTERVAL_MS_MIN,
+            SAMPLE_INTERVAL_MS_MAX,
+            SAMPLE_INTERVAL_MS_DEFAULT,
+        ),
+        # Runs stored before the option existed were level-triggered.
+        choice(params, "trigger_mode", TRIGGER_MODES, "level"),
+    )
 
 
 # --- the server (child process) -------------------------------------------------------------
-
-
-@dataclass
-class _ServerProcess:
-    """The forked echo server, seen from the parent."""
-
-    pid: int
-    port: int
-    control_fd: int  # write end: closing it tells the server to stop
-    report_fd: int  # read end: JSON lines from the server
-    notes: list[str] = field(default_factory=list)  # what went wrong with the process itself
-    _reaped: bool = False
-
-    @classmethod
-    def start(cls) -> _ServerProcess:
-        control_r, control_w = os.pipe2(os.O_CLOEXEC)
-        report_r, report_w = os.pipe2(os.O_CLOEXEC)
-        parent_pid = os.getpid()
-        pid = os.fork()
-        if pid == 0:
-            status = 1
-            try:
-                status = _server_main(parent_pid, control_r, report_w)
-            finally:
-                # Never return into the parent's stack (a test runner, the worker's error
-                # handling) and never flush the parent's inherited stdio buffers twice.
-                os._exit(status)
-        os.close(control_r)
-        os.close(report_w)
-        server = cls(pid=pid, port=0, control_fd=control_w, report_fd=report_r)
-        first = server._read_report(SERVER_START_TIMEOUT_S)
-        if first is None or "port" not in first:
-            server.kill_if_running()
-            detail = (first or {}).get("error") or "; ".join(server.notes) or "no port reported"
-            raise RuntimeError(f"the echo server did not start: {detail}")
-        server.port = int(first["port"])
-        return server
-
-    def stop(self) -> dict[str, Any] | None:
-        """Say stop, wait for the final counters and the exit; None if none came."""
-        os.close(self.control_fd)
-        self.control_fd = -1
-        counters = self._read_report(SERVER_EXIT_TIMEOUT_S)
-        self._wait(SERVER_EXIT_TIMEOUT_S)
-        return counters
-
-    def kill_if_running(self) -> None:
-        if self.control_fd >= 0:
-            os.close(self.control_fd)
-            self.control_fd = -1
-        if not self._reaped:
-            for signum in (signal.SIGTERM, signal.SIGKILL):
-                # An unreaped child keeps its pid, so this cannot hit another process.
-                os.kill(self.pid, signum)
-                if self._wait(SERVER_EXIT_TIMEOUT_S):
-                    break
-        if self.report_fd >= 0:
-            os.close(self.report_fd)
-            self.report_fd = -1
-
-    def _read_report(self, timeout_s: float) -> dict[str, Any] | None:
-        """The next JSON line from the server, or None on EOF or timeout."""
-        deadline_ns = time.monotonic_ns() + int(timeout_s * 1e9)
-        data = b""
-        poller = select.poll()  # not select.select: it fails for fds >= 1024
-        poller.register(self.report_fd, select.POLLIN)
-        while b"\n" not in data:
-            remaining_ms = (deadline_ns - time.monotonic_ns()) // 1_000_000
-            if remaining_ms <= 0 or not poller.poll(remaining_ms):
-                self.notes.append(f"the echo server reported nothing within {timeout_s:g} s")
-                return None
-            # One byte at a time: the pipe may hold the next line too, which is not ours yet.
-            byte = os.read(self.report_fd, 1)
-            if not byte:
-                self._wait(SERVER_EXIT_TIMEOUT_S)
-                return None
-            data += byte
-        return json.loads(data)
-
-    def _wait(self, timeout_s: float) -> bool:
-        deadline_ns = time.monotonic_ns() + int(timeout_s * 1e9)
-        while not self._reaped:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self._reaped = True
-                code = os.waitstatus_to_exitcode(status)
-                if code != 0:
-                    how = f"signal {-code}" if code < 0 else f"exit status {code}"
-                    self.notes.append(f"the echo server ended with {how}")
-            elif time.monotonic_ns() >= deadline_ns:
-                return False
-            else:
-                time.sleep(0.01)
-        return True
-
-
-def _server_main(parent_pid: int, control_fd: int, report_fd: int) -> int:
-    try:
-        _die_with_parent(parent_pid)
-        # Drop every inherited descriptor but ours: a copy of the worker's event fd held here
-        # would keep the runner from seeing the worker's end of output.
-        _close_fds_except({0, 1, 2, control_fd, report_fd})
-        counters = _EchoServer(control_fd).serve(report_fd)
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which reports it
-        _write_line(report_fd, {"error": f"{type(exc).__name__}: {exc}"})
-        return 1
-    _write_line(report_fd, counters)
-    return 0
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"prctl(PR_SET_PDEATHSIG): {os.strerror(err)}")
-    # The parent may have died before the prctl took effect: then no signal will come.
-    if os.getppid() != parent_pid:
-        os._exit(1)
-
-
-def _close_fds_except(keep: set[int]) -> None:
-    low = 0
-    for fd in sorted(keep):
-        # Never an empty range: os.closerange(n, n) becomes close_range(n, ~0), closing all.
-        if low < fd:
-            os.closerange(low, fd)
-        low = fd + 1
-    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
-
-
-def _write_line(fd: int, obj: Mapping[str, Any]) -> None:
-    view = memoryview(json.dumps(obj).encode() + b"\n")
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 @dataclass(eq=False)
@@ -240,27 +99,34 @@ class _Connection:
     interest: int = select.EPOLLIN
     out: bytearray = field(default_factory=bytearray)
     peer_closed: bool = False
+    # Edge-triggered bookkeeping: False once a recv (send) hit EAGAIN, until the next edge.
+    can_read: bool = True
+    can_write: bool = True
 
 
 class _EchoServer:
-    def __init__(self, control_fd: int) -> None:
+    def __init__(self, control_fd: int, trigger_mode: str = "level") -> None:
         self.control_fd = control_fd
+        self.edge = trigger_mode == "edge"
         self.epoll = select.epoll()
         self.connections: dict[int, _Connection] = {}
         self.accepted = 0
         self.bytes_received = 0
         self.bytes_echoed = 0
+        self.calls: Counter[str] = Counter()  # epoll_wait, recv, send, epoll_ctl, EAGAIN
         self.errors: Counter[str] = Counter()
 
-    def serve(self, report_fd: int) -> dict[str, Any]:
+    def serve(self, ctx: ChildContext) -> dict[str, Any]:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", 0))
         listener.listen(LISTEN_BACKLOG)
         listener.setblocking(False)
+        # The listener stays level-triggered in both modes: _accept gives up on EMFILE with
+        # connections still queued, and an edge would not be reported for them again.
         self.epoll.register(listener.fileno(), select.EPOLLIN)
         self.epoll.register(self.control_fd, select.EPOLLIN)
-        _write_line(report_fd, {"port": listener.getsockname()[1]})
+        ctx.report({"port": listener.getsockname()[1]})
 
         stop_deadline_ns: int | None = None
         while stop_deadline_ns is None or (
@@ -269,6 +135,7 @@ class _EchoServer:
             timeout_s = -1.0
             if stop_deadline_ns is not None:
                 timeout_s = max(0.0, (stop_deadline_ns - time.monotonic_ns()) / 1e9)
+            self.calls["epoll_wait"] += 1
             for fd, events in self.epoll.poll(timeout_s):
                 if fd == listener.fileno():
                     self._accept(listener)
@@ -284,6 +151,7 @@ class _EchoServer:
             "accepted": self.accepted,
             "bytes_received": self.bytes_received,
             "bytes_echoed": self.bytes_echoed,
+            "calls": dict(self.calls),
             "errors": dict(self.errors),
             "open_at_stop": len(self.connections),
             "unsent_bytes_at_stop": sum(len(conn.out) for conn in self.connections.values()),
@@ -307,8 +175,13 @@ class _EchoServer:
             # Echo each chunk at once: with Nagle, a message's tail waits for the client's
             # delayed ACK (a 40 ms stall per request).
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.connections[sock.fileno()] = _Connection(sock)
-            self.epoll.register(sock.fileno(), select.EPOLLIN)
+            conn = _Connection(sock)
+            if self.edge:
+                # Both directions, once: an edge-triggered socket is never modified, and
+                # EPOLLOUT fires only when room appears after a send hit EAGAIN.
+                conn.interest = select.EPOLLIN | select.EPOLLOUT | select.EPOLLET
+            self.connections[sock.fileno()] = conn
+            self.epoll.register(sock.fileno(), conn.interest)
             self.accepted += 1
 
     def _serve_connection(self, fd: int, events: int) -> None:
@@ -316,10 +189,13 @@ class _EchoServer:
         if conn is None:  # closed earlier in this batch of events
             return
         try:
-            if events & (select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR):
-                self._read(conn)
-            if conn.out:
-                self._flush(conn)
+            if self.edge:
+                self._serve_edge(conn, events)
+            else:
+                if events & (select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR):
+                    self._read(conn)
+                if conn.out:
+                    self._flush(conn)
         except OSError as exc:  # ECONNRESET, EPIPE: the peer is gone mid-echo
             self._count_error(exc)
             self._close(fd)
@@ -327,15 +203,41 @@ class _EchoServer:
         if conn.peer_closed and not conn.out:
             self._close(fd)
             return
-        self._update_interest(fd, conn)
+        if not self.edge:
+            self._update_interest(fd, conn)
+
+    def _serve_edge(self, conn: _Connection, events: int) -> None:
+        """Edge-triggered: each edge is reported once, so read and write until EAGAIN (or
+        until there is nothing left to do); stopping earlier strands the rest until the peer
+        happens to send again, which a closed-loop client never does."""
+        if events & (select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR):
+            conn.can_read = True
+        if events & select.EPOLLOUT:
+            conn.can_write = True
+        while True:
+            may_read = (
+                conn.can_read
+                and not conn.peer_closed
+                and len(conn.out) < SERVER_OUTPUT_HIGH_WATER_BYTES
+            )
+            may_write = conn.can_write and bool(conn.out)
+            if not may_read and not may_write:
+                return
+            if may_read:
+                self._read(conn)
+            if conn.out and conn.can_write:
+                self._flush(conn)
 
     def _read(self, conn: _Connection) -> None:
         # Level-triggered: one recv per readiness event is enough; epoll reports the rest again.
         if len(conn.out) >= SERVER_OUTPUT_HIGH_WATER_BYTES:
             return
+        self.calls["recv"] += 1
         try:
             data = conn.sock.recv(RECV_CHUNK_BYTES)
         except BlockingIOError:
+            self.calls["recv EAGAIN"] += 1
+            conn.can_read = False
             return
         if not data:
             conn.peer_closed = True
@@ -344,9 +246,12 @@ class _EchoServer:
         conn.out += data
 
     def _flush(self, conn: _Connection) -> None:
+        self.calls["send"] += 1
         try:
             sent = conn.sock.send(conn.out)
         except BlockingIOError:
+            self.calls["send EAGAIN"] += 1
+            conn.can_write = False
             return
         self.bytes_echoed += sent
         del conn.out[:sent]
@@ -361,6 +266,7 @@ class _EchoServer:
         if conn.out:
             interest |= select.EPOLLOUT
         if interest != conn.interest:
+            self.calls["epoll_ctl"] += 1
             self.epoll.modify(fd, interest)
             conn.interest = interest
 
@@ -370,7 +276,7 @@ class _EchoServer:
         conn.sock.close()
 
     def _count_error(self, exc: OSError) -> None:
-        self.errors[_errno_name(exc)] += 1
+        self.errors[errno_name(exc)] += 1
 
 
 # --- the clients (parent process) -----------------------------------------------------------
@@ -411,46 +317,6 @@ class _Mismatch:
     received_head: bytes
 
 
-class _LatencyRuns:
-    """All latencies, kept as sorted runs (one per sample window) in 8-byte arrays: exact
-    nearest-rank percentiles over millions of requests without a list of Python ints."""
-
-    def __init__(self) -> None:
-        self.runs: list[array] = []
-        self.count = 0
-
-    def add_sorted(self, run: list[int]) -> None:
-        if run:
-            self.runs.append(array("q", run))
-            self.count += len(run)
-
-    def _count_at_most(self, value: int) -> int:
-        return sum(bisect_right(run, value) for run in self.runs)
-
-    def percentile(self, fraction: float) -> int:
-        """Smallest latency with at least ``fraction`` of all latencies at or below it, by
-        binary search over the value (integer ns), counting each sorted run by bisection."""
-        rank = max(1, math.ceil(fraction * self.count))
-        low, high = self.min(), self.max()
-        while low < high:
-            middle = (low + high) // 2
-            if self._count_at_most(middle) >= rank:
-                high = middle
-            else:
-                low = middle + 1
-        return low
-
-    def min(self) -> int:
-        return min(run[0] for run in self.runs)
-
-    def max(self) -> int:
-        return max(run[-1] for run in self.runs)
-
-
-def _nearest_rank(sorted_ns: list[int], fraction: float) -> int:
-    return sorted_ns[max(1, math.ceil(fraction * len(sorted_ns))) - 1]
-
-
 class _Load:
     """N closed-loop clients on one epoll: each sends a message, waits for all of its echo,
     checks it, and sends the next."""
@@ -467,7 +333,7 @@ class _Load:
         self.completed_in_load = 0
         self.load_duration_s = 0.0
         self.window_ns: list[int] = []
-        self.latencies = _LatencyRuns()
+        self.latencies = SortedRuns()
         self.mismatches: list[_Mismatch] = []
         self.mismatched_bytes = 0
         self.mismatched_requests = 0
@@ -517,7 +383,7 @@ class _Load:
             if remaining_ns <= 0:
                 break
             self._poll(remaining_ns)
-        self.latencies.add_sorted(sorted(self.window_ns))
+        self.latencies.add(self.window_ns)
         self.window_ns = []
 
     def close(self) -> None:
@@ -536,7 +402,7 @@ class _Load:
                 if events & (select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR):
                     self._receive(fd, client)
             except OSError as exc:  # ECONNRESET, EPIPE: this connection is over
-                self.errors[_errno_name(exc)] += 1
+                self.errors[errno_name(exc)] += 1
                 self._drop(fd, reason=f"{type(exc).__name__}: {exc}")
 
     def _start_request(self, fd: int, client: _Client, now_ns: int) -> None:
@@ -623,11 +489,11 @@ class _Load:
         self.emit.sample("requests_per_s", elapsed_s, round(requests_per_s, 1))
         if count:
             window = sorted(self.window_ns)
-            p50_us = _nearest_rank(window, 0.5) / 1e3
-            p99_us = _nearest_rank(window, 0.99) / 1e3
+            p50_us = percentile(window, 0.5) / 1e3
+            p99_us = percentile(window, 0.99) / 1e3
             self.emit.sample("latency_p50_us", elapsed_s, p50_us)
             self.emit.sample("latency_p99_us", elapsed_s, p99_us)
-            self.latencies.add_sorted(window)
+            self.latencies.add(window)
             self.window_ns = []
         self.emit.progress(
             elapsed_ns / 1e9 / duration_s,
@@ -635,14 +501,10 @@ class _Load:
         )
 
 
-def _errno_name(exc: OSError) -> str:
-    return errno.errorcode.get(exc.errno or 0, str(exc.errno))
-
-
 # --- the report -----------------------------------------------------------------------------
 
 
-def _report(load: _Load, server: dict[str, Any] | None, emit: Emitter) -> None:
+def _report(load: _Load, server: dict[str, Any] | None, trigger_mode: str, emit: Emitter) -> None:
     clients = load.all_clients
     sent_bytes = sum(client.bytes_sent for client in clients)
     received_bytes = sum(client.bytes_received for client in clients)
@@ -652,23 +514,23 @@ def _report(load: _Load, server: dict[str, Any] | None, emit: Emitter) -> None:
     errors = load.errors + Counter({f"{name} (server)": n for name, n in server_errors.items()})
 
     rows = [
-        _row(
+        row(
             "requests completed",
             load.completed,
             "requests",
             f"closed loop, one request in flight per connection; "
             f"{load.completed - load.completed_in_load} finished while draining",
         ),
-        _row(
+        row(
             "requests/s",
             round(load.completed_in_load / load.load_duration_s, 1),
             "requests/s",
             f"requests completed during the {load.load_duration_s:.2f} s of load",
         ),
         *_latency_rows(load.latencies),
-        _row("bytes sent", sent_bytes, "bytes", "client side, all connections"),
-        _row("bytes echoed back", received_bytes, "bytes", "received by the clients"),
-        _row(
+        row("bytes sent", sent_bytes, "bytes", "client side, all connections"),
+        row("bytes echoed back", received_bytes, "bytes", "received by the clients"),
+        row(
             "bytes echoed (server)",
             server["bytes_echoed"] if server else None,
             "bytes",
@@ -678,7 +540,7 @@ def _report(load: _Load, server: dict[str, Any] | None, emit: Emitter) -> None:
                 else "the server's counters never arrived"
             ),
         ),
-        _row(
+        row(
             "mismatched bytes",
             load.mismatched_bytes,
             "bytes",
@@ -689,14 +551,14 @@ def _report(load: _Load, server: dict[str, Any] | None, emit: Emitter) -> None:
                 else ""
             ),
         ),
-        _row("lost bytes", lost_bytes, "bytes", "sent but never echoed back (sent − echoed back)"),
-        _row(
+        row("lost bytes", lost_bytes, "bytes", "sent but never echoed back (sent − echoed back)"),
+        row(
             "errors",
             sum(errors.values()),
             "errors",
             ", ".join(f"{name} ×{n}" for name, n in sorted(errors.items())) or "none",
         ),
-        _row(
+        row(
             "connections",
             len(clients),
             "connections",
@@ -707,6 +569,7 @@ def _report(load: _Load, server: dict[str, Any] | None, emit: Emitter) -> None:
                 else "the server's counters never arrived"
             ),
         ),
+        *_server_call_rows(server, load.completed, trigger_mode),
     ]
     emit.result(rows)
 
@@ -714,15 +577,37 @@ def _report(load: _Load, server: dict[str, Any] | None, emit: Emitter) -> None:
         emit.error(problem)
 
 
-def _row(metric: str, value: Any, unit: str, note: str) -> dict[str, Any]:
-    return {"metric": metric, "value": value, "unit": unit, "note": note}
+def _server_call_rows(
+    server: dict[str, Any] | None, requests: int, trigger_mode: str
+) -> list[dict[str, Any]]:
+    """The server's syscalls per request: where the two trigger modes differ."""
+    calls = Counter((server or {}).get("calls", {}))
+    how = {
+        "level": "level-triggered: one recv per readiness event, epoll_ctl to add and drop "
+        "EPOLLOUT while an echo is pending",
+        "edge": "edge-triggered: registered once for EPOLLIN|EPOLLOUT|EPOLLET, never modified; "
+        "each event read and written until EAGAIN, so every wake-up ends in a failed recv",
+    }[trigger_mode]
+    rows = [row("trigger mode", trigger_mode, "", how)]
+    if server is None or not requests:
+        return rows
+    for name in ("epoll_wait", "recv", "recv EAGAIN", "send", "send EAGAIN", "epoll_ctl"):
+        rows.append(
+            row(
+                f"server {name} per request",
+                round(calls[name] / requests, 3),
+                "calls/request",
+                f"{calls[name]:,} in all, counted by the server ({trigger_mode}-triggered)",
+            )
+        )
+    return rows
 
 
-def _latency_rows(latencies: _LatencyRuns) -> list[dict[str, Any]]:
+def _latency_rows(latencies: SortedRuns) -> list[dict[str, Any]]:
     note = "from the first byte sent to the last byte echoed back, per request"
     if not latencies.count:
         return [
-            _row(f"latency {name}", None, "µs", "no request completed")
+            row(f"latency {name}", None, "µs", "no request completed")
             for name in ("p50", "p99", "max")
         ]
     median_us = latencies.percentile(0.5) / 1e3
@@ -736,7 +621,7 @@ def _latency_rows(latencies: _LatencyRuns) -> list[dict[str, Any]]:
         "max": max_us,
     }
     return [
-        {**_row(f"latency {name}", value, "µs", note), "dist": dist}
+        {**row(f"latency {name}", value, "µs", note), "dist": dist}
         for name, value in (("p50", median_us), ("p99", p99_us), ("max", max_us))
     ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -9,14 +10,16 @@ from typing import Any
 
 from django import forms
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 from django.http import QueryDict
-from django.utils import timezone
 
 from sysops import live, sandbox
 from sysops.agent.runner import execute
+from sysops.batch import MESSAGE_TYPE, RunBatch
 from sysops.experiments import registry
 from sysops.models import Run
 from sysops.templatetags.sysops_tags import num
+from sysops.tracing.render import observer_sentence, summary_lines
 
 
 class Command(BaseCommand):
@@ -38,6 +41,11 @@ class Command(BaseCommand):
             default=Run.TraceMode.OFF,
             help="off, sampled (a short traced pass) or full (the whole work again, traced)",
         )
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            help="print the run and its result rows as one JSON object instead of the table",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         exp = registry.get(options["experiment"])
@@ -51,18 +59,17 @@ class Command(BaseCommand):
             lines = [f"  {field}: {' '.join(errs)}" for field, errs in form.errors.items()]
             raise CommandError("invalid parameters:\n" + "\n".join(lines))
 
-        run = Run.objects.create(
-            experiment=exp.slug,
-            params=params,
-            trace_mode=trace_mode,
-            status=Run.Status.RUNNING,
-            claimed_by=f"cli:{socket.gethostname()}:{os.getpid()}",
-            started_at=timezone.now(),
-        )
+        # Created and claimed in one transaction: no agent ever sees it queued.
+        with transaction.atomic():
+            run = Run.objects.create(experiment=exp.slug, params=params, trace_mode=trace_mode)
+            Run.objects.claim(run.pk, by=f"cli:{socket.gethostname()}:{os.getpid()}")
         self.stderr.write(f"run #{run.pk}: {exp.title}")
         sandbox.set_child_subreaper()
         run = execute(run.pk, self._publish)
-        self._print_results(run)
+        if options["json"]:
+            self.stdout.write(json.dumps(_as_json(run), indent=2, ensure_ascii=False))
+        else:
+            self._print_results(run)
         if run.status != Run.Status.SUCCEEDED:
             self.stderr.write(f"run #{run.pk} {run.status}: {run.reason}")
             sys.exit(1)
@@ -93,13 +100,14 @@ class Command(BaseCommand):
         return data
 
     def _publish(self, group: str, message: dict[str, Any]) -> None:
-        if message.get("type") == "run.batch":
-            for entry in message["logs"]:
+        if message.get("type") == MESSAGE_TYPE:
+            batch = RunBatch.from_message(message)
+            for entry in batch.logs:
                 if entry["level"] != "info":
                     self.stderr.write(f"  [{entry['source']}] {entry['message']}")
-            if message["progress_message"] and message["progress_message"] != self._last_progress:
-                self._last_progress = message["progress_message"]
-                self.stderr.write(f"  {message['progress']:4.0%} {message['progress_message']}")
+            if batch.progress_message and batch.progress_message != self._last_progress:
+                self._last_progress = batch.progress_message
+                self.stderr.write(f"  {batch.progress:4.0%} {batch.progress_message}")
         live.publish(group, message)
 
     def _print_results(self, run: Run) -> None:
@@ -137,32 +145,26 @@ class Command(BaseCommand):
             self.stdout.write(trace["passed"])
         if trace.get("reason"):
             self.stdout.write(f"trace {trace.get('status')}: {trace['reason']}")
-        summary = trace.get("summary")
-        if not summary:
-            return
-        self.stdout.write(
-            f"{'% time':>7} {'seconds':>11} {'usecs/call':>11} {'calls':>9} {'errors':>9} syscall"
-        )
-        for row in summary["rows"]:
-            self.stdout.write(
-                f"{row['share_pct']:7.2f} {row['total_s']:11.6f} {row['avg_s'] * 1e6:11.0f}"
-                f" {row['calls']:9d} {row['errors'] or '':>9} {row['name']}"
-            )
-        total = summary["total"]
-        self.stdout.write(
-            f"{100:7.2f} {total['total_s']:11.6f} {'':>11} {total['calls']:9d}"
-            f" {total['errors'] or '':>9} total"
-        )
-        observer = trace.get("observer")
-        if observer and observer.get("metric"):
-            self.stdout.write(
-                f"observer effect: {observer['metric']} {observer['untraced_rate']:,.0f} untraced,"
-                f" {observer['traced_rate']:,.0f} traced ({observer['slowdown']:.1f}× slower)"
-            )
-        elif observer:
-            self.stdout.write(
-                f"observer effect: the same work took {observer['untraced_work_s'] * 1e3:.1f} ms"
-                f" untraced and {observer['traced_work_s'] * 1e3:.1f} ms traced"
-                f" ({observer['slowdown']:.1f}×, about {observer['per_event_us']:.1f} µs"
-                " per traced event)"
-            )
+        for line in summary_lines(trace.get("summary")):
+            self.stdout.write(line)
+        sentence = observer_sentence(trace.get("observer"))
+        if sentence:
+            self.stdout.write(sentence)
+
+
+def _as_json(run: Run) -> dict[str, Any]:
+    """What a script needs of a finished run: its outcome, the rows exactly as stored (metric,
+    value, unit, note, and where present layer, dist, ratio_to_native, detail…), the host."""
+    trace = run.trace or {}
+    return {
+        "run": run.pk,
+        "experiment": run.experiment,
+        "status": run.status,
+        "reason": run.reason,
+        "unsandboxed": run.unsandboxed,
+        "params": run.params,
+        "trace_mode": run.trace_mode,
+        "trace": {key: trace.get(key) for key in ("status", "reason", "summary") if key in trace},
+        "host": run.host.fingerprint if run.host else None,
+        "results": run.results,
+    }

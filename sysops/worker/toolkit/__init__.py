@@ -10,5 +10,12 @@ in spirit): sandbox side, standard library only, no Django.
 - ``sweep``: a swept parameter, a least-squares slope and the point where behaviour changes;
 - ``harness``: a forked child process (server or client) with control and report pipes;
 - ``hostfacts``: filesystem type and device, THP, sysctls, rlimits, page size, smaps;
-- ``libc``: ctypes libc with errno, checked calls.
+- ``libc``: ctypes libc with errno, checked calls;
+- ``inet``: IPv4 and ICMP by hand: the Internet checksum, headers built and parsed, IP options,
+  the field layout a packet diagram draws (the web side decodes with it too);
+- ``caps``: this process's capability sets, and dropping one (capset) in a child;
+- ``netns``: the network namespace's identity and its interfaces' packet counters;
+- ``fds``: this process's descriptor table from /proc/self/fd (numbers, targets, CLOEXEC).
+- ``sockets``: TCP on the sandbox's loopback (listener, non-blocking connect, whole-message
+  send/recv counting calls), /proc/net/tcp decoded.
 """

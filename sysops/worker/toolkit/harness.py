@@ -97,6 +97,21 @@ class Child:
         child.ready = first
         return child
 
+    @classmethod
+    def run(
+        cls, work: Callable[[], Mapping[str, Any]], *, name: str, timeout_s: float = START_TIMEOUT_S
+    ) -> dict[str, Any]:
+        """Run ``work()`` in a forked child and return what it returned: for work that must
+        not touch this process (a seccomp filter, a changed rlimit, a dropped capability)."""
+        child = cls.start(
+            lambda ctx: ctx.report({"result": dict(work())}), name=name, start_timeout_s=timeout_s
+        )
+        try:
+            child.stop()
+        finally:
+            child.kill_if_running()
+        return child.ready["result"]
+
     def stop(self, timeout_s: float = EXIT_TIMEOUT_S) -> dict[str, Any] | None:
         """Say stop, wait for the final report and the exit; None if no report came."""
         self._close_control()

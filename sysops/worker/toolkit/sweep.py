@@ -65,7 +65,7 @@ def _sse(xs: Sequence[float], ys: Sequence[float]) -> float:
 def sweep(
     points: Sequence[float],
     variants: Sequence[str],
-    measure: Callable[[str, float], float],
+    measure: Callable[[str, float], float | tuple[float, float] | None],
     emit: Emitter,
     *,
     label: Callable[[float], str] = lambda x: f"{x:g}",
@@ -73,15 +73,20 @@ def sweep(
     """For each point, for each variant (interleaved at every point), ``measure(variant, x)``;
     each value is emitted at once as a sample of the variant's series with x the swept value
     (a sweep point is slow enough that batching gains nothing and the curve grows live).
-    Returns variant -> [(x, y)]."""
+    ``measure`` returns y, or (x, y) where the point realised differs from the one asked for
+    (a filter of 1,000 instructions asked, 999 built), or None where a variant cannot run at a
+    point (select past FD_SETSIZE): nothing is recorded or drawn there, and the curve ends
+    where the variant does. Returns variant -> [(x, y)]."""
     curves: dict[str, list[tuple[float, float]]] = {v: [] for v in variants}
     total = len(points) * len(variants)
     done = 0
     for x in points:
         for variant in variants:
-            y = measure(variant, x)
-            curves[variant].append((x, y))
-            emit.sample(series=variant, x=x, y=y)
+            value = measure(variant, x)
+            if value is not None:
+                at, y = value if isinstance(value, tuple) else (x, value)
+                curves[variant].append((at, y))
+                emit.sample(series=variant, x=at, y=y)
             done += 1
             emit.progress(done / total, f"{variant} at {label(x)}")
     return curves

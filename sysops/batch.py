@@ -1,0 +1,90 @@
+"""One live message: ``RunBatch``, what changed in a run since the last batch.
+
+The recorder builds it (in the runner, after the batch is committed), renders its HTML once and
+publishes it; every viewer's consumer sends that same HTML and the JSON frames, without
+rendering anything per viewer. A late viewer's snapshot is rendered by the same template from
+the stored run. Every field is required: a batch that lost one fails to build or to decode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from django.template.loader import render_to_string
+
+from sysops.models import Run
+
+MESSAGE_TYPE = "run.batch"
+
+
+@dataclass(frozen=True)
+class RunBatch:
+    run: int
+    seq: int
+    status: str
+    status_changed: bool
+    reason: str
+    unsandboxed: bool
+    progress: float
+    progress_message: str
+    phase: str
+    samples: list[list[Any]]  # [series, x, y]
+    logs: list[dict[str, str]]  # {level, source, message}
+    results: list[dict[str, Any]] | None  # the whole table when it changed, else None
+    host: dict[str, Any] | None  # the fingerprint when it arrived, else None
+    trace: dict[str, Any] | None  # {state, events, summary?} when the trace changed
+    html: str = ""  # the fragments this batch changes, rendered once by the publisher
+
+    def rendered(self) -> RunBatch:
+        return RunBatch(**{**asdict(self), "html": render_batch(self)})
+
+    def to_message(self) -> dict[str, Any]:
+        return {"type": MESSAGE_TYPE, **asdict(self)}
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> RunBatch:
+        return cls(**{f.name: message[f.name] for f in fields(cls)})
+
+    def frames(self) -> list[dict[str, Any]]:
+        """The JSON frames for the browser's charts and trace pane."""
+        out: list[dict[str, Any]] = []
+        if self.samples:
+            out.append({"kind": "samples", "seq": self.seq, "samples": self.samples})
+        if self.trace:
+            # The summary travels as HTML (see render_batch), rendered by the one template.
+            out.append({"kind": "trace", **{k: v for k, v in self.trace.items() if k != "summary"}})
+        return out
+
+
+class RunView:
+    """What the run fragments read of a run, from a batch instead of a database row."""
+
+    def __init__(self, batch: RunBatch) -> None:
+        self.pk = batch.run
+        self.status = batch.status
+        self.reason = batch.reason
+        self.unsandboxed = batch.unsandboxed
+        self.progress = batch.progress
+        self.progress_message = batch.progress_message
+        self.phase = batch.phase
+        self.results = batch.results or []
+        self.host = HostView(batch.host) if batch.host else None
+        self.is_terminal = batch.status in Run.TERMINAL
+
+
+class HostView:
+    def __init__(self, fingerprint: dict[str, Any]) -> None:
+        self.fingerprint = fingerprint
+
+
+def render_batch(batch: RunBatch) -> str:
+    return render_to_string(
+        "sysops/_run_live.html",
+        {
+            "run": RunView(batch),
+            "logs": batch.logs,
+            "results_changed": batch.results is not None,
+            "trace_summary": (batch.trace or {}).get("summary"),
+        },
+    )

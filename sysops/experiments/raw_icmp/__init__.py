@@ -1,0 +1,1 @@
+"""Raw ICMP: echo requests on a raw socket, the IP and ICMP headers decoded by hand."""
