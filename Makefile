@@ -53,4 +53,5 @@ bench:
 clean:
 	rm -rf .stamps node_modules static/vendor var/test-reports .pytest_cache .ruff_cache
 	find sysops -name '*.so' -delete
+	rm -rf sysops/native/bin .cache/go
 	find . -path ./.venv -prune -o -path ./node_modules -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -2,7 +2,8 @@
 # Installs what Syscall Playground needs, one step at a time, and skips what is already done.
 #
 #   scripts/setup.sh run     what `make run` needs: system packages, .venv with requirements.txt,
-#                            the native extension, front-end assets, database migrations
+#                            the native extension, the Go program, front-end assets, database
+#                            migrations
 #   scripts/setup.sh test    what `make test` needs: the same without migrations, plus
 #                            requirements-dev.txt and Debian's chromium for the browser tests
 #   scripts/setup.sh bench   what `make bench` needs: `run` without migrations, plus linux-perf,
@@ -55,6 +56,8 @@ missing_system_packages() {
   command -v cc >/dev/null || echo gcc
   [ -e /usr/include/stdio.h ] || echo libc6-dev
   command -v npm >/dev/null || echo npm
+  # Debian's Go builds the Go program (sysops/native/go) offline: standard library and cgo only.
+  command -v go >/dev/null || echo golang-go
   case $profile in
     test) [ -x /usr/bin/chromium ] || echo chromium ;;
     bench)
@@ -171,6 +174,26 @@ build_native() {
   stamp_write native "$key"
 }
 
+# The Go program (sysops/native/go → sysops/native/bin/sysgo, git-ignored), built with Debian's Go
+# and nothing else: no module proxy, no toolchain download, the build cache under .cache/go.
+GO_BINARY=sysops/native/bin/sysgo
+
+build_go() {
+  local key sources
+  mapfile -t sources < <(find sysops/native/go -type f | LC_ALL=C sort)
+  key=$( (inputs_key "${sources[@]}"; go version) | sha256sum | cut -d' ' -f1)
+  if stamp_fresh go "$key" && [ -x "$GO_BINARY" ]; then
+    say "Go program: up to date"
+    return
+  fi
+  say "building the Go program ($GO_BINARY, $(go version | cut -d' ' -f3))"
+  mkdir -p .cache/go sysops/native/bin
+  (cd sysops/native/go && env GOENV=off GOPROXY=off GOFLAGS=-buildvcs=false GOTOOLCHAIN=local \
+    GOCACHE="$PWD/../../../.cache/go/build" GOPATH="$PWD/../../../.cache/go" CGO_ENABLED=1 \
+    go build -trimpath -o ../bin/sysgo .)
+  stamp_write go "$key"
+}
+
 # uPlot comes from npm (exact version in package-lock.json) and is copied into the git-ignored
 # static/vendor/; no third-party minified code is committed.
 VENDORED=(node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css)
@@ -207,6 +230,7 @@ main() {
   pip_install pip-runtime requirements.txt
   if [ "$profile" = test ]; then pip_install pip-dev requirements-dev.txt requirements.txt; fi
   build_native
+  build_go
   frontend_assets
   if [ "$profile" = run ]; then migrate; fi
   say "setup ($profile) done in $((SECONDS - started)) s"

@@ -7,6 +7,7 @@ from django.conf import settings
 from sysops.experiments.base import Experiment
 from sysops.experiments.descriptors.spec import EXPERIMENT as DESCRIPTORS
 from sysops.experiments.epoll_echo.spec import EXPERIMENT as EPOLL_ECHO
+from sysops.experiments.go_scheduler.spec import EXPERIMENT as GO_SCHEDULER
 from sysops.experiments.io_multiplexing.spec import EXPERIMENT as IO_MULTIPLEXING
 from sysops.experiments.process_spawn.spec import EXPERIMENT as PROCESS_SPAWN
 from sysops.experiments.raw_icmp.spec import EXPERIMENT as RAW_ICMP
@@ -14,6 +15,7 @@ from sysops.experiments.seccomp_cost.spec import EXPERIMENT as SECCOMP_COST
 from sysops.experiments.socket_options.spec import EXPERIMENT as SOCKET_OPTIONS
 from sysops.experiments.syscall_cost.spec import EXPERIMENT as SYSCALL_COST
 from sysops.experiments.tcp.spec import EXPERIMENT as TCP
+from sysops.experiments.wasm_boundary.spec import EXPERIMENT as WASM_BOUNDARY
 
 
 def _all() -> dict[str, Experiment]:
@@ -27,6 +29,8 @@ def _all() -> dict[str, Experiment]:
         DESCRIPTORS,
         TCP,
         SOCKET_OPTIONS,
+        GO_SCHEDULER,
+        WASM_BOUNDARY,
     ]
     if settings.SYSOPS_TEST_EXPERIMENTS:
         from sysops.experiments.hostile.spec import EXPERIMENT as HOSTILE

@@ -2,11 +2,15 @@
 
 The repository may live under /root (mode 700), which the sandbox uid cannot traverse, and it
 holds things the sandbox must not see (settings, the database). Only the code the worker runs is
-copied, by a rule a newcomer can check by eye (STAGED_GLOBS).
+copied, by a rule a newcomer can check by eye (STAGED_GLOBS), plus the few third-party packages
+a probe imports (STAGED_PACKAGES): the worker's interpreter runs with -S, so it sees no
+site-packages, and these are staged whole at the top of the code dir, which is on its PYTHONPATH.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
 import shutil
 import stat
@@ -15,6 +19,7 @@ from pathlib import Path
 SYSOPS_DIR = Path(__file__).resolve().parent.parent
 DIR_MODE = 0o755
 FILE_MODE = 0o644
+EXEC_MODE = 0o755  # files matching EXECUTABLE_GLOBS: programs the probes run
 
 # Relative to the directory that holds the sysops package. Experiments: a package's __init__.py
 # and its probe*.py files only; the web side of an experiment (spec.py, forms) stays out.
@@ -23,10 +28,17 @@ STAGED_GLOBS = (
     "sysops/worker/**/*.py",
     "sysops/native/*.py",
     "sysops/native/*.so",
+    "sysops/native/bin/*",  # programs built by the set-up (the Go program)
     "sysops/experiments/__init__.py",
     "sysops/experiments/*/__init__.py",
     "sysops/experiments/*/probe*.py",
 )
+EXECUTABLE_GLOBS = ("sysops/native/bin/*",)
+# Third-party packages, found where this interpreter imports them from (the venv), each staged as
+# a whole directory at CODE_MOUNT/<name>. wasmtime (the wasm-boundary experiment) carries its
+# native library inside its package directory. A package that is not installed is skipped: the
+# probe that needs it fails with an ImportError that says so.
+STAGED_PACKAGES = ("wasmtime",)
 # A staged module importing Django would fail inside the sandbox (and would mean web code was
 # about to run there): refuse at staging time with the file named.
 DJANGO_IMPORT = re.compile(r"^\s*(?:from|import)\s+django\b", re.MULTILINE)
@@ -42,7 +54,8 @@ def staged_files(source_root: Path | None = None) -> list[Path]:
 
 
 def stage_code(dest: Path, *, source_root: Path | None = None) -> None:
-    """Copy the sandbox-side code into ``dest`` (created if needed): dirs 0755, files 0644.
+    """Copy the sandbox-side code into ``dest`` (created if needed): dirs 0755, files 0644,
+    programs (EXECUTABLE_GLOBS) 0755, then the STAGED_PACKAGES.
 
     ``source_root`` is the directory holding the sysops package (default: this checkout).
     Raises ValueError if a staged module imports Django, or if ``dest`` would not be readable by
@@ -69,6 +82,53 @@ def stage_code(dest: Path, *, source_root: Path | None = None) -> None:
             directory.mkdir(exist_ok=True)
             directory.chmod(DIR_MODE)
         shutil.copyfile(root / rel, target)
+        executable = any(rel.match(pattern) for pattern in EXECUTABLE_GLOBS)
+        target.chmod(EXEC_MODE if executable else FILE_MODE)
+    for package in STAGED_PACKAGES:
+        _stage_package(package, dest)
+
+
+def package_dir(name: str) -> Path | None:
+    """Where this interpreter would import the package ``name`` from; None if it cannot."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _stage_package(name: str, dest: Path) -> None:
+    source_dir = package_dir(name)
+    if source_dir is None:
+        return
+    # Its METADATA too, so that importlib.metadata.version(name) works inside (a result row
+    # names the version it measured).
+    for metadata in source_dir.parent.glob(f"{name}-*.dist-info/METADATA"):
+        target = dest / metadata.parent.name / metadata.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.chmod(DIR_MODE)
+        shutil.copyfile(metadata, target)
+        target.chmod(FILE_MODE)
+    for source in sorted(source_dir.rglob("*")):
+        rel = source.relative_to(source_dir)
+        if "__pycache__" in rel.parts:
+            continue
+        target = dest / name / rel
+        if source.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            target.chmod(DIR_MODE)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.chmod(DIR_MODE)
+        # Every run stages afresh, and wasmtime's library is ~30 MB: a hard link costs nothing
+        # when the file already has the mode a copy would get (the link shares the inode, so
+        # its mode is never changed here); otherwise, or across file systems, a copy.
+        if stat.S_IMODE(source.stat().st_mode) == FILE_MODE:
+            try:
+                os.link(source, target)
+                continue
+            except OSError:
+                pass
+        shutil.copyfile(source, target)
         target.chmod(FILE_MODE)
 
 

@@ -87,3 +87,29 @@ def test_it_refuses_params_out_of_bounds(bad: dict) -> None:
 
     with pytest.raises(ValueError):
         run_probe(probe.run, params)
+
+
+def test_the_go_layers_take_their_turn_in_every_repetition() -> None:
+    layers = ["ctypes", "cgo", "go_syscall", "go_raw", "native"]
+    params = {"call": "getppid", "layers": layers, **SMALL}
+
+    events = run_probe(probe.run, params)
+
+    assert not events.of("error")
+    rows = {row["layer"]: row for row in events.rows().values()}
+    assert list(rows) == layers  # the ladder's order
+    for layer in ("cgo", "go_syscall", "go_raw"):
+        assert rows[layer]["dist"]["n"] == SMALL["repetitions"]
+        assert [s["x"] for s in events.samples(layer)] == list(range(SMALL["repetitions"]))
+        assert "GOMAXPROCS=1" in rows[layer]["note"] and "go1." in rows[layer]["note"]
+    assert "syscall.Getppid" in rows["go_raw"]["metric"]
+
+
+@pytest.mark.parametrize("call", ["read", "write", "clock_gettime"])
+def test_the_go_layers_make_every_call(call: str) -> None:
+    params = {"call": call, "layers": ["cgo", "go_syscall", "go_raw"], **SMALL}
+
+    events = run_probe(probe.run, params)
+
+    assert not events.of("error")
+    assert all(row["value"] > 0 for row in events.rows().values())

@@ -50,7 +50,26 @@ def test_it_makes_everything_world_readable(public_dir):
 
     for path in [dest, *dest.rglob("*")]:
         mode = stat.S_IMODE(path.stat().st_mode)
-        assert mode == (0o755 if path.is_dir() else 0o644), path
+        executable = path.is_dir() or path.parent == dest / "sysops" / "native" / "bin"
+        assert mode == (0o755 if executable else 0o644), path
+
+
+def test_it_stages_the_go_program_executable(public_dir):
+    dest = public_dir / "code"
+    sandbox.stage_code(dest)
+
+    program = dest / "sysops" / "native" / "bin" / "sysgo"
+    assert stat.S_IMODE(program.stat().st_mode) == 0o755
+
+
+def test_it_stages_wasmtime_whole_with_its_library_on_the_import_path(public_dir):
+    dest = public_dir / "code"
+    sandbox.stage_code(dest)
+
+    files = staged(dest)
+    assert "wasmtime/__init__.py" in files
+    assert "wasmtime/linux-x86_64/_libwasmtime.so" in files
+    assert not any(f.startswith("wasmtime/") and "__pycache__" in f for f in files)
 
 
 def test_it_refuses_a_destination_other_uids_cannot_reach(tmp_path):

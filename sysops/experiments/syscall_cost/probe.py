@@ -1,9 +1,13 @@
-"""Syscall cost, the layer ladder: one syscall timed from Python, ctypes, C and the vDSO.
+"""Syscall cost, the layer ladder: one syscall timed from Python, ctypes, Go, C and the vDSO.
 
 Sandbox side: standard library, ``sysops.native`` and the probe toolkit only. Each layer is a
 function ``measure(iterations) -> elapsed_ns`` around a tight loop; the toolkit interleaves the
 repetitions across layers (rep 0: python, ctypes, native; rep 1: …) so that drift — frequency, a
 noisy neighbour — hits every layer alike, and discards the first ``warmup`` repetitions.
+
+The Go layers are timed by the Go program (``sysops.native.golang``), a child of the worker kept
+for the whole run: each of its repetitions is one request answered with the loop's elapsed ns,
+so Go takes its turn in every repetition like the other layers.
 """
 
 from __future__ import annotations
@@ -12,20 +16,28 @@ import ctypes
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from typing import Any
+from contextlib import ExitStack, contextmanager
+from typing import TYPE_CHECKING, Any
 
 from sysops.worker.emit import Emitter
+
+if TYPE_CHECKING:
+    from sysops.native.golang import GoServer
 from sysops.worker.fingerprint import fingerprint
 from sysops.worker.toolkit.params import bounded_int, choice, subset
 from sysops.worker.toolkit.rows import dist_row, with_ratios
 from sysops.worker.toolkit.timing import interleaved
 
 CALLS = ("getppid", "read", "write", "clock_gettime")
-LAYERS = ("python", "ctypes", "native", "vdso")
+# The ladder, from the most wrapped to the least.
+LAYERS = ("python", "ctypes", "cgo", "go_syscall", "go_raw", "native", "vdso")
+GO_LAYERS = ("cgo", "go_syscall", "go_raw")
 LAYER_LABELS = {
     "python": "Python os",
     "ctypes": "ctypes → libc",
+    "cgo": "Go → cgo → libc",
+    "go_syscall": "Go syscall.Syscall (entersyscall/exitsyscall)",
+    "go_raw": "Go syscall.RawSyscall (what syscall.Getppid does)",
     "native": "native C loop (syscall(2))",
     "vdso": "vDSO (libc clock_gettime from C)",
 }
@@ -48,8 +60,15 @@ def run(params: Mapping[str, Any], emit: Emitter) -> None:
     if not layers:
         raise ValueError(f"no layer left to measure for {call}")
 
-    with _open_fd(call) as fd:
-        measures = {layer: _measure(layer, call, fd) for layer in layers}
+    with ExitStack() as stack:
+        fd = stack.enter_context(_open_fd(call))
+        go = None
+        if any(layer in GO_LAYERS for layer in layers):
+            # Imported here so that the other layers run without the Go program built.
+            from sysops.native.golang import GoServer
+
+            go = stack.enter_context(GoServer(pass_fds=(fd,) if fd >= 0 else ()))
+        measures = {layer: _measure(layer, call, fd, go) for layer in layers}
         # Calling each layer once checks that it works before any timing is shown.
         for measure in measures.values():
             measure(1)
@@ -64,7 +83,7 @@ def run(params: Mapping[str, Any], emit: Emitter) -> None:
             emit,
         )
 
-    emit.result(_rows(call, layers, per_call_ns))
+    emit.result(_rows(call, layers, per_call_ns, _go_facts() if go else ""))
 
 
 def _checked(params: Mapping[str, Any]) -> tuple[str, list[str], int, int, int]:
@@ -98,11 +117,14 @@ def _per_call(measure: Measure, iterations: int) -> Callable[[], float]:
     return lambda: measure(iterations) / iterations
 
 
-def _measure(layer: str, call: str, fd: int) -> Measure:
+def _measure(layer: str, call: str, fd: int, go: GoServer | None) -> Measure:
     if layer == "python":
         return _python_measure(call, fd)
     if layer == "ctypes":
         return _ctypes_measure(call, fd)
+    if layer in GO_LAYERS:
+        assert go is not None
+        return lambda iterations: go.loop_ns(layer, call, iterations, fd)
     # Imported here so that the Python and ctypes layers run even without the built extension.
     from sysops.native import loop_ns
 
@@ -208,14 +230,22 @@ def _ctypes_measure(call: str, fd: int) -> Measure:
     return measure
 
 
-def _rows(call: str, layers: list[str], per_call_ns: Mapping[str, list[float]]) -> list[dict]:
+def _go_facts() -> str:
+    from sysops.native.golang import go_version
+
+    return f" Built with {go_version() or 'an unknown Go release'}; run with GOMAXPROCS=1."
+
+
+def _rows(
+    call: str, layers: list[str], per_call_ns: Mapping[str, list[float]], go_facts: str
+) -> list[dict]:
     clocksource = fingerprint()["clocksource"]
     rows = [
         dist_row(
             f"{call} via {LAYER_LABELS[layer]}",
             per_call_ns[layer],
             "ns/call",
-            _note(call, layer, clocksource),
+            _note(call, layer, clocksource) + (go_facts if layer in GO_LAYERS else ""),
             layer=layer,
         )
         for layer in layers
@@ -224,6 +254,8 @@ def _rows(call: str, layers: list[str], per_call_ns: Mapping[str, list[float]]) 
 
 
 def _note(call: str, layer: str, clocksource: str | None) -> str:
+    if layer in GO_LAYERS:
+        return _go_note(call, layer)
     if call == "clock_gettime":
         vdso = _vdso_note(clocksource)
         return {
@@ -247,6 +279,26 @@ def _note(call: str, layer: str, clocksource: str | None) -> str:
         "conversion, libffi) dominates; libc then makes the syscall.",
         "native": f"{target} as syscall(2) in a C loop, GIL released: the kernel entry and exit "
         "under this kernel's mitigations, with almost nothing else.",
+    }[layer]
+
+
+def _go_note(call: str, layer: str) -> str:
+    target = {
+        "getppid": "getppid",
+        "read": "a 1-byte read from /dev/zero",
+        "write": "a 1-byte write to /dev/null",
+        "clock_gettime": "clock_gettime(CLOCK_MONOTONIC) forced into the kernel as a syscall",
+    }[call]
+    return {
+        "cgo": f"{target} in a Go loop, each call crossing into C through cgo to libc: the "
+        "runtime's entersyscall/exitsyscall plus the switch to the system stack, on top of the "
+        "call itself.",
+        "go_syscall": f"{target} via syscall.Syscall in a Go loop: the runtime's entersyscall "
+        "and exitsyscall around every call, which let the scheduler hand this thread's P to "
+        "another thread if the call blocks.",
+        "go_raw": f"{target} via syscall.RawSyscall in a Go loop: the bare kernel entry, the "
+        "scheduler not told. Go's own syscall.Getppid is generated as a raw call like this one, "
+        "since getppid cannot block.",
     }[layer]
 
 

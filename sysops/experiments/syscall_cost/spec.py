@@ -18,6 +18,9 @@ CALLS = [
 LAYERS = [
     ("python", "Python os"),
     ("ctypes", "ctypes → libc"),
+    ("cgo", "Go → cgo → libc"),
+    ("go_syscall", "Go syscall.Syscall (with entersyscall)"),
+    ("go_raw", "Go syscall.RawSyscall (raw, like syscall.Getppid)"),
     ("native", "native C loop (syscall(2))"),
     ("vdso", "vDSO (libc clock_gettime from C)"),
 ]
@@ -79,6 +82,7 @@ def charts(params: Mapping[str, Any]) -> list[Chart]:
             x_label="repetition",
             y_label="ns / call",
             series=tuple(params.get("layers") or [k for k, _ in LAYERS]),
+            labels=dict(LAYERS),
             points=True,
         )
     ]
@@ -88,18 +92,25 @@ EXPERIMENT = Experiment(
     slug="syscall-cost",
     title="Syscall cost: the layer ladder",
     explanation=(
-        "The same system call made from four layers: a Python os function, ctypes into libc, a "
+        "The same system call made from up to seven layers: a Python os function, ctypes into "
+        "libc, Go calling libc through cgo, Go's syscall.Syscall (which tells the runtime's "
+        "scheduler it is entering the kernel: entersyscall/exitsyscall), Go's "
+        "syscall.RawSyscall (which does not; Go's own syscall.Getppid is such a raw call), a "
         "tight C loop calling syscall(2), and — for clock_gettime — libc's vDSO path, which "
         "reads the clock from a page the kernel maps into every process and never enters the "
-        "kernel. Each layer is timed over many calls per repetition, after warm-up, repetitions "
-        "interleaved across layers so drift hits all alike; the table gives min / median / p99 / "
-        "max in ns per call and the ratio to the native loop."
+        "kernel. The Go layers run in a small Go program (standard library only) that the "
+        "worker starts inside the sandbox. Each layer is timed over many calls per repetition, "
+        "after warm-up, repetitions interleaved across layers so drift hits all alike; the "
+        "table gives min / median / p99 / max in ns per call and the ratio to the native loop."
     ),
     syscalls=("getppid", "read", "write", "clock_gettime"),
     look_for=(
         "How much of a Python call is the interpreter rather than the kernel; the kernel entry "
         "cost on this host (mitigations make it dearer); clock_gettime through the vDSO costing "
-        "a fraction of the forced syscall."
+        "a fraction of the forced syscall. In Go, what entersyscall/exitsyscall add (Syscall "
+        "against RawSyscall: tens of ns) and what a cgo crossing adds on top; RawSyscall costing "
+        "about what the C loop does. Figures measured inside the sandbox include its seccomp "
+        "filter on every call."
     ),
     form_class=SyscallCostForm,
     probe="sysops.experiments.syscall_cost.probe",

@@ -1,0 +1,3 @@
+module sysops/native/go
+
+go 1.19
