@@ -140,6 +140,9 @@ SYSOPS_TEST_EXPERIMENTS = _env_bool("SYSOPS_TEST_EXPERIMENTS")
 SYSOPS_OUTPUT_CAP_BYTES = int(os.environ.get("SYSOPS_OUTPUT_CAP_BYTES", 16 << 20))
 SYSOPS_TRACE_MAX_EVENTS = int(os.environ.get("SYSOPS_TRACE_MAX_EVENTS", 1_000_000))
 SYSOPS_RUN_DIR = Path(os.environ.get("SYSOPS_RUN_DIR", "/tmp"))
+# Per-run scratch filesystems of experiments about disks (file-io): on the disk that holds var/,
+# never on a tmpfs (see sysops/agent/scratch.py).
+SYSOPS_SCRATCH_DIR = Path(os.environ.get("SYSOPS_SCRATCH_DIR", VAR_DIR / "scratch"))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -25,6 +25,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from sysops import sandbox
+from sysops.agent import scratch
 from sysops.live import status_messages
 from sysops.models import Run
 
@@ -162,10 +163,13 @@ class Agent:
 
     def recover_stale(self) -> list[int]:
         """Finish runs left `running` by a runner that is gone, and remove what such runners left
-        on this host (their cgroups). Returns the runs it finished."""
+        on this host (their cgroups, their scratch directories). Returns the runs it finished."""
         swept = sandbox.sweep_orphaned_cgroups()
         if swept:
             log.info("removed cgroups of dead runners: %s", ", ".join(swept))
+        swept = scratch.sweep_stale()
+        if swept:
+            log.info("removed scratch directories of dead runners: %s", ", ".join(swept))
         now = timezone.now()
         finished = []
         for run in Run.objects.filter(status=Run.Status.RUNNING).only(

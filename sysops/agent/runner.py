@@ -23,11 +23,13 @@ from typing import Any
 from django.conf import settings
 
 from sysops import sandbox
+from sysops.agent import scratch
 from sysops.agent.events import BadLine, LineSplitter, parse_line
 from sysops.agent.recorder import Publish, RunRecorder
 from sysops.agent.tracer import TraceCapture
 from sysops.experiments import registry
 from sysops.models import Run, RunLog
+from sysops.sandbox import uids
 
 STDERR_CAP_BYTES = 64 << 10
 READ_CHUNK_BYTES = 64 << 10
@@ -85,12 +87,17 @@ def _execute(run: Run, recorder: RunRecorder) -> None:
         )
 
     work_dir = Path(tempfile.mkdtemp(prefix=f"sysops-run-{run.pk}-", dir=settings.SYSOPS_RUN_DIR))
+    run_scratch: scratch.Scratch | None = None
     try:
         os.chmod(work_dir, 0o755)
         code_dir = work_dir / "code"
         code_dir.mkdir(mode=0o755)
         sandbox.stage_code(code_dir)
         policy = replace(build_policy(run, params, code_dir), unsandboxed=unsandboxed)
+        run_scratch = _make_scratch(run, experiment.scratch_bytes(params), work_dir, policy)
+        if run_scratch is not None:
+            policy = replace(policy, scratch_dir=run_scratch.mount_point)
+            recorder.log(run_scratch.describe(), source="runner")
         passes = _Passes(run, recorder, policy, experiment.probe, work_dir, experiment.rate_metric)
         traced = run.trace_mode != Run.TraceMode.OFF
         measured = passes.run(params, label="", progress=(0.0, 0.7 if traced else 1.0))
@@ -99,7 +106,24 @@ def _execute(run: Run, recorder: RunRecorder) -> None:
             _trace(passes, report, experiment.sampled_params(params), params, measured)
         raise verdict
     finally:
+        # Before the work dir goes: the scratch filesystem is mounted inside it.
+        for problem in scratch.remove(run_scratch) if run_scratch is not None else []:
+            recorder.log(f"scratch clean-up: {problem}", level="error", source="runner")
         shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _make_scratch(
+    run: Run, size_bytes: int, work_dir: Path, policy: sandbox.Policy
+) -> scratch.Scratch | None:
+    if size_bytes <= 0:
+        return None
+    if policy.unsandboxed:
+        raise _Stop(Run.Status.FAILED, "this experiment needs a scratch disk, made for sandboxes")
+    try:
+        uid = uids.choose_uid(policy.sandbox_uid, run.pk)
+        return scratch.create(run.pk, size_bytes, work_dir, uid)
+    except scratch.ScratchError as exc:
+        raise _Stop(Run.Status.FAILED, str(exc)) from exc
 
 
 def _trace(

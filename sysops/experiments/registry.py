@@ -6,12 +6,13 @@ from django.conf import settings
 
 from sysops.experiments.base import Experiment
 from sysops.experiments.epoll_echo.spec import EXPERIMENT as EPOLL_ECHO
+from sysops.experiments.file_io.spec import EXPERIMENT as FILE_IO
 from sysops.experiments.seccomp_cost.spec import EXPERIMENT as SECCOMP_COST
 from sysops.experiments.syscall_cost.spec import EXPERIMENT as SYSCALL_COST
 
 
 def _all() -> dict[str, Experiment]:
-    experiments = [SYSCALL_COST, EPOLL_ECHO, SECCOMP_COST]
+    experiments = [SYSCALL_COST, EPOLL_ECHO, SECCOMP_COST, FILE_IO]
     if settings.SYSOPS_TEST_EXPERIMENTS:
         from sysops.experiments.hostile.spec import EXPERIMENT as HOSTILE
         from sysops.experiments.synthetic.spec import EXPERIMENT as SYNTHETIC

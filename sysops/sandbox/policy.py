@@ -10,6 +10,8 @@ from pathlib import Path
 
 # Where the staged code appears inside the sandbox; PYTHONPATH points here.
 CODE_MOUNT = "/opt/sysops"
+# Where a run's scratch directory on a real disk (Policy.scratch_dir) appears, read-write.
+SCRATCH_MOUNT = "/scratch"
 
 # `-I` (isolated) would be the obvious choice, but it implies -E, which ignores PYTHONPATH, so
 # the worker package could not be found. Instead:
@@ -39,6 +41,9 @@ class Policy:
     net_raw: bool = True  # keep CAP_NET_RAW inside (raw ICMP on the sandbox's own loopback)
     unsandboxed: bool = False  # development switch: rlimits only, no bwrap; results UNSANDBOXED
     sandbox_uid: int | None = None  # host uid to run as; None picks a dedicated one per run
+    # A host directory on a disk filesystem bound read-write at SCRATCH_MOUNT (experiments about
+    # disks: the sandbox's own /tmp is a tmpfs); made, capped and removed by the runner.
+    scratch_dir: Path | None = None
 
 
 def worker_command(policy: Policy) -> list[str]:

@@ -20,6 +20,11 @@ SMAPS_ROLLUP_PATH = Path("/proc/self/smaps_rollup")
 SYSCTL_DIR = Path("/proc/sys")
 SYS_BLOCK_DIR = Path("/sys/dev/block")
 STATFS_BUFFER_BYTES = 256  # struct statfs is 120 bytes on 64-bit Linux; f_type comes first
+STATX_BUFFER_BYTES = 256  # struct statx (<linux/stat.h>)
+STATX_DIOALIGN = 0x2000
+# Byte offsets of stx_dio_mem_align and stx_dio_offset_align in struct statx (stx_mask is at 0).
+STATX_DIO_ALIGN_OFFSETS = (152, 156)
+AT_FDCWD = -100
 
 # statfs f_type magic numbers (<linux/magic.h>) of the filesystems people meet.
 FS_MAGIC = {
@@ -108,6 +113,24 @@ def logical_block_size(path: str | os.PathLike[str]) -> int | None:
         if text and text.strip().isdigit():
             return int(text)
     return None
+
+
+def dio_alignment(path: str | os.PathLike[str]) -> dict[str, int] | None:
+    """O_DIRECT's alignment for the regular file at ``path``, as its filesystem states it
+    (statx STATX_DIOALIGN, Linux 6.1+): ``{memory_bytes, offset_bytes}`` (a buffer's address
+    and a transfer's offset and length must be multiples of them). None where the kernel or
+    the filesystem does not say; both 0 where the file does not support O_DIRECT at all.
+    Unlike ``logical_block_size`` it needs no /sys, which the sandbox does not have."""
+    buffer = ctypes.create_string_buffer(STATX_BUFFER_BYTES)
+    if libc.statx(AT_FDCWD, os.fsencode(path), 0, STATX_DIOALIGN, buffer) != 0:
+        return None
+    mask = ctypes.c_uint32.from_buffer(buffer).value
+    if not mask & STATX_DIOALIGN:
+        return None
+    memory, offset = (
+        ctypes.c_uint32.from_buffer(buffer, at).value for at in STATX_DIO_ALIGN_OFFSETS
+    )
+    return {"memory_bytes": memory, "offset_bytes": offset}
 
 
 def thp() -> dict[str, str | None]:
