@@ -6,6 +6,7 @@
 #   scripts/setup.sh test    what `make test` needs: the same without migrations, plus
 #                            requirements-dev.txt and Debian's chromium for the browser tests
 #   scripts/setup.sh bench   what `make bench` needs: `run` without migrations, plus linux-perf
+#                            and fio
 #
 # Steps that fetch or build are keyed on their inputs: .stamps/<step> holds a hash of them
 # (requirements files, package-lock.json, the native C sources, the venv's interpreter), so a
@@ -56,7 +57,10 @@ missing_system_packages() {
   command -v npm >/dev/null || echo npm
   case $profile in
     test) [ -x /usr/bin/chromium ] || echo chromium ;;
-    bench) command -v perf >/dev/null || echo linux-perf ;;
+    bench)
+      command -v perf >/dev/null || echo linux-perf
+      command -v fio >/dev/null || echo fio
+      ;;
   esac
 
   local py facts version prefix has_header can_venv
