@@ -119,13 +119,8 @@ def ours_median_us(policy, mode: str, block: int, operations: int) -> float:
         "layers": ["native"],
     }
     with tempfile.TemporaryFile() as events:
-        proc = sandbox.start(
-            policy,
-            sandbox.worker_command(policy),
-            pass_fds=(events.fileno(),),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-        )
+        command = sandbox.worker_command(policy)
+        proc = sandbox.start(policy, command, pass_fds=(events.fileno(),), stdin=subprocess.PIPE)
         assert proc.stdin is not None
         job = {"probe": "sysops.experiments.file_io.probe", "params": params}
         proc.stdin.write(json.dumps({**job, "events_fd": events.fileno()}).encode())

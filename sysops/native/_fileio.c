@@ -38,11 +38,9 @@ static const char *const OP_NAMES[OP_COUNT] = {
 #define SHORT_TRANSFER (-1)
 
 static int64_t
-monotonic_ns(void)
+ns_between(const struct timespec *start, const struct timespec *end)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return (int64_t)(end->tv_sec - start->tv_sec) * 1000000000 + (end->tv_nsec - start->tv_nsec);
 }
 
 /* One operation at ``offset``; 0, an errno, or SHORT_TRANSFER. The cold read's fadvise runs
@@ -51,13 +49,13 @@ static int
 one_op(op_kind op, int fd, char *buf, size_t block, off_t offset, int64_t *latency_ns)
 {
     ssize_t done;
-    int64_t start_ns;
+    struct timespec start, end;
     if (op == OP_READ_COLD) {
         int err = posix_fadvise(fd, offset, (off_t)block, POSIX_FADV_DONTNEED);
         if (err)
             return err;
     }
-    start_ns = monotonic_ns();
+    clock_gettime(CLOCK_MONOTONIC, &start);
     if (op == OP_READ || op == OP_READ_COLD)
         done = pread(fd, buf, block, offset);
     else
@@ -68,7 +66,8 @@ one_op(op_kind op, int fd, char *buf, size_t block, off_t offset, int64_t *laten
         return errno;
     if (op == OP_WRITE_FDATASYNC && fdatasync(fd) != 0)
         return errno;
-    *latency_ns = monotonic_ns() - start_ns;
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    *latency_ns = ns_between(&start, &end);
     return (size_t)done == block ? 0 : SHORT_TRANSFER;
 }
 
@@ -131,14 +130,10 @@ static PyMethodDef fileio_methods[] = {
 
 static struct PyModuleDef fileio_module = {
     PyModuleDef_HEAD_INIT,
-    "_fileio",
-    "File I/O operations timed one at a time in C (see sysops/experiments/file_io).",
-    -1,
-    fileio_methods,
-    NULL,
-    NULL,
-    NULL,
-    NULL,
+    .m_name = "_fileio",
+    .m_doc = "File I/O operations timed one at a time in C (see sysops/experiments/file_io).",
+    .m_size = -1,
+    .m_methods = fileio_methods,
 };
 
 PyMODINIT_FUNC

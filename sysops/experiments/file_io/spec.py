@@ -22,6 +22,7 @@ from sysops.experiments.file_io.probe import (
 from sysops.worker.toolkit import hostfacts
 
 MIB = 1 << 20
+FILE_SIZES_MIB = [(mib, f"{mib} MiB") for mib in (1, 2, 4, 8, 16, 32, 64, 128, FILE_MAX_MIB)]
 # Modes where one operation waits for the disk: fewer of them fit in a run.
 DISK_WAIT_MODES = ("fsync", "fdatasync", "osync", "odsync", "odirect", "read_cold")
 DISK_WAIT_OPERATIONS_MAX = 20_000
@@ -58,10 +59,10 @@ class FileIoForm(ExperimentForm):
         help_text="Bytes per operation, 512 B … 1 MiB; O_DIRECT needs a multiple of the disk's "
         "logical block size.",
     )
-    file_mib = forms.IntegerField(
-        label="File size (MiB)",
-        min_value=1,
-        max_value=FILE_MAX_MIB,
+    file_mib = forms.TypedChoiceField(
+        label="File size",
+        choices=FILE_SIZES_MIB,
+        coerce=int,
         initial=16,
         help_text="Operations walk through the file block by block and wrap around.",
     )
