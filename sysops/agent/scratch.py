@@ -51,9 +51,6 @@ from sysops.worker.toolkit import hostfacts
 IMAGE_SLACK_BYTES = 16 << 20
 IMAGE_NAME = "image"
 MOUNT_NAME = "scratch"
-# Written by the runner at the root of the scratch filesystem for the probe to read: what is
-# behind the loop device, which the sandbox cannot see (no /sys/block inside).
-FACTS_NAME = ".sysops-scratch.json"
 COMMAND_TIMEOUT_S = 60.0
 # A run makes a handful of files; few inodes leave the space to the data.
 IMAGE_INODES = 64
@@ -125,7 +122,7 @@ def create(run_id: int, size_bytes: int, mount_parent: Path, uid: int) -> Scratc
             "loop_direct_io": _loop_attr(device, "dio") == "1",
             "cap_bytes": cap_bytes,
         }
-        facts_path = mount_point / FACTS_NAME
+        facts_path = mount_point / hostfacts.SCRATCH_FACTS_NAME
         facts_path.write_text(json.dumps(facts))
         facts_path.chmod(0o444)
     except (OSError, ScratchError) as exc:

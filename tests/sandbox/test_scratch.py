@@ -88,3 +88,11 @@ def test_a_run_cannot_write_past_its_scratch_cap(root_only, can_sandbox, policy,
     # All it was promised, and not a block past the filesystem it was given.
     assert CAP_BYTES <= result["written"] <= made.facts["image_bytes"]
     assert not made.root.exists() and not os.path.ismount(made.mount_point)
+
+
+def test_the_scratch_directory_is_bound_read_write_before_the_root_goes_read_only(policy):
+    argv = sandbox.bwrap_argv(replace(policy, scratch_dir=Path("/srv/s")), ["true"], seccomp_fd=9)
+    bind = argv.index("--bind")
+    assert argv[bind : bind + 3] == ["--bind", "/srv/s", "/scratch"]
+    assert bind < argv.index("--remount-ro")
+    assert "--bind" not in sandbox.bwrap_argv(policy, ["true"], seccomp_fd=9)

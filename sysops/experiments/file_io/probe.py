@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import math
 import mmap
 import os
@@ -29,8 +28,9 @@ from sysops.worker.toolkit.rows import dist_row, errno_row, row, with_ratios
 from sysops.worker.toolkit.stats import LogHistogram, SortedRuns
 from sysops.worker.toolkit.timing import SampleFlusher, gc_paused
 
-SCRATCH_MOUNT = "/scratch"  # where the runner binds the scratch directory (sandbox Policy)
-FACTS_NAME = ".sysops-scratch.json"  # the runner's note on what is behind the scratch mount
+# Where the runner binds the run's scratch directory (sysops.sandbox.policy.SCRATCH_MOUNT; a
+# probe imports nothing of the sandbox package).
+SCRATCH_MOUNT = "/scratch"
 FILE_NAME = "file-io.dat"
 
 MODES = ("buffered", "fsync", "fdatasync", "osync", "odsync", "odirect", "read_cached", "read_cold")
@@ -151,12 +151,8 @@ def _checked(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 def _backing_facts(directory: str) -> dict[str, Any] | None:
     """What the runner says is behind the scratch mount (the disk under its loop device)."""
-    try:
-        with open(os.path.join(directory, FACTS_NAME)) as f:
-            facts = json.load(f)
-    except (OSError, ValueError):
-        return None
-    backing = facts.get("backing") if isinstance(facts, dict) else None
+    facts = hostfacts.scratch_facts(directory) or {}
+    backing = facts.get("backing")
     return {**backing, "loop_direct_io": facts.get("loop_direct_io")} if backing else None
 
 

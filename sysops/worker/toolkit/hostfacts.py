@@ -7,6 +7,7 @@ unreadable (inside the sandbox much of /sys and /proc/sys may be absent), never 
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import resource
 from pathlib import Path
@@ -45,6 +46,9 @@ FS_MAGIC = {
 # On these, fsync is a no-op and O_DIRECT (where accepted) copies memory: a disk figure taken
 # there measures RAM, and the page must say so.
 NOT_A_DISK = frozenset({"tmpfs", "ramfs", "overlayfs", "proc", "sysfs"})
+# The runner's note at the root of a run's scratch directory: what is behind its loop device,
+# which the sandbox cannot see (no /sys/block inside). See sysops/agent/scratch.py.
+SCRATCH_FACTS_NAME = ".sysops-scratch.json"
 RLIMITS = ("RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_AS", "RLIMIT_FSIZE", "RLIMIT_CPU")
 
 
@@ -131,6 +135,17 @@ def dio_alignment(path: str | os.PathLike[str]) -> dict[str, int] | None:
         ctypes.c_uint32.from_buffer(buffer, at).value for at in STATX_DIO_ALIGN_OFFSETS
     )
     return {"memory_bytes": memory, "offset_bytes": offset}
+
+
+def scratch_facts(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The runner's note on a scratch directory (``backing``: the filesystem and device that
+    hold its image; ``loop_device``, ``loop_direct_io``, ``cap_bytes``), or None."""
+    text = _read_text(Path(directory) / SCRATCH_FACTS_NAME)
+    try:
+        facts = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return facts if isinstance(facts, dict) else None
 
 
 def thp() -> dict[str, str | None]:
