@@ -93,6 +93,7 @@ def run(params_in: Mapping[str, Any], emit: Emitter) -> None:
     fs = hostfacts.filesystem(directory)
     backing = _backing_facts(directory)
     fs_rows = _filesystem_rows(directory, fs, backing)
+    emit.log(f"the file goes in {directory}: {_fs_name(fs, backing)}")
     if not (fs["is_disk"] and (backing is None or backing.get("is_disk", True))):
         emit.log(
             f"{directory} is on {_fs_name(fs, backing)}: not a disk; these figures measure memory",
