@@ -83,7 +83,7 @@ def _mount_of(run_id: int) -> str:
     return "/nonexistent"
 
 
-def test_fsync_is_slower_than_a_buffered_write_on_the_scratch_disk():
+def test_fsync_is_slower_than_a_buffered_write_on_the_scratch_disk(client):
     buffered = run_now({**SMALL, "mode": "buffered"})
     synced = run_now({**SMALL, "mode": "fsync"})
     for run in (buffered, synced):
@@ -100,6 +100,10 @@ def test_fsync_is_slower_than_a_buffered_write_on_the_scratch_disk():
     assert synced_us["p99"] is not None  # 300 values support a p99
     # A page-cache copy (microseconds) against a trip to the device (tens of µs at best).
     assert synced_us["median"] > 5 * buffered_us["median"]
+    # The page: where the figures come from, and every percentile 300 values support.
+    page = client.get(f"/runs/{synced.pk}/").content.decode()
+    assert "Where the figures come from" in page and "/dev/loop" in page
+    assert "p99.9" in page and "n&lt;1000" in page
 
 
 def test_a_misaligned_o_direct_write_is_explained_not_a_crash():
