@@ -104,8 +104,8 @@ def run(params_in: Mapping[str, Any], emit: Emitter) -> None:
     path = os.path.join(directory, FILE_NAME)
     emit.phase("prepare")
     emit.progress(0.0, f"writing the {p['file_bytes'] >> 20} MiB file and syncing it")
-    _prepare(path, p["file_bytes"])
     try:
+        _prepare(path, p["file_bytes"])
         refusal = _direct_io_refusal(path, p)
         if refusal is not None:
             emit.result([refusal, *fs_rows])
