@@ -4,12 +4,12 @@ One scratch disk is made as the runner makes it (an ext4 image on a loop device 
 under var/scratch). For each mode, in alternating rounds: our probe in the real sandbox (native
 C layer, the disk bound at /scratch) and fio (psync engine, one job) on a file of the same size
 in the same filesystem, both overwriting a file written and synced beforehand. Printed per mode:
-our median latency per operation, fio's, their ratio (goal 0.9–1.1), and fio on the disk
-behind the image (var/ itself), which is what the loop layer costs. Needs root (the loop
-mount) and fio (Debian: fio; `scripts/setup.sh bench` installs it). Run from the repository
-root:
+our median latency per operation, fio's, the median and range of the per-round ratios ours/fio
+(goal 0.9–1.1), and fio on the disk behind the image (var/ itself), which is what the loop
+layer costs. Needs root (the loop mount) and fio (Debian: fio; `scripts/setup.sh bench`
+installs it). Run from the repository root:
 
-    .venv/bin/python bench/file_io.py [--block 4096] [--rounds 3] [--modes fsync,odirect]
+    .venv/bin/python bench/file_io.py [--block 4096] [--rounds 5] [--modes fsync,odirect]
 
 fio reports a write+fsync as two latencies (the write's clat and the fsync's): for the fsync
 and fdatasync modes its figure is the sum of the two medians, against our median of the pair
@@ -35,7 +35,7 @@ if str(REPO_ROOT) not in sys.path:
 FILE_MIB = 16
 PREPARE_CHUNK_BYTES = 1 << 20
 # Operations per measurement: enough for a median, few enough for a busy disk.
-DISK_OPERATIONS = 500
+DISK_OPERATIONS = 300
 MEMORY_OPERATIONS = 5_000
 DISK_MODES = ("fsync", "fdatasync", "osync", "odsync", "odirect", "read_cold")
 ALL_MODES = ("buffered", *DISK_MODES[:5], "read_cached", "read_cold")
@@ -140,7 +140,7 @@ def ours_median_us(policy, mode: str, block: int, operations: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--block", type=int, default=4096, help="bytes per operation")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per mode")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per mode")
     parser.add_argument("--modes", default=",".join(ALL_MODES), help="comma-separated modes")
     args = parser.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         print(made.describe())
         print(f"block {args.block} B, file {FILE_MIB} MiB, {args.rounds} alternating rounds")
         print(
-            f"{'mode':<12} {'ours µs':>10} {'fio µs':>10} {'ours/fio':>9} {'fio, no loop µs':>16}"
+            f"{'mode':<12} {'ours µs':>9} {'fio µs':>9} {'ours/fio':>9} {'per round':>12} "
+            f"{'fio, no loop µs':>16}"
         )
         for mode in modes:
             operations = DISK_OPERATIONS if mode in DISK_MODES else MEMORY_OPERATIONS
@@ -193,9 +194,12 @@ def main(argv: list[str] | None = None) -> int:
                 direct_file = backing_dir / "fio.dat"
                 direct.append(fio_median_us(fio, direct_file, mode, args.block, operations))
                 direct_file.unlink()
-            ours_us, fio_us = statistics.median(ours), statistics.median(theirs)
+            # Each round's pair ran back to back: its ratio is the figure least moved by a
+            # neighbour's load, which moves a disk's latency by whole multiples here.
+            ratios = sorted(a / b for a, b in zip(ours, theirs, strict=True))
             print(
-                f"{mode:<12} {ours_us:>10.2f} {fio_us:>10.2f} {ours_us / fio_us:>9.2f} "
+                f"{mode:<12} {statistics.median(ours):>9.2f} {statistics.median(theirs):>9.2f} "
+                f"{statistics.median(ratios):>9.2f} {ratios[0]:>5.2f}–{ratios[-1]:<5.2f} "
                 f"{statistics.median(direct):>16.2f}"
             )
     finally:
