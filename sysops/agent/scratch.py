@@ -22,7 +22,11 @@ median latency on the root ext4 → on the loop ext4): write+fsync 142 → 198 �
 155 → 228 µs, O_DIRECT write 43 → 96 µs. The figures stay those of a disk (every flush reaches
 /dev/vda: a flush on the loop device becomes an fsync of the image file), with the loop's own
 hop on top; the page names the loop device and the disk behind it, and bench/file_io.py
-compares against fio on the same scratch filesystem.
+compares against fio on the same scratch filesystem. The loop device hands each request to a
+kernel worker thread, which needs a CPU: on a busy host (two cores at load 10 here) its median
+moved by whole multiples between runs (a cold 4 KiB read: 75 µs in one, 830 µs in another,
+against a steady 38 µs on the disk directly), so the disk modes' figures are only as quiet as
+the host's CPUs.
 
 Direct I/O on the loop device (``losetup --direct-io=on``): without it the image's blocks would
 be cached a second time in the host's page cache, and a "cold" read (after

@@ -180,7 +180,8 @@ def _filesystem_rows(
                 f" It is the run's own ext4 image on {backing.get('type')} "
                 f"{backing.get('device')}, through loop device {fs['device']} (direct I/O "
                 f"{'on' if backing.get('loop_direct_io') else 'off'}), which adds its own hop "
-                "to every flush and direct write."
+                "to every flush, direct write and cold read (tens of µs), and more on a host "
+                "whose CPUs are busy: the loop's kernel worker waits for one."
             )
     else:
         verdict = "NO"
