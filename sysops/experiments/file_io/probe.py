@@ -286,8 +286,10 @@ def _measure(fd: int, p: Mapping[str, Any], emit: Emitter) -> dict[str, Layer]:
     block, operations, warmup = p["block_bytes"], p["operations"], p["warmup"]
     op = MODE_OPS[p["mode"]][1]
     # An anonymous map is page-aligned, as O_DIRECT needs; "misalign" starts the buffer one
-    # byte in, to show the kernel's refusal.
-    backing = mmap.mmap(-1, block + mmap.PAGESIZE)
+    # byte in, to show the kernel's refusal. Private, like the malloc'd buffers of C programs
+    # and fio (Python's mmap(-1) alone would be MAP_SHARED, shmem pages).
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+    backing = mmap.mmap(-1, block + mmap.PAGESIZE, flags=flags)
     backing.write(bytes(range(256)) * (len(backing) // 256))
     start = 1 if p["misalign"] else 0
     buffer = memoryview(backing)[start : start + block]
