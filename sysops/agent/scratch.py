@@ -17,12 +17,13 @@ Why a loop-mounted image, when the size cap must really hold:
 - quotas need a filesystem mounted with them (this host's root ext4 is not), and switching them
   on is a host-wide change for one experiment;
 - a filesystem of a fixed size is a cap the kernel enforces: past it every write fails ENOSPC.
-What the loop layer costs, measured with fio on this host (4 KiB blocks, psync, 500 writes;
-median latency on the root ext4 → on the loop ext4): write+fsync 142 → 198 µs, O_SYNC write
-155 → 228 µs, O_DIRECT write 43 → 96 µs. The figures stay those of a disk (every flush reaches
-/dev/vda: a flush on the loop device becomes an fsync of the image file), with the loop's own
-hop on top; the page names the loop device and the disk behind it, and bench/file_io.py
-compares against fio on the same scratch filesystem. The loop device hands each request to a
+What the loop layer costs, measured with fio on a quiet host (bench/file_io.py: 4 KiB blocks,
+psync, median latency on the root ext4 → on the loop ext4): write+fsync 106 → 197 µs, O_SYNC
+write 109 → 191 µs, O_DIRECT write 35 → 57 µs, cold read 37 → 43 µs. The figures stay those of a
+disk (a flush on the loop device becomes an fsync of the image file: 200 fsyncs inside sent 332
+flush requests to /dev/vda, 200 plain writes none), with the loop's own hop on top; the page
+names the loop device and the disk behind it, and bench/file_io.py compares against fio on the
+same scratch filesystem. The loop device hands each request to a
 kernel worker thread, which needs a CPU: on a busy host (two cores at load 10 here) its median
 moved by whole multiples between runs (a cold 4 KiB read: 75 µs in one, 830 µs in another,
 against a steady 38 µs on the disk directly), so the disk modes' figures are only as quiet as
