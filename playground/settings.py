@@ -147,6 +147,9 @@ SYSOPS_OUTPUT_CAP_BYTES = int(os.environ.get("SYSOPS_OUTPUT_CAP_BYTES", 16 << 20
 SYSOPS_MAX_EVENTS = int(os.environ.get("SYSOPS_MAX_EVENTS", 500_000))
 SYSOPS_TRACE_MAX_EVENTS = int(os.environ.get("SYSOPS_TRACE_MAX_EVENTS", 1_000_000))
 SYSOPS_RUN_DIR = Path(os.environ.get("SYSOPS_RUN_DIR", "/tmp"))
+# Per-run scratch filesystems of experiments about disks (file-io): on the disk that holds var/,
+# never on a tmpfs (see sysops/agent/scratch.py).
+SYSOPS_SCRATCH_DIR = Path(os.environ.get("SYSOPS_SCRATCH_DIR", VAR_DIR / "scratch"))
 
 # Ceilings on the sandbox limits an experiment may raise for its own runs (Experiment.limits):
 # the runner clamps every request to these, and forms refuse parameters that would need more.

@@ -7,7 +7,7 @@
 #   scripts/setup.sh test    what `make test` needs: the same without migrations, plus
 #                            requirements-dev.txt and Debian's chromium for the browser tests
 #   scripts/setup.sh bench   what `make bench` needs: `run` without migrations, plus linux-perf,
-#                            iputils-ping, sockperf and iperf3
+#                            iputils-ping, sockperf, iperf3 and fio
 #
 # Steps that fetch or build are keyed on their inputs: .stamps/<step> holds a hash of them
 # (requirements files, package-lock.json, the native C sources, the venv's interpreter), so a
@@ -65,6 +65,7 @@ missing_system_packages() {
       command -v ping >/dev/null || echo iputils-ping
       command -v sockperf >/dev/null || echo sockperf
       command -v iperf3 >/dev/null || echo iperf3
+      command -v fio >/dev/null || echo fio
       ;;
   esac
 

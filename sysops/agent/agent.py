@@ -25,7 +25,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from sysops import live, sandbox
-from sysops.agent import rundirs
+from sysops.agent import rundirs, scratch
 from sysops.models import Run
 
 log = logging.getLogger(__name__)
@@ -166,10 +166,15 @@ class Agent:
 
     def recover_stale(self) -> list[int]:
         """Finish runs left `running` by a runner that is gone, and remove what such runners left
-        on this host (their cgroups, their work directories). Returns the runs it finished."""
+        on this host (their cgroups, scratch disks and work directories). Returns the runs it
+        finished."""
         swept = sandbox.sweep_orphaned_cgroups()
         if swept:
             log.info("removed cgroups of dead runners: %s", ", ".join(swept))
+        # Scratch disks first: a work directory with a mount inside is left alone.
+        swept = scratch.sweep_stale()
+        if swept:
+            log.info("removed scratch directories of dead runners: %s", ", ".join(swept))
         swept = rundirs.sweep_stale(settings.SYSOPS_RUN_DIR)
         if swept:
             log.info("removed work directories of dead runners: %s", ", ".join(swept))

@@ -22,7 +22,7 @@ from typing import Any
 from django.conf import settings
 
 from sysops import sandbox
-from sysops.agent import rundirs
+from sysops.agent import rundirs, scratch
 from sysops.agent.events import BadLine, LineSplitter, parse_line
 from sysops.agent.recorder import MAX_RESULT_ROWS, Publish, RunRecorder
 from sysops.agent.tracer import TraceCapture
@@ -95,6 +95,7 @@ def _execute(run: Run, recorder: RunRecorder) -> None:
     _check_bounds(run, recorder, report)
     lease = _lease_uid(run)
     work_dir = rundirs.make(settings.SYSOPS_RUN_DIR, run.pk)
+    run_scratch: scratch.Scratch | None = None
     try:
         code_dir = work_dir / "code"
         code_dir.mkdir(mode=0o755)
@@ -102,6 +103,10 @@ def _execute(run: Run, recorder: RunRecorder) -> None:
         policy = replace(
             build_policy(run, params, code_dir), unsandboxed=unsandboxed, sandbox_uid=lease.uid
         )
+        run_scratch = _make_scratch(run, experiment.scratch_bytes(params), work_dir, policy)
+        if run_scratch is not None:
+            policy = replace(policy, scratch_dir=run_scratch.mount_point)
+            recorder.log(run_scratch.describe(), source="runner")
         passes = _Passes(run, recorder, policy, experiment.probe, work_dir, experiment.rate_metric)
         traced = run.trace_mode != Run.TraceMode.OFF
         measured = passes.run(params, label="", progress=(0.0, 0.7 if traced else 1.0))
@@ -110,6 +115,9 @@ def _execute(run: Run, recorder: RunRecorder) -> None:
             _trace(passes, report, experiment.sampled_params(params), params, measured)
         raise verdict
     finally:
+        # Before the work dir goes: the scratch filesystem is mounted inside it.
+        for problem in scratch.remove(run_scratch) if run_scratch is not None else []:
+            recorder.log(f"scratch clean-up: {problem}", level="error", source="runner")
         shutil.rmtree(work_dir, ignore_errors=True)
         lease.release()
 
@@ -148,6 +156,20 @@ def _lease_uid(run: Run) -> sandbox.UidLease:
     run.sandbox_uid = lease.uid
     run.save(update_fields=["sandbox_uid"])
     return lease
+
+
+def _make_scratch(
+    run: Run, size_bytes: int, work_dir: Path, policy: sandbox.Policy
+) -> scratch.Scratch | None:
+    if size_bytes <= 0:
+        return None
+    if policy.unsandboxed:
+        raise _Stop(Run.Status.FAILED, "this experiment needs a scratch disk, made for sandboxes")
+    try:
+        assert policy.sandbox_uid is not None  # the run's lease
+        return scratch.create(run.pk, size_bytes, work_dir, policy.sandbox_uid)
+    except scratch.ScratchError as exc:
+        raise _Stop(Run.Status.FAILED, str(exc)) from exc
 
 
 def _trace(

@@ -82,6 +82,9 @@ class Experiment:
     # Per-experiment overrides of sandbox limits (names of sysops.sandbox.Policy fields), which
     # the runner clamps to the operator's ceilings (sysops.experiments.limits).
     limits: Callable[[Mapping[str, Any]], dict[str, Any]] = field(default=lambda params: {})
+    # Bytes the run may write on a real disk: > 0 gets it a size-capped scratch directory at
+    # /scratch (see sysops/agent/scratch.py); the sandbox's own /tmp is a tmpfs.
+    scratch_bytes: Callable[[Mapping[str, Any]], int] = field(default=lambda params: 0)
     # The parameters of the short traced pass of trace mode "sampled".
     sampled_params: Callable[[Mapping[str, Any]], dict[str, Any]] = field(
         default=lambda params: dict(params)

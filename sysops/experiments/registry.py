@@ -7,6 +7,7 @@ from django.conf import settings
 from sysops.experiments.base import Experiment
 from sysops.experiments.descriptors.spec import EXPERIMENT as DESCRIPTORS
 from sysops.experiments.epoll_echo.spec import EXPERIMENT as EPOLL_ECHO
+from sysops.experiments.file_io.spec import EXPERIMENT as FILE_IO
 from sysops.experiments.go_scheduler.spec import EXPERIMENT as GO_SCHEDULER
 from sysops.experiments.io_multiplexing.spec import EXPERIMENT as IO_MULTIPLEXING
 from sysops.experiments.process_spawn.spec import EXPERIMENT as PROCESS_SPAWN
@@ -19,16 +20,19 @@ from sysops.experiments.wasm_boundary.spec import EXPERIMENT as WASM_BOUNDARY
 
 
 def _all() -> dict[str, Experiment]:
+    # In the order of a systems-programming guide: the boundary, memory, files, processes,
+    # descriptors, the network, multiplexing, then the newer boundaries.
     experiments = [
         SYSCALL_COST,
-        EPOLL_ECHO,
-        SECCOMP_COST,
-        RAW_ICMP,
-        IO_MULTIPLEXING,
+        FILE_IO,
         PROCESS_SPAWN,
         DESCRIPTORS,
         TCP,
         SOCKET_OPTIONS,
+        RAW_ICMP,
+        IO_MULTIPLEXING,
+        EPOLL_ECHO,
+        SECCOMP_COST,
         GO_SCHEDULER,
         WASM_BOUNDARY,
     ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from sysops.sandbox.policy import CODE_MOUNT, Policy
+from sysops.sandbox.policy import CODE_MOUNT, SCRATCH_MOUNT, Policy
 
 BWRAP = "/usr/bin/bwrap"
 
@@ -85,12 +85,15 @@ def bwrap_argv(policy: Policy, command: list[str], *, seccomp_fd: int) -> list[s
     ]
     for path in SYSFS_RO_TRY:
         argv += ["--ro-bind-try", path, path]
+    if policy.scratch_dir is not None:
+        # Before the root is remounted read-only: bubblewrap creates the mount point there.
+        argv += ["--bind", str(policy.scratch_dir), SCRATCH_MOUNT]
     argv += [
         "--ro-bind",
         str(policy.code_dir),
         CODE_MOUNT,
         # The sandbox root and /dev are tmpfs too; read-only, so the only writable places are the
-        # two sized tmpfs above.
+        # two sized tmpfs above (and the scratch directory, when the policy has one).
         "--remount-ro",
         "/dev",
         "--remount-ro",

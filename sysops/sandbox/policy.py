@@ -10,6 +10,8 @@ from pathlib import Path
 
 # Where the staged code appears inside the sandbox; PYTHONPATH points here.
 CODE_MOUNT = "/opt/sysops"
+# Where a run's scratch directory on a real disk (Policy.scratch_dir) appears, read-write.
+SCRATCH_MOUNT = "/scratch"
 
 # `-I` (isolated) would be the obvious choice, but it implies -E, which ignores PYTHONPATH, so
 # the worker package could not be found. Instead:
@@ -43,6 +45,9 @@ class Policy:
     # (rlimits only, which do not bound memfds, page cache or the cores used); results UNBOUNDED.
     allow_unbounded: bool = False
     sandbox_uid: int | None = None  # host uid to run as (leased); None: start() leases one
+    # A host directory on a disk filesystem bound read-write at SCRATCH_MOUNT (experiments about
+    # disks: the sandbox's own /tmp is a tmpfs); made, capped and removed by the runner.
+    scratch_dir: Path | None = None
 
 
 def worker_command(policy: Policy) -> list[str]:

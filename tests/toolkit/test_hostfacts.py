@@ -35,3 +35,22 @@ def test_rlimits_and_memory_totals() -> None:
     assert soft is None or soft > 0
     assert hostfacts.page_size() in (4096, 16384, 65536)
     assert hostfacts.smaps_rollup()["Rss"] > 0
+
+
+def test_o_direct_alignment_comes_from_statx_where_the_filesystem_states_it(tmp_path) -> None:
+    regular = tmp_path / "f"
+    regular.write_bytes(b"x")
+    alignment = hostfacts.dio_alignment(regular)
+    if hostfacts.filesystem(tmp_path)["type"] in ("ext4", "xfs", "btrfs"):
+        assert alignment is not None
+        assert alignment["offset_bytes"] in (512, 1024, 2048, 4096)
+        assert alignment["memory_bytes"] >= 1
+    assert hostfacts.dio_alignment(tmp_path / "missing") is None
+
+
+def test_the_scratch_note_is_read_or_none(tmp_path) -> None:
+    assert hostfacts.scratch_facts(tmp_path) is None
+    (tmp_path / hostfacts.SCRATCH_FACTS_NAME).write_text('{"cap_bytes": 1048576}')
+    assert hostfacts.scratch_facts(tmp_path) == {"cap_bytes": 1048576}
+    (tmp_path / hostfacts.SCRATCH_FACTS_NAME).write_text("not json")
+    assert hostfacts.scratch_facts(tmp_path) is None

@@ -7,6 +7,7 @@ unreadable (inside the sandbox much of /sys and /proc/sys may be absent), never 
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import resource
 from pathlib import Path
@@ -20,6 +21,11 @@ SMAPS_ROLLUP_PATH = Path("/proc/self/smaps_rollup")
 SYSCTL_DIR = Path("/proc/sys")
 SYS_BLOCK_DIR = Path("/sys/dev/block")
 STATFS_BUFFER_BYTES = 256  # struct statfs is 120 bytes on 64-bit Linux; f_type comes first
+STATX_BUFFER_BYTES = 256  # struct statx (<linux/stat.h>)
+STATX_DIOALIGN = 0x2000
+# Byte offsets of stx_dio_mem_align and stx_dio_offset_align in struct statx (stx_mask is at 0).
+STATX_DIO_ALIGN_OFFSETS = (152, 156)
+AT_FDCWD = -100
 
 # statfs f_type magic numbers (<linux/magic.h>) of the filesystems people meet.
 FS_MAGIC = {
@@ -40,6 +46,9 @@ FS_MAGIC = {
 # On these, fsync is a no-op and O_DIRECT (where accepted) copies memory: a disk figure taken
 # there measures RAM, and the page must say so.
 NOT_A_DISK = frozenset({"tmpfs", "ramfs", "overlayfs", "proc", "sysfs"})
+# The runner's note at the root of a run's scratch directory: what is behind its loop device,
+# which the sandbox cannot see (no /sys/block inside). See sysops/agent/scratch.py.
+SCRATCH_FACTS_NAME = ".sysops-scratch.json"
 RLIMITS = ("RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_AS", "RLIMIT_FSIZE", "RLIMIT_CPU")
 
 
@@ -108,6 +117,35 @@ def logical_block_size(path: str | os.PathLike[str]) -> int | None:
         if text and text.strip().isdigit():
             return int(text)
     return None
+
+
+def dio_alignment(path: str | os.PathLike[str]) -> dict[str, int] | None:
+    """O_DIRECT's alignment for the regular file at ``path``, as its filesystem states it
+    (statx STATX_DIOALIGN, Linux 6.1+): ``{memory_bytes, offset_bytes}`` (a buffer's address
+    and a transfer's offset and length must be multiples of them). None where the kernel or
+    the filesystem does not say; both 0 where the file does not support O_DIRECT at all.
+    Unlike ``logical_block_size`` it needs no /sys, which the sandbox does not have."""
+    buffer = ctypes.create_string_buffer(STATX_BUFFER_BYTES)
+    if libc.statx(AT_FDCWD, os.fsencode(path), 0, STATX_DIOALIGN, buffer) != 0:
+        return None
+    mask = ctypes.c_uint32.from_buffer(buffer).value
+    if not mask & STATX_DIOALIGN:
+        return None
+    memory, offset = (
+        ctypes.c_uint32.from_buffer(buffer, at).value for at in STATX_DIO_ALIGN_OFFSETS
+    )
+    return {"memory_bytes": memory, "offset_bytes": offset}
+
+
+def scratch_facts(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The runner's note on a scratch directory (``backing``: the filesystem and device that
+    hold its image; ``loop_device``, ``loop_direct_io``, ``cap_bytes``), or None."""
+    text = _read_text(Path(directory) / SCRATCH_FACTS_NAME)
+    try:
+        facts = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return facts if isinstance(facts, dict) else None
 
 
 def thp() -> dict[str, str | None]:
