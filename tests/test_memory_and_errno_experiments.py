@@ -184,3 +184,14 @@ def test_the_catalog_lists_both_with_their_man_pages(client):
     page = client.get("/experiments/errno-boundary/").content.decode()
     assert "https://man7.org/linux/man-pages/man2/setitimer.2.html" in page
     assert errno_spec.EXPERIMENT.look_for.split(":")[0] in page
+
+
+def test_a_sweep_counts_in_the_memory_budget_and_adds_its_chart(client):
+    # 4 variants × 5 repetitions of 256 MiB fit; the sweep's smaller sizes push it over.
+    data = {**GOOD_MMAP, "size_kib": str(256 * 1024), "repetitions": "5", "warmup": "0"}
+    assert post(client, "mmap", data).status_code == 302
+    Run.objects.all().delete()
+    assert_refused_at(post(client, "mmap", {**data, "sweep": "on"}), "repetitions")
+    charts = mmap_spec.charts({**GOOD_MMAP, "sweep": True})
+    assert [c.id for c in charts] == ["sweep", "touch", "faults"]
+    assert charts[0].x_log and charts[0].x_label == "map size (KiB)"

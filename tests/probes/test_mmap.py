@@ -101,3 +101,19 @@ def test_a_read_of_an_anonymous_private_map_is_the_zero_page() -> None:
 def test_it_refuses_parameters_out_of_bounds(name: str, value: int) -> None:
     with pytest.raises(ValueError, match=name):
         run_probe(probe.run, {**SMALL, name: value})
+
+
+def test_a_size_sweep_draws_a_curve_per_variant_with_its_slope() -> None:
+    params = {**SMALL, "size_kib": 1024, "populate": ["none"], "repetitions": 2, "sweep": True}
+
+    events = run_probe(probe.run, params)
+
+    assert probe.sweep_points_kib(1024) == [4, 16, 64, 256, 1024]
+    for variant in probe.variants(params):
+        curve = events.samples(f"sweep-{variant.id}")
+        assert [s["x"] for s in curve] == [4, 16, 64, 256, 1024]
+        assert all(s["y"] > 0 for s in curve)
+        slope = events.rows()[f"first-touch time per MiB (fitted over the sweep), {variant.label}"]
+        assert slope["unit"] == "µs/MiB" and slope["value"] > 0
+        knee = events.rows()[f"ns/page changes behaviour after, {variant.label}"]
+        assert knee["value"] in (16, 64, 256)

@@ -14,18 +14,20 @@ from __future__ import annotations
 import mmap
 import os
 import random
+import statistics
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import product
 from typing import Any
 
 from sysops.worker.emit import Emitter
 from sysops.worker.toolkit import hostfacts
 from sysops.worker.toolkit.memory import counting_faults, rss_bytes
-from sysops.worker.toolkit.params import bounded_int, choice, subset
+from sysops.worker.toolkit.params import bounded_int, choice, flag, subset
 from sysops.worker.toolkit.rows import dist_row, facts_rows, row
 from sysops.worker.toolkit.stats import Distribution
+from sysops.worker.toolkit.sweep import change_point, slope_row_fields, sweep
 from sysops.worker.toolkit.timing import SampleFlusher, gc_paused
 
 KINDS = ("anonymous", "file")
@@ -118,6 +120,7 @@ class Config:
     repetitions: int
     warmup: int
     page_bytes: int
+    sweep: bool = False
 
 
 def run(params: Mapping[str, Any], emit: Emitter) -> None:
@@ -132,11 +135,12 @@ def run(params: Mapping[str, Any], emit: Emitter) -> None:
             f"{config.warmup} warm-up + {config.repetitions} measured repetitions"
         )
         measured = _measure_all(config, chosen, fd, emit)
+        swept = _sweep(config, chosen, fd, emit) if config.sweep else {}
     finally:
         if fd >= 0:
             os.close(fd)
             os.unlink(FILE_PATH)
-    emit.result(_rows(config, chosen, measured))
+    emit.result(_rows(config, chosen, measured) + _sweep_rows(chosen, swept))
 
 
 def _checked(params: Mapping[str, Any]) -> tuple[Config, list[Variant]]:
@@ -152,6 +156,7 @@ def _checked(params: Mapping[str, Any]) -> tuple[Config, list[Variant]]:
         repetitions=bounded_int(params, "repetitions", 1, REPETITIONS_MAX),
         warmup=bounded_int(params, "warmup", 0, WARMUP_MAX, 1),
         page_bytes=page_bytes,
+        sweep=flag(params, "sweep", False),
     )
     chosen = variants(
         {
@@ -191,8 +196,7 @@ def _measure_all(
     measured = {v.id: Samples() for v in chosen}
     total = config.warmup + config.repetitions
     flusher = SampleFlusher(emit)
-    offsets = list(range(0, config.size_bytes, config.page_bytes))
-    random.Random(SEED).shuffle(offsets)
+    offsets = _shuffled_offsets(config)
     if config.warmup:
         emit.phase("warm-up")
     with gc_paused():
@@ -219,6 +223,94 @@ def _measure_all(
             )
             flusher.maybe_flush((rep + 1) / total, stage, force=rep == total - 1)
     return measured
+
+
+def sweep_points_kib(size_kib: int) -> list[int]:
+    """4 KiB, ×4 each step, up to the size asked for (which is always the last point)."""
+    points = []
+    point = SIZE_KIB_MIN
+    while point < size_kib:
+        points.append(point)
+        point *= 4
+    return [*points, size_kib]
+
+
+def _shuffled_offsets(config: Config) -> list[int]:
+    offsets = list(range(0, config.size_bytes, config.page_bytes))
+    random.Random(SEED).shuffle(offsets)
+    return offsets
+
+
+def _sweep(
+    config: Config, chosen: list[Variant], fd: int, emit: Emitter
+) -> dict[str, list[tuple[float, float, float]]]:
+    """Each variant at each size (medians of the repetitions): variant id -> [(size KiB,
+    ns/page, touch µs)]. The curves go to the sweep chart as they grow."""
+    by_series = {f"sweep-{v.id}": v for v in chosen}
+    swept: dict[str, list[tuple[float, float, float]]] = {v.id: [] for v in chosen}
+
+    def measure(series: str, size_kib: float) -> float:
+        variant = by_series[series]
+        sized = replace(config, size_bytes=int(size_kib) * 1024)
+        offsets = _shuffled_offsets(sized)
+        touch_ns = []
+        for rep in range(config.warmup + config.repetitions):
+            if fd >= 0:
+                _fill(fd, sized.size_bytes)
+            one = _one_repetition(sized, variant, fd, offsets)
+            if rep >= config.warmup:
+                touch_ns.append(one.touch_ns)
+        median_ns = statistics.median(touch_ns)
+        ns_per_page = median_ns / (sized.size_bytes // config.page_bytes)
+        swept[variant.id].append((size_kib, ns_per_page, median_ns / 1e3))
+        return round(ns_per_page, 2)
+
+    emit.phase("size sweep")
+    with gc_paused():
+        sweep(
+            sweep_points_kib(config.size_bytes // 1024),
+            list(by_series),
+            measure,
+            emit,
+            label=lambda size_kib: f"{size_kib:,.0f} KiB",
+        )
+    return swept
+
+
+def _sweep_rows(
+    chosen: list[Variant], swept: Mapping[str, list[tuple[float, float, float]]]
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for variant in chosen:
+        curve = swept.get(variant.id) or []
+        if len(curve) < 2:
+            continue
+        fit = slope_row_fields([(size_kib / 1024, touch_us) for size_kib, _, touch_us in curve])
+        rows.append(
+            row(
+                f"first-touch time per MiB (fitted over the sweep), {variant.label}",
+                round(fit["slope"], 1),
+                "µs/MiB",
+                f"Least-squares slope of the whole pass's time against the map size, "
+                f"{len(curve)} sizes from {curve[0][0]:,.0f} to {curve[-1][0]:,.0f} KiB "
+                f"(intercept {fit['intercept']:g} µs, r² {fit['r2']}); 256 pages make a MiB.",
+                layer=variant.layer,
+            )
+        )
+        knee = change_point([c[0] for c in curve], [c[1] for c in curve], log_x=True)
+        if knee is not None:
+            rows.append(
+                row(
+                    f"ns/page changes behaviour after, {variant.label}",
+                    knee,
+                    "KiB",
+                    "The size after which a two-segment fit of ns/page against log(size) "
+                    "breaks (noise, where nothing changes). With MADV_HUGEPAGE, look for the "
+                    "step around 2 MiB, the first size that holds a whole huge page.",
+                    layer=variant.layer,
+                )
+            )
+    return rows
 
 
 @dataclass

@@ -118,6 +118,14 @@ class MmapForm(ExperimentForm):
         help_text="Repetitions run first and discarded.",
     )
 
+    sweep = forms.BooleanField(
+        label="Sweep the size",
+        required=False,
+        initial=False,
+        help_text="Also measure every variant at 4 KiB, 16 KiB, … ×4 up to the size above: a "
+        "curve of ns/page against size, with its fitted slope and change point.",
+    )
+
     def clean_size_kib(self) -> int:
         size_kib = self.cleaned_data["size_kib"]
         page_bytes = os.sysconf("SC_PAGESIZE")
@@ -143,12 +151,15 @@ class MmapForm(ExperimentForm):
         size_kib, reps, warmup = (data.get(k) for k in ("size_kib", "repetitions", "warmup"))
         if None in (size_kib, reps, warmup):
             return data
-        total_bytes = size_kib * 1024 * count * (reps + warmup)
+        total_bytes = (
+            touched_kib(size_kib, bool(data.get("sweep"))) * 1024 * count * (reps + warmup)
+        )
         if total_bytes > MAX_TOTAL_BYTES:
             self.add_error(
                 "repetitions",
-                f"That touches {total_bytes / MIB:,.0f} MiB in all; keep size × variants × "
-                f"(repetitions + warm-up) at or below {MAX_TOTAL_BYTES / MIB:,.0f} MiB.",
+                f"That touches {total_bytes / MIB:,.0f} MiB in all; keep size (with every size "
+                f"of a sweep) × variants × (repetitions + warm-up) at or below "
+                f"{MAX_TOTAL_BYTES / MIB:,.0f} MiB.",
             )
         kind = data.get("kind")
         if kind:
@@ -165,6 +176,11 @@ class MmapForm(ExperimentForm):
         return data
 
 
+def touched_kib(size_kib: int, swept: bool) -> int:
+    """KiB one variant's repetition touches: the size, plus every point of a sweep."""
+    return size_kib + (sum(probe.sweep_points_kib(size_kib)) if swept else 0)
+
+
 def chosen_variants(params: Mapping[str, Any]) -> list[probe.Variant]:
     return probe.variants(
         {
@@ -176,7 +192,24 @@ def chosen_variants(params: Mapping[str, Any]) -> list[probe.Variant]:
 
 def charts(params: Mapping[str, Any]) -> list[Chart]:
     chosen = chosen_variants(params)
-    return [
+    sweep = (
+        [
+            Chart(
+                id="sweep",
+                title="First touch against map size (median of the repetitions)",
+                x_label="map size (KiB)",
+                y_label="ns / page",
+                series=tuple(f"sweep-{v.id}" for v in chosen),
+                labels={f"sweep-{v.id}": f"{v.label} (ns/page)" for v in chosen},
+                x_log=True,
+                y_log=True,
+                x_marks=((2048, "2 MiB: one huge page"),),
+            )
+        ]
+        if params.get("sweep")
+        else []
+    )
+    return sweep + [
         Chart(
             id="touch",
             title="First touch: ns per page, each repetition",
@@ -201,7 +234,7 @@ def charts(params: Mapping[str, Any]) -> list[Chart]:
 def _total_mib(params: Mapping[str, Any]) -> float:
     count = len(chosen_variants(params))
     reps = int(params.get("repetitions", 1)) + int(params.get("warmup", 0))
-    return int(params["size_kib"]) / 1024 * count * reps
+    return touched_kib(int(params["size_kib"]), bool(params.get("sweep"))) / 1024 * count * reps
 
 
 def wall_s(params: Mapping[str, Any]) -> float:
@@ -243,7 +276,9 @@ EXPERIMENT = Experiment(
         "touch, after msync and after munmap: a MAP_SHARED write is in the file, a MAP_PRIVATE "
         "one never is. The file lives on the sandbox's /tmp, a tmpfs: its page cache is its "
         "storage, so msync has no disk to write to. Python's mmap.mmap(-1, n) is MAP_SHARED by "
-        "default (shmem-backed); this experiment passes the flags explicitly."
+        "default (shmem-backed); this experiment passes the flags explicitly. Sweeping the "
+        "size draws ns/page against the map size, with the fitted µs per MiB and the size "
+        "after which the curve changes."
     ),
     syscalls=("mmap", "madvise", "munmap", "msync", "getrusage", "pread64", "pwrite64"),
     look_for=(
@@ -266,5 +301,6 @@ EXPERIMENT = Experiment(
         "size_kib": min(int(params["size_kib"]), 1024),
         "repetitions": 1,
         "warmup": 0,
+        "sweep": False,
     },
 )
