@@ -82,22 +82,43 @@ mem_map(PyObject *module, PyObject *args, PyObject *kwargs)
     return Py_BuildValue("(iL)", handle, (long long)elapsed_ns);
 }
 
+typedef int (*map_op)(void *addr, size_t length, int arg);
+
+static int
+unmap_op(void *addr, size_t length, int unused)
+{
+    (void)unused;
+    return munmap(addr, length);
+}
+
+/* One call over a whole live map, GIL released, timed: madvise, msync or munmap. Returns its ns
+ * or -1 with an exception set. */
+static long long
+timed_map_op(int handle, map_op op, int arg, const char *name)
+{
+    if (checked_handle(handle) < 0) return -1;
+    int status;
+    int64_t start_ns, elapsed_ns;
+    Py_BEGIN_ALLOW_THREADS
+    start_ns = probe_monotonic_ns();
+    status = op(maps[handle].addr, maps[handle].length, arg);
+    elapsed_ns = probe_monotonic_ns() - start_ns;
+    Py_END_ALLOW_THREADS
+    if (status != 0) {
+        raise_errno(name);
+        return -1;
+    }
+    return (long long)elapsed_ns;
+}
+
 static PyObject *
 mem_advise(PyObject *module, PyObject *args)
 {
     int handle, advice;
     (void)module;
     if (!PyArg_ParseTuple(args, "ii:advise", &handle, &advice)) return NULL;
-    if (checked_handle(handle) < 0) return NULL;
-    int status;
-    int64_t start_ns, elapsed_ns;
-    Py_BEGIN_ALLOW_THREADS
-    start_ns = probe_monotonic_ns();
-    status = madvise(maps[handle].addr, maps[handle].length, advice);
-    elapsed_ns = probe_monotonic_ns() - start_ns;
-    Py_END_ALLOW_THREADS
-    if (status != 0) return raise_errno("madvise");
-    return PyLong_FromLongLong(elapsed_ns);
+    long long elapsed_ns = timed_map_op(handle, madvise, advice, "madvise");
+    return elapsed_ns < 0 ? NULL : PyLong_FromLongLong(elapsed_ns);
 }
 
 typedef enum { PATTERN_SEQUENTIAL, PATTERN_RANDOM, PATTERN_PAGE } pattern_kind;
@@ -218,16 +239,8 @@ mem_msync(PyObject *module, PyObject *args)
     int handle;
     (void)module;
     if (!PyArg_ParseTuple(args, "i:msync", &handle)) return NULL;
-    if (checked_handle(handle) < 0) return NULL;
-    int status;
-    int64_t start_ns, elapsed_ns;
-    Py_BEGIN_ALLOW_THREADS
-    start_ns = probe_monotonic_ns();
-    status = msync(maps[handle].addr, maps[handle].length, MS_SYNC);
-    elapsed_ns = probe_monotonic_ns() - start_ns;
-    Py_END_ALLOW_THREADS
-    if (status != 0) return raise_errno("msync");
-    return PyLong_FromLongLong(elapsed_ns);
+    long long elapsed_ns = timed_map_op(handle, msync, MS_SYNC, "msync");
+    return elapsed_ns < 0 ? NULL : PyLong_FromLongLong(elapsed_ns);
 }
 
 static PyObject *
@@ -236,15 +249,8 @@ mem_unmap(PyObject *module, PyObject *args)
     int handle;
     (void)module;
     if (!PyArg_ParseTuple(args, "i:unmap", &handle)) return NULL;
-    if (checked_handle(handle) < 0) return NULL;
-    int status;
-    int64_t start_ns, elapsed_ns;
-    Py_BEGIN_ALLOW_THREADS
-    start_ns = probe_monotonic_ns();
-    status = munmap(maps[handle].addr, maps[handle].length);
-    elapsed_ns = probe_monotonic_ns() - start_ns;
-    Py_END_ALLOW_THREADS
-    if (status != 0) return raise_errno("munmap");
+    long long elapsed_ns = timed_map_op(handle, unmap_op, 0, "munmap");
+    if (elapsed_ns < 0) return NULL;
     maps[handle].addr = NULL;
     maps[handle].length = 0;
     return PyLong_FromLongLong(elapsed_ns);

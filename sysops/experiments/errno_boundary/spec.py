@@ -4,11 +4,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from django import forms
-from django.conf import settings
 
-from sysops.experiments.base import Chart, Experiment, ExperimentForm
+from sysops.experiments.base import Chart, Experiment, ExperimentForm, warmup_field
 from sysops.experiments.errno_boundary import probe
-from sysops.models import Run
 
 CASES = [
     (
@@ -40,13 +38,7 @@ class ErrnoBoundaryForm(ExperimentForm):
         help_text="Refused calls per repetition (the interrupted reads are one call each).",
     )
     repetitions = forms.IntegerField(min_value=1, max_value=probe.REPETITIONS_MAX, initial=20)
-    warmup = forms.IntegerField(
-        label="Warm-up",
-        min_value=0,
-        max_value=probe.WARMUP_MAX,
-        initial=2,
-        help_text="Repetitions run first and discarded.",
-    )
+    warmup = warmup_field(max_value=probe.WARMUP_MAX, initial=2)
     interrupt_ms = forms.IntegerField(
         label="Interrupt after (ms)",
         min_value=1,
@@ -74,13 +66,7 @@ class ErrnoBoundaryForm(ExperimentForm):
                 f"That is {total:,} refused calls; keep iterations × (repetitions + warm-up) × "
                 f"calls × layers at or below {probe.MAX_TOTAL_CALLS:,}.",
             )
-        cap = settings.SYSOPS_TRACE_MAX_EVENTS
-        if data.get("trace") == Run.TraceMode.FULL and total > cap:
-            self.add_error(
-                "trace",
-                f"A full trace of {total:,} calls is over the {cap:,}-event cap: choose sampled, "
-                "or fewer iterations or repetitions.",
-            )
+        self.refuse_full_trace_over_cap(data, total)
         return data
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 
-from sysops.experiments.base import Chart, Experiment, ExperimentForm
+from sysops.experiments.base import Chart, Experiment, ExperimentForm, warmup_field
 from sysops.experiments.mmap import probe
 from sysops.sandbox import Policy
 
@@ -110,13 +110,7 @@ class MmapForm(ExperimentForm):
     repetitions = forms.IntegerField(
         min_value=1, max_value=probe.REPETITIONS_MAX, initial=10, help_text="Per variant."
     )
-    warmup = forms.IntegerField(
-        label="Warm-up",
-        min_value=0,
-        max_value=probe.WARMUP_MAX,
-        initial=1,
-        help_text="Repetitions run first and discarded.",
-    )
+    warmup = warmup_field(max_value=probe.WARMUP_MAX, initial=1)
 
     sweep = forms.BooleanField(
         label="Sweep the size",
@@ -190,45 +184,54 @@ def chosen_variants(params: Mapping[str, Any]) -> list[probe.Variant]:
     )
 
 
+def _variant_chart(chosen: list[probe.Variant], prefix: str, unit: str, **chart: Any) -> Chart:
+    """One series per variant, named ``<prefix><variant id>`` as the probe emits them."""
+    return Chart(
+        series=tuple(f"{prefix}{v.id}" for v in chosen),
+        labels={f"{prefix}{v.id}": f"{v.label} ({unit})" for v in chosen},
+        **chart,
+    )
+
+
 def charts(params: Mapping[str, Any]) -> list[Chart]:
     chosen = chosen_variants(params)
-    sweep = (
-        [
-            Chart(
-                id="sweep",
-                title="First touch against map size (median of the repetitions)",
-                x_label="map size (KiB)",
-                y_label="ns / page",
-                series=tuple(f"sweep-{v.id}" for v in chosen),
-                labels={f"sweep-{v.id}": f"{v.label} (ns/page)" for v in chosen},
-                x_log=True,
-                y_log=True,
-                x_marks=((2048, "2 MiB: one huge page"),),
-            )
-        ]
-        if params.get("sweep")
-        else []
-    )
-    return sweep + [
-        Chart(
+    per_repetition = [
+        _variant_chart(
+            chosen,
+            "",
+            "ns/page",
             id="touch",
             title="First touch: ns per page, each repetition",
             x_label="repetition",
             y_label="ns / page",
-            series=tuple(v.id for v in chosen),
-            labels={v.id: f"{v.label} (ns/page)" for v in chosen},
             points=True,
         ),
-        Chart(
+        _variant_chart(
+            chosen,
+            "faults-",
+            "faults/page",
             id="faults",
             title="Page faults per page touched, each repetition",
             x_label="repetition",
             y_label="faults / page",
-            series=tuple(f"faults-{v.id}" for v in chosen),
-            labels={f"faults-{v.id}": f"{v.label} (faults/page)" for v in chosen},
             points=True,
         ),
     ]
+    if not params.get("sweep"):
+        return per_repetition
+    sweep = _variant_chart(
+        chosen,
+        "sweep-",
+        "ns/page",
+        id="sweep",
+        title="First touch against map size (median of the repetitions)",
+        x_label="map size (KiB)",
+        y_label="ns / page",
+        x_log=True,
+        y_log=True,
+        x_marks=((2048, "2 MiB: one huge page"),),
+    )
+    return [sweep, *per_repetition]
 
 
 def _total_mib(params: Mapping[str, Any]) -> float:
