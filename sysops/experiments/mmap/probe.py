@@ -386,8 +386,8 @@ def _native_mapper(config: Config, variant: Variant, fd: int, offsets: list[int]
             one.changed_before_msync = _changed_pages(fd, config)
             one.msync_ns = mem.msync(handle)
     finally:
-        one_munmap_ns = mem.unmap(handle)
-    one.munmap_ns = one_munmap_ns
+        munmap_ns = mem.unmap(handle)
+    one.munmap_ns = munmap_ns
     if fd >= 0:
         one.changed_after = _changed_pages(fd, config)
     return one
@@ -439,17 +439,21 @@ def _python_touch(mapped: mmap.mmap, config: Config, offsets: list[int]) -> Call
     is part of this layer's figure, and the point of showing it."""
     page, size = config.page_bytes, config.size_bytes
     touch_byte = 0x5A
-    if config.pattern == "sequential":
+    if config.pattern == "sequential" and config.write:
         chunk = bytes([touch_byte]) * page
 
-        def sequential() -> None:
+        def write_all() -> None:
             for offset in range(0, size, page):
-                if config.write:
-                    mapped[offset : offset + page] = chunk
-                else:
-                    mapped[offset : offset + page]  # noqa: B018 - the read is the point
+                mapped[offset : offset + page] = chunk
 
-        return sequential
+        return write_all
+    if config.pattern == "sequential":
+
+        def read_all() -> None:
+            for offset in range(0, size, page):
+                mapped[offset : offset + page]  # noqa: B018 - the read is the point
+
+        return read_all
     order = offsets if config.pattern == "random" else range(0, size, page)
     if config.write:
 
@@ -485,7 +489,8 @@ def _rows(config: Config, chosen: list[Variant], measured: dict[str, Samples]) -
             samples.touch_ns_per_page,
             "ns/page",
             f"{config.pattern} {'writes' if config.write else 'reads'} over {pages:,} pages "
-            f"of {config.page_bytes} B, {_layer_note(variant)} Median faults per page "
+            f"of {config.page_bytes} B, a fresh map each repetition, after {config.warmup} "
+            f"warm-up; {_layer_note(variant)} Median faults per page "
             f"{Distribution.of(samples.faults_per_page).median:.3f} (minor {_median(samples.minor)}"
             f", major {_median(samples.major)} per pass). {seccomp}",
             layer=variant.layer,

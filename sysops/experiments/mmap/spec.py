@@ -290,8 +290,10 @@ EXPERIMENT = Experiment(
         "512 faults into one per 2 MiB, AnonHugePages going up, and the first touch costing the "
         "zeroing of 2 MiB at once. MAP_SHARED anonymous memory faulting dearer than MAP_PRIVATE. "
         "File read faults taking fewer faults than pages: the kernel maps neighbouring page-cache "
-        "pages on each fault (fault-around). The file read back: every written page changed for "
-        "MAP_SHARED, none for MAP_PRIVATE."
+        "pages on each fault (fault-around). MAP_POPULATE on a shared map of a file on a disk "
+        "filesystem still taking a write fault per page (its pages are mapped read-only until "
+        "written, so the kernel learns which are dirty); on tmpfs it does not. The file read "
+        "back: every written page changed for MAP_SHARED, none for MAP_PRIVATE."
     ),
     form_class=MmapForm,
     probe="sysops.experiments.mmap.probe",
