@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django import forms
+from django.conf import settings
 
 from sysops.models import Run
 
@@ -33,9 +34,31 @@ class ExperimentForm(forms.Form):
     def clean_trace(self) -> str:
         return self.cleaned_data.get("trace") or Run.TraceMode.OFF
 
+    def refuse_full_trace_over_cap(self, data: Mapping[str, Any], calls: int) -> None:
+        """A full trace of ``calls`` traced calls would be cut by the event cap: say so next to
+        the trace field, before any run."""
+        cap = settings.SYSOPS_TRACE_MAX_EVENTS
+        if data.get("trace") == Run.TraceMode.FULL and calls > cap:
+            self.add_error(
+                "trace",
+                f"A full trace of {calls:,} calls is over the {cap:,}-event cap: choose"
+                " sampled, or fewer iterations or repetitions.",
+            )
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.order_fields([name for name in self.fields if name != "trace"] + ["trace"])
+
+
+def warmup_field(max_value: int, initial: int) -> forms.IntegerField:
+    """The warm-up repetitions every timing form offers."""
+    return forms.IntegerField(
+        label="Warm-up",
+        min_value=0,
+        max_value=max_value,
+        initial=initial,
+        help_text="Repetitions run first and discarded.",
+    )
 
 
 @dataclass(frozen=True)

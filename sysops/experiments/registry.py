@@ -7,9 +7,11 @@ from django.conf import settings
 from sysops.experiments.base import Experiment
 from sysops.experiments.descriptors.spec import EXPERIMENT as DESCRIPTORS
 from sysops.experiments.epoll_echo.spec import EXPERIMENT as EPOLL_ECHO
+from sysops.experiments.errno_boundary.spec import EXPERIMENT as ERRNO_BOUNDARY
 from sysops.experiments.file_io.spec import EXPERIMENT as FILE_IO
 from sysops.experiments.go_scheduler.spec import EXPERIMENT as GO_SCHEDULER
 from sysops.experiments.io_multiplexing.spec import EXPERIMENT as IO_MULTIPLEXING
+from sysops.experiments.mmap.spec import EXPERIMENT as MMAP
 from sysops.experiments.process_spawn.spec import EXPERIMENT as PROCESS_SPAWN
 from sysops.experiments.raw_icmp.spec import EXPERIMENT as RAW_ICMP
 from sysops.experiments.seccomp_cost.spec import EXPERIMENT as SECCOMP_COST
@@ -24,6 +26,8 @@ def _all() -> dict[str, Experiment]:
     # descriptors, the network, multiplexing, then the newer boundaries.
     experiments = [
         SYSCALL_COST,
+        ERRNO_BOUNDARY,
+        MMAP,
         FILE_IO,
         PROCESS_SPAWN,
         DESCRIPTORS,

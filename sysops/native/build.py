@@ -38,8 +38,12 @@ def target_of(source: Path) -> Path:
 
 
 def is_up_to_date(source: Path = SOURCE_PATH) -> bool:
+    """The .so is newer than its source and than every shared header (probe_timing.h) here."""
     target = target_of(source)
-    return target.exists() and target.stat().st_mtime_ns > source.stat().st_mtime_ns
+    if not target.exists():
+        return False
+    inputs = [source, *NATIVE_DIR.glob("*.h")]
+    return target.stat().st_mtime_ns > max(path.stat().st_mtime_ns for path in inputs)
 
 
 def compile_command(output_path: Path, source: Path = SOURCE_PATH) -> list[str]:

@@ -4,10 +4,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from django import forms
-from django.conf import settings
 
-from sysops.experiments.base import Chart, Experiment, ExperimentForm
-from sysops.models import Run
+from sysops.experiments.base import Chart, Experiment, ExperimentForm, warmup_field
 
 CALLS = [
     ("getppid", "getppid()"),
@@ -42,13 +40,7 @@ class SyscallCostForm(ExperimentForm):
     repetitions = forms.IntegerField(
         min_value=5, max_value=500, initial=30, help_text="Measured repetitions per layer."
     )
-    warmup = forms.IntegerField(
-        label="Warm-up",
-        min_value=0,
-        max_value=20,
-        initial=3,
-        help_text="Repetitions run first and discarded.",
-    )
+    warmup = warmup_field(max_value=20, initial=3)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -64,13 +56,7 @@ class SyscallCostForm(ExperimentForm):
                     f"That is {total:,} calls in all; keep iterations × (repetitions + warm-up)"
                     f" × layers at or below {MAX_TOTAL_CALLS:,}.",
                 )
-            cap = settings.SYSOPS_TRACE_MAX_EVENTS
-            if data.get("trace") == Run.TraceMode.FULL and total > cap:
-                self.add_error(
-                    "trace",
-                    f"A full trace of {total:,} calls is over the {cap:,}-event cap: choose"
-                    " sampled, or fewer iterations or repetitions.",
-                )
+            self.refuse_full_trace_over_cap(data, total)
         return data
 
 

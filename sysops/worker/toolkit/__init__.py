@@ -9,7 +9,10 @@ in spirit): sandbox side, standard library only, no Django.
 - ``timing``: warm-up and interleaved repetitions, GC paused, samples flushed in bursts;
 - ``sweep``: a swept parameter, a least-squares slope and the point where behaviour changes;
 - ``harness``: a forked child process (server or client) with control and report pipes;
-- ``hostfacts``: filesystem type and device, THP, sysctls, rlimits, page size, smaps;
+- ``hostfacts``: filesystem type and device, THP (read from /sys, or inferred from smaps'
+  THPeligible inside the sandbox), sysctls, rlimits, page size, smaps;
+- ``memory``: the thread's page-fault counters (getrusage), a fault-counting block, RSS; the C
+  side's twin, with a monotonic clock and a compiler barrier, is ``sysops/native/probe_timing.h``;
 - ``libc``: ctypes libc with errno, checked calls;
 - ``inet``: IPv4 and ICMP by hand: the Internet checksum, headers built and parsed, IP options,
   the field layout a packet diagram draws (the web side decodes with it too);

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import mmap
 import os
 import resource
 from pathlib import Path
@@ -18,6 +19,8 @@ from sysops.worker.toolkit.libc import libc
 MOUNTINFO_PATH = Path("/proc/self/mountinfo")
 THP_DIR = Path("/sys/kernel/mm/transparent_hugepage")
 SMAPS_ROLLUP_PATH = Path("/proc/self/smaps_rollup")
+SMAPS_PATH = Path("/proc/self/smaps")
+THP_PROBE_BYTES = 4 << 20  # room for a whole aligned 2 MiB huge page whatever the alignment
 SYSCTL_DIR = Path("/proc/sys")
 SYS_BLOCK_DIR = Path("/sys/dev/block")
 STATFS_BUFFER_BYTES = 256  # struct statfs is 120 bytes on 64-bit Linux; f_type comes first
@@ -152,6 +155,44 @@ def thp() -> dict[str, str | None]:
     """Transparent huge pages: the selected ``enabled`` and ``defrag`` modes (the word in
     brackets: "always", "madvise", "never"), None where /sys does not say."""
     return {name: _bracketed(_read_text(THP_DIR / name)) for name in ("enabled", "defrag")}
+
+
+def thp_inferred() -> str | None:
+    """The THP ``enabled`` mode as the kernel applies it to this process, where /sys is not
+    there to say (inside the sandbox): a fresh anonymous private map is THP-eligible by default
+    under "always", only after MADV_HUGEPAGE under "madvise", never under "never" (or when
+    prctl(PR_SET_THP_DISABLE) is set). Read from smaps' THPeligible; None where smaps lacks it."""
+    default = _thp_eligible(None)
+    if default is None:
+        return None
+    if default:
+        return "always"
+    return "madvise" if _thp_eligible(mmap.MADV_HUGEPAGE) else "never"
+
+
+def _thp_eligible(advice: int | None) -> bool | None:
+    mapped = mmap.mmap(-1, THP_PROBE_BYTES, flags=mmap.MAP_PRIVATE)
+    try:
+        if advice is not None:
+            mapped.madvise(advice)
+        view = ctypes.c_char.from_buffer(mapped)
+        address = ctypes.addressof(view)
+        del view  # a live export would keep the map from closing
+        return _smaps_flag(address, "THPeligible")
+    finally:
+        mapped.close()
+
+
+def _smaps_flag(address: int, name: str) -> bool | None:
+    inside = False
+    for line in _read_text(SMAPS_PATH, "").splitlines():
+        head = line.split(maxsplit=1)[0] if line else ""
+        if "-" in head and ":" not in head:
+            start, _, end = head.partition("-")
+            inside = int(start, 16) <= address < int(end, 16)
+        elif inside and line.startswith(f"{name}:"):
+            return line.split()[-1] == "1"
+    return None
 
 
 def _bracketed(text: str | None) -> str | None:
