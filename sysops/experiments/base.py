@@ -50,17 +50,6 @@ class ExperimentForm(forms.Form):
         self.order_fields([name for name in self.fields if name != "trace"] + ["trace"])
 
 
-def warmup_field(max_value: int, initial: int) -> forms.IntegerField:
-    """The warm-up repetitions every timing form offers."""
-    return forms.IntegerField(
-        label="Warm-up",
-        min_value=0,
-        max_value=max_value,
-        initial=initial,
-        help_text="Repetitions run first and discarded.",
-    )
-
-
 @dataclass(frozen=True)
 class Chart:
     id: str

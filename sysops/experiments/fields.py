@@ -53,7 +53,9 @@ class IntListField(forms.CharField):
             raise forms.ValidationError(self.error_messages["required"], code="required")
 
 
-def warmup_field(*, max_value: int, initial: int, help_text: str) -> forms.IntegerField:
+def warmup_field(
+    *, max_value: int, initial: int, help_text: str = "Repetitions run first and discarded."
+) -> forms.IntegerField:
     """The warm-up count of a timing form: work run first and discarded."""
     return forms.IntegerField(
         label="Warm-up", min_value=0, max_value=max_value, initial=initial, help_text=help_text

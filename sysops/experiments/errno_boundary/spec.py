@@ -5,8 +5,9 @@ from typing import Any
 
 from django import forms
 
-from sysops.experiments.base import Chart, Experiment, ExperimentForm, warmup_field
+from sysops.experiments.base import Chart, Experiment, ExperimentForm
 from sysops.experiments.errno_boundary import probe
+from sysops.experiments.fields import warmup_field
 
 CASES = [
     (

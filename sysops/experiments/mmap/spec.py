@@ -7,7 +7,8 @@ from typing import Any
 
 from django import forms
 
-from sysops.experiments.base import Chart, Experiment, ExperimentForm, warmup_field
+from sysops.experiments.base import Chart, Experiment, ExperimentForm
+from sysops.experiments.fields import warmup_field
 from sysops.experiments.mmap import probe
 from sysops.sandbox import Policy
 

@@ -5,7 +5,8 @@ from typing import Any
 
 from django import forms
 
-from sysops.experiments.base import Chart, Experiment, ExperimentForm, warmup_field
+from sysops.experiments.base import Chart, Experiment, ExperimentForm
+from sysops.experiments.fields import warmup_field
 
 CALLS = [
     ("getppid", "getppid()"),
