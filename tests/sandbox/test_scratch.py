@@ -19,8 +19,6 @@ from sysops.sandbox import uids
 FILE_IO_PROBE = "sysops.experiments.file_io.probe"
 CAP_BYTES = 8 << 20
 CHUNK_BYTES = 1 << 20
-# A uid of the test's own, far from those runs get (base + run id).
-CAP_TEST_UID = uids.SANDBOX_UID_BASE + uids.SANDBOX_UID_COUNT - 1
 # Fills /scratch with 1 MiB writes over many files (RLIMIT_FSIZE caps only one) until the
 # kernel refuses; prints what it wrote and the errno.
 FILL_SCRIPT = f"""
@@ -68,10 +66,11 @@ def test_a_run_pointed_at_the_sandbox_tmp_is_flagged_as_not_a_disk(run_worker, p
 
 
 def test_a_run_cannot_write_past_its_scratch_cap(root_only, can_sandbox, policy, public_dir: Path):
-    made = scratch.create(46_999, CAP_BYTES, public_dir, CAP_TEST_UID)
+    lease = uids.lease_uid()  # the test's own uid, as a run gets one
+    made = scratch.create(46_999, CAP_BYTES, public_dir, lease.uid)
     try:
         assert made.cap_bytes >= CAP_BYTES
-        capped = replace(policy, scratch_dir=made.mount_point, sandbox_uid=CAP_TEST_UID)
+        capped = replace(policy, scratch_dir=made.mount_point, sandbox_uid=lease.uid)
         proc = sandbox.start(
             capped,
             ["/usr/bin/python3", "-S", "-c", FILL_SCRIPT],
@@ -84,6 +83,7 @@ def test_a_run_cannot_write_past_its_scratch_cap(root_only, can_sandbox, policy,
         result = json.loads(out)
     finally:
         assert scratch.remove(made) == []
+        lease.release()
     assert result["errno"] == errno.ENOSPC
     # All it was promised, and not a block past the filesystem it was given.
     assert CAP_BYTES <= result["written"] <= made.facts["image_bytes"]
