@@ -15,7 +15,7 @@ from django.conf import settings
 
 from sysops.agent.agent import Agent
 from sysops.models import Run
-from sysops.sandbox import uids
+from sysops.sandbox import cgroups, uids
 from tests.helpers.runs import database_url, wait_for
 
 FINISH_TIMEOUT_S = 90
@@ -162,9 +162,8 @@ class DeathTest(LiveServerCase):
             time.sleep(0.1)
         assert not find_processes("", uid)
         # Its cgroups, which the killed runner never removed, went with the recovery.
-        leftovers = [
-            p for p in Path("/sys/fs/cgroup").rglob(f"sysops-{run.pk}-{uid}-{runner.pid}-*")
-        ]
+        pattern = cgroups.run_cgroup_glob(run.pk, uid, runner.pid)
+        leftovers = list(Path("/sys/fs/cgroup").rglob(pattern))
         assert leftovers == []
 
 

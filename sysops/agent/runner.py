@@ -30,12 +30,15 @@ from sysops.experiments import limits, registry
 from sysops.models import Run, RunLog
 
 STDERR_CAP_BYTES = 64 << 10
+# The pass whose events are the run's figures; other passes (the untraced reference, the traced
+# pass) contribute only their progress, logs and errors, under their label.
+MEASURED_PASS = "measured pass"
 BAD_LINES_LOGGED = 100
 READ_CHUNK_BYTES = 64 << 10
 
 
-class _Stop(Exception):
-    """The run must end now: (status, reason)."""
+class _RunEnds(Exception):
+    """The run ends now, whichever way, success included: (status, reason)."""
 
     def __init__(self, status: str, reason: str) -> None:
         super().__init__(reason)
@@ -62,26 +65,26 @@ def execute(run_id: int, publish: Publish) -> Run:
     recorder = RunRecorder(run, publish)
     try:
         _execute(run, recorder)
-    except _Stop as stop:
+    except _RunEnds as stop:
         return recorder.finish(stop.status, stop.reason)
     except Exception as exc:  # noqa: BLE001 - the run must end with a reason, whatever broke
         recorder.log(f"runner error: {type(exc).__name__}: {exc}", level="error", source="runner")
         return recorder.finish(Run.Status.FAILED, f"runner error: {type(exc).__name__}: {exc}")
-    raise AssertionError("_execute always ends with _Stop")
+    raise AssertionError("_execute always ends with _RunEnds")
 
 
 def _execute(run: Run, recorder: RunRecorder) -> None:
     experiment = registry.get(run.experiment)
     if experiment is None:
-        raise _Stop(Run.Status.FAILED, f"unknown experiment {run.experiment!r}")
+        raise _RunEnds(Run.Status.FAILED, f"unknown experiment {run.experiment!r}")
     params, _, form = experiment.clean_params(experiment.form_data(run.params, run.trace_mode))
     if params is None:
-        raise _Stop(Run.Status.FAILED, f"invalid parameters: {form.errors.as_text()}")
+        raise _RunEnds(Run.Status.FAILED, f"invalid parameters: {form.errors.as_text()}")
 
     report = sandbox.cached_host_report()
     unsandboxed = not report.can_sandbox and settings.SYSOPS_ALLOW_UNSANDBOXED
     if not report.can_sandbox and not unsandboxed:
-        raise _Stop(Run.Status.FAILED, f"sandbox refused: {report.reason}")
+        raise _RunEnds(Run.Status.FAILED, f"sandbox refused: {report.reason}")
     if unsandboxed:
         run.unsandboxed = True
         run.save(update_fields=["unsandboxed"])
@@ -109,7 +112,7 @@ def _execute(run: Run, recorder: RunRecorder) -> None:
             recorder.log(run_scratch.describe(), source="runner")
         passes = _Passes(run, recorder, policy, experiment.probe, work_dir, experiment.rate_metric)
         traced = run.trace_mode != Run.TraceMode.OFF
-        measured = passes.run(params, label="", progress=(0.0, 0.7 if traced else 1.0))
+        measured = passes.run(params, label=MEASURED_PASS, progress=(0.0, 0.7 if traced else 1.0))
         verdict = measured.stop or _verdict(measured)
         if verdict.status == Run.Status.SUCCEEDED and traced:
             _trace(passes, report, experiment.sampled_params(params), params, measured)
@@ -129,7 +132,7 @@ def _check_bounds(run: Run, recorder: RunRecorder, report: sandbox.HostReport) -
     if check is None or check.ok:
         return
     if not settings.SYSOPS_ALLOW_UNBOUNDED:
-        raise _Stop(Run.Status.FAILED, f"sandbox refused: {sandbox.NO_BOUND}: {check.detail}")
+        raise _RunEnds(Run.Status.FAILED, f"sandbox refused: {sandbox.NO_BOUND}: {check.detail}")
     _mark_unbounded(run, recorder, check.detail)
 
 
@@ -152,7 +155,7 @@ def _lease_uid(run: Run) -> sandbox.UidLease:
     try:
         lease = sandbox.lease_uid()
     except sandbox.UidUnavailable as exc:
-        raise _Stop(Run.Status.FAILED, f"sandbox refused: no sandbox uid: {exc}") from exc
+        raise _RunEnds(Run.Status.FAILED, f"sandbox refused: no sandbox uid: {exc}") from exc
     run.sandbox_uid = lease.uid
     run.save(update_fields=["sandbox_uid"])
     return lease
@@ -164,12 +167,14 @@ def _make_scratch(
     if size_bytes <= 0:
         return None
     if policy.unsandboxed:
-        raise _Stop(Run.Status.FAILED, "this experiment needs a scratch disk, made for sandboxes")
+        raise _RunEnds(
+            Run.Status.FAILED, "this experiment needs a scratch disk, made for sandboxes"
+        )
     try:
         assert policy.sandbox_uid is not None  # the run's lease
         return scratch.create(run.pk, size_bytes, work_dir, policy.sandbox_uid)
     except scratch.ScratchError as exc:
-        raise _Stop(Run.Status.FAILED, str(exc)) from exc
+        raise _RunEnds(Run.Status.FAILED, str(exc)) from exc
 
 
 def _trace(
@@ -251,7 +256,7 @@ def _trace_verdict(
 
 @dataclass
 class _PassResult:
-    stop: _Stop | None
+    stop: _RunEnds | None
     outcome: sandbox.Outcome
     errors: list[str]
     done: bool
@@ -319,10 +324,10 @@ class _Passes:
             )
         except sandbox.SandboxRefused as exc:
             os.close(events_r)
-            raise _Stop(Run.Status.FAILED, f"sandbox refused: {exc}") from exc
+            raise _RunEnds(Run.Status.FAILED, f"sandbox refused: {exc}") from exc
         finally:
             os.close(events_w)
-        where = f" for the {label}" if label else ""
+        where = "" if label == MEASURED_PASS else f" for the {label}"
         self.recorder.log(f"sandbox started{where} (pid {proc.pid})", source="runner")
         if not proc.bounded:
             _mark_unbounded(self.run_row, self.recorder, "the run's cgroup could not be made")
@@ -359,11 +364,12 @@ def _trace_cpu(run_id: int) -> int:
 
 
 class _PassState:
-    """One pass's view of the worker's events. The measured pass (no label) records them all;
+    """One pass's view of the worker's events. The measured pass records them all;
     another pass contributes only its progress, logs and errors."""
 
     def __init__(self, recorder: RunRecorder, label: str, progress: tuple[float, float]) -> None:
         self.recorder, self.label = recorder, label
+        self.measured = label == MEASURED_PASS
         self.offset, self.span = progress
         self.errors: list[str] = []
         self.done = False
@@ -385,9 +391,9 @@ class _PassState:
             event = {
                 **event,
                 "value": self.offset + self.span * float(event["value"]),
-                "message": f"{self.label} · {message}" if self.label else message,
+                "message": message if self.measured else f"{self.label} · {message}",
             }
-        elif self.label:
+        elif not self.measured:
             if kind in ("log", "error"):
                 message = f"{self.label}: {event.get('message', '')}"
                 level = "error" if kind == "error" else str(event.get("level", "info"))
@@ -403,7 +409,7 @@ def _pump(
     stderr_fd: int,
     policy: sandbox.Policy,
     capture: TraceCapture | None,
-) -> _Stop | None:
+) -> _RunEnds | None:
     """Read events and stderr until both close; returns why the pass must stop early, if so."""
     recorder = state.recorder
     deadline = time.monotonic() + policy.wall_s
@@ -441,15 +447,17 @@ def _pump(
         if capture is not None:
             recorder.on_trace(capture.take())
             if recorder.trace_total >= trace_cap:
-                return _Stop(Run.Status.FAILED, f"the cap of {trace_cap:,} trace events reached")
+                return _RunEnds(Run.Status.FAILED, f"the cap of {trace_cap:,} trace events reached")
         if total_bytes > output_cap:
-            return _Stop(Run.Status.FAILED, f"output cap of {output_cap} bytes exceeded")
+            return _RunEnds(Run.Status.FAILED, f"output cap of {output_cap} bytes exceeded")
         if event_lines > event_cap:
-            return _Stop(Run.Status.FAILED, f"event cap of {event_cap:,} events exceeded")
+            return _RunEnds(Run.Status.FAILED, f"event cap of {event_cap:,} events exceeded")
         if time.monotonic() >= deadline:
-            return _Stop(Run.Status.TIMED_OUT, f"wall-clock limit of {policy.wall_s:g} s reached")
+            return _RunEnds(
+                Run.Status.TIMED_OUT, f"wall-clock limit of {policy.wall_s:g} s reached"
+            )
         if recorder.due() and recorder.flush():
-            return _Stop(Run.Status.CANCELLED, "cancelled by the user")
+            return _RunEnds(Run.Status.CANCELLED, "cancelled by the user")
     return None
 
 
@@ -472,15 +480,15 @@ def _bad_line(state: _PassState, message: str) -> None:
         state.recorder.log(message, level="error", source="runner")
 
 
-def _verdict(result: _PassResult) -> _Stop:
+def _verdict(result: _PassResult) -> _RunEnds:
     outcome = result.outcome
     if result.errors:
-        return _Stop(Run.Status.FAILED, f"{result.errors[-1]} ({outcome.describe()})")
+        return _RunEnds(Run.Status.FAILED, f"{result.errors[-1]} ({outcome.describe()})")
     if outcome.exit_code == 0 and outcome.signal is None and not outcome.limits_hit:
         if result.done:
-            return _Stop(Run.Status.SUCCEEDED, "completed")
-        return _Stop(Run.Status.FAILED, "worker exited without reporting done")
-    return _Stop(Run.Status.FAILED, outcome.describe())
+            return _RunEnds(Run.Status.SUCCEEDED, "completed")
+        return _RunEnds(Run.Status.FAILED, "worker exited without reporting done")
+    return _RunEnds(Run.Status.FAILED, outcome.describe())
 
 
 def serve(run_id: int) -> None:
@@ -499,4 +507,4 @@ def serve(run_id: int) -> None:
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:
     # Unwinds through the sandbox's cleanup; execute() records the reason.
-    raise _Stop(Run.Status.FAILED, "runner stopped by SIGTERM (agent shutting down)")
+    raise _RunEnds(Run.Status.FAILED, "runner stopped by SIGTERM (agent shutting down)")

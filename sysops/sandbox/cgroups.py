@@ -204,14 +204,35 @@ class RunCgroup:
         return [str(path) for path in left]
 
 
+# The one definition of a run cgroup's name: sysops-<run id or "adhoc">-<uid>-<creator pid>-<n>.
+# The creator's pid lets recovery find the cgroups of a runner that died before its cleanup.
+RUN_CGROUP_PREFIX = "sysops-"
+
+
+def run_cgroup_name(label: int | str, uid: int, creator_pid: int, serial: int) -> str:
+    return f"{RUN_CGROUP_PREFIX}{label}-{uid}-{creator_pid}-{serial}"
+
+
+def run_cgroup_glob(
+    label: int | str = "*", uid: int | str = "*", creator_pid: int | str = "*"
+) -> str:
+    """A glob over run cgroup names, narrowed by whatever is given."""
+    return run_cgroup_name(label, uid, creator_pid, "*")  # type: ignore[arg-type]
+
+
+def creator_of(name: str) -> int | None:
+    parts = name.removeprefix(RUN_CGROUP_PREFIX).split("-")
+    return int(parts[-2]) if len(parts) == 4 and parts[-2].isdigit() else None
+
+
 def sweep_orphans(support: CgroupSupport) -> list[str]:
     """Kill and remove run cgroups whose creating process is gone (a runner SIGKILLed before its
-    cleanup). Names are ``sysops-<label>-<uid>-<creator pid>-<n>``; returns what it removed."""
+    cleanup); returns what it removed."""
     orphans: dict[str, dict[str, Path]] = {}
     for controller, parent in support.parents.items():
-        for path in parent.glob("sysops-*-*-*-*"):
-            creator = path.name.split("-")[-2]
-            if creator.isdigit() and not Path(f"/proc/{creator}").exists():
+        for path in parent.glob(run_cgroup_glob()):
+            creator = creator_of(path.name)
+            if creator is not None and not Path(f"/proc/{creator}").exists():
                 orphans.setdefault(path.name, {})[controller] = path
     removed = []
     for dirs in orphans.values():

@@ -16,7 +16,7 @@ from typing import IO, Any
 
 import sysops.sandbox.uids as uids
 from sysops.sandbox.bwrap import SANDBOX_PATH, bwrap_argv
-from sysops.sandbox.cgroups import CgroupStats, RunCgroup
+from sysops.sandbox.cgroups import CgroupStats, RunCgroup, run_cgroup_name
 from sysops.sandbox.host import cached_cgroup_support, cached_host_report
 from sysops.sandbox.policy import Policy, resolved_rlimits
 from sysops.sandbox.preexec import make_preexec
@@ -446,7 +446,7 @@ def _create_cgroup(
     support = cached_cgroup_support()
     # Unique per start() even when one process retries the same run.
     label = run_id if run_id is not None else "adhoc"
-    name = f"sysops-{label}-{uid}-{os.getpid()}-{next(_CGROUP_SERIAL)}"
+    name = run_cgroup_name(label, uid, os.getpid(), next(_CGROUP_SERIAL))
     if not support.ok:
         why = support.detail
     else:

@@ -163,6 +163,6 @@ def leftover_cgroups() -> list[Path]:
     return sorted(
         path
         for parent in support.parents.values()
-        for path in parent.glob(f"sysops-*-{os.getpid()}-*")
+        for path in parent.glob(cgroups.run_cgroup_glob(creator_pid=os.getpid()))
         if path.is_dir()
     )
