@@ -34,22 +34,32 @@ VISIBLE_INSIDE = (
 )
 
 
+NAMESPACES = (
+    # Explicit: --unshare-all would only *try* a user namespace and could fall back to none.
+    "--unshare-user",
+    "--unshare-pid",
+    "--unshare-net",  # a new netns holds only loopback: nothing leaves the machine
+    "--unshare-ipc",
+    # A private UTS namespace with a name of its own: the host's is not the sandbox's business
+    # (the runner records which host a run ran on).
+    "--unshare-uts",
+    "--hostname",
+    SANDBOX_HOSTNAME,
+)
+
+
+def namespaces_argv(command: list[str]) -> list[str]:
+    """The sandbox's namespaces and its view of /usr, and nothing else (no seccomp, no tmpfs):
+    the host probe's first question, whether bubblewrap can make them here at all."""
+    argv = [BWRAP, *NAMESPACES, "--ro-bind", "/usr", "/usr"]
+    for link, target in SYSTEM_SYMLINKS.items():
+        argv += ["--symlink", target, link]
+    return [*argv, "--proc", "/proc", "--dev", "/dev", "--", *command]
+
+
 def bwrap_argv(policy: Policy, command: list[str], *, seccomp_fd: int) -> list[str]:
     """bubblewrap argv that runs ``command`` in fresh namespaces under ``policy``."""
-    argv = [
-        BWRAP,
-        # Explicit: --unshare-all would only *try* a user namespace and could fall back to none.
-        "--unshare-user",
-        "--unshare-pid",
-        "--unshare-net",  # a new netns holds only loopback: nothing leaves the machine
-        "--unshare-ipc",
-        # A private UTS namespace with a name of its own: the host's is not the sandbox's
-        # business (the runner records which host a run ran on).
-        "--unshare-uts",
-        "--hostname",
-        SANDBOX_HOSTNAME,
-        "--unshare-cgroup-try",
-    ]
+    argv = [BWRAP, *NAMESPACES, "--unshare-cgroup-try"]
     if policy.net_raw:
         # Inside uid 0 (mapped to the unprivileged host uid) is what makes CAP_NET_RAW usable:
         # for any other inside uid bubblewrap switches uid through a second, nested user

@@ -20,7 +20,7 @@ from typing import Any
 
 import sysops.sandbox.cgroups as cgroups
 import sysops.sandbox.uids as uids
-from sysops.sandbox.bwrap import BWRAP, SANDBOX_PATH, SYSTEM_SYMLINKS, bwrap_argv
+from sysops.sandbox.bwrap import BWRAP, SANDBOX_PATH, bwrap_argv, namespaces_argv
 from sysops.sandbox.policy import INTERPRETER_FLAGS, Policy, resolved_rlimits
 from sysops.sandbox.preexec import child_subreaper, make_preexec
 from sysops.sandbox.seccomp import SOCKET_FAMILIES, program_fd
@@ -167,13 +167,8 @@ def _check_uid(uid: int) -> Check:
 
 
 def _check_namespaces(uid: int) -> Check:
-    argv = [BWRAP, "--unshare-user", "--unshare-pid", "--unshare-net", "--unshare-ipc"]
-    argv += ["--unshare-uts", "--ro-bind", "/usr", "/usr"]
-    for link, target in SYSTEM_SYMLINKS.items():
-        argv += ["--symlink", target, link]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--", "/usr/bin/true"]
     try:
-        result = _run(argv, preexec_fn=_drop_to(uid))
+        result = _run(namespaces_argv(["/usr/bin/true"]), preexec_fn=_drop_to(uid))
     except (OSError, subprocess.SubprocessError) as exc:
         return Check("namespaces", False, f"bwrap could not run: {exc}")
     if result.returncode != 0:

@@ -150,3 +150,13 @@ def test_the_worker_command_finds_the_staged_code():
     assert {"-S", "-P"} <= set(command)
     assert command[0] == "/usr/bin/python3"
     assert command[-2:] == ["-m", "sysops.worker"]
+
+
+def test_the_host_probe_asks_for_exactly_the_sandbox_namespaces(tmp_path):
+    from sysops.sandbox.bwrap import NAMESPACES, bwrap_argv, namespaces_argv
+    from sysops.sandbox.policy import Policy
+
+    probe = namespaces_argv(["/usr/bin/true"])
+    full = bwrap_argv(Policy(code_dir=tmp_path), ["/usr/bin/true"], seccomp_fd=3)
+    assert probe[1 : 1 + len(NAMESPACES)] == full[1 : 1 + len(NAMESPACES)] == list(NAMESPACES)
+    assert probe[-2:] == ["--", "/usr/bin/true"]
