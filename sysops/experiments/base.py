@@ -34,7 +34,12 @@ class ExperimentForm(forms.Form):
     def clean_trace(self) -> str:
         return self.cleaned_data.get("trace") or Run.TraceMode.OFF
 
-    def refuse_full_trace_over_cap(self, data: Mapping[str, Any], calls: int) -> None:
+    def refuse_full_trace_over_cap(
+        self,
+        data: Mapping[str, Any],
+        calls: int,
+        advice: str = "fewer iterations or repetitions",
+    ) -> None:
         """A full trace of ``calls`` traced calls would be cut by the event cap: say so next to
         the trace field, before any run."""
         cap = settings.SYSOPS_TRACE_MAX_EVENTS
@@ -42,7 +47,7 @@ class ExperimentForm(forms.Form):
             self.add_error(
                 "trace",
                 f"A full trace of {calls:,} calls is over the {cap:,}-event cap: choose"
-                " sampled, or fewer iterations or repetitions.",
+                f" sampled, or {advice}.",
             )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -16,9 +16,22 @@ from __future__ import annotations
 import errno
 import os
 import platform
-import struct
-import sys
 from collections.abc import Iterable
+
+# Classic BPF opcodes, seccomp_data offsets and return values (shared with the probes' filters).
+from sysops.worker.toolkit.bpf import (
+    ARCH_OFFSET,
+    BPF_JGE_K,
+    BPF_JSET_K,
+    NR_OFFSET,
+    SECCOMP_RET_ALLOW,
+    SECCOMP_RET_ERRNO,
+    arg_low_word_offset,
+    jeq,
+    jump,
+    load,
+    ret,
+)
 
 # Denied with EPERM, whatever the arguments; name -> why.
 DENIED_SYSCALLS: dict[str, str] = {
@@ -128,20 +141,6 @@ SYSCALL_NUMBERS: dict[str, dict[str, int]] = {
     },
 }  # fmt: skip
 
-# Classic BPF opcodes (linux/filter.h) and seccomp return values (linux/seccomp.h).
-BPF_LD_W_ABS = 0x20
-BPF_JEQ_K = 0x15
-BPF_JGE_K = 0x35
-BPF_JSET_K = 0x45
-BPF_RET_K = 0x06
-SECCOMP_RET_ALLOW = 0x7FFF0000
-SECCOMP_RET_ERRNO = 0x00050000
-
-# struct seccomp_data: int nr; __u32 arch; __u64 instruction_pointer; __u64 args[6].
-NR_OFFSET = 0
-ARCH_OFFSET = 4
-ARGS_OFFSET = 16
-
 
 def native_arch() -> str:
     return platform.machine()
@@ -153,41 +152,41 @@ def seccomp_program(arch: str | None = None) -> bytes:
     if arch not in AUDIT_ARCH:
         raise ValueError(f"no seccomp syscall table for {arch!r} (have {sorted(AUDIT_ARCH)})")
     numbers = SYSCALL_NUMBERS[arch]
-    eperm = _ret(SECCOMP_RET_ERRNO | errno.EPERM)
-    allow = _ret(SECCOMP_RET_ALLOW)
+    eperm = ret(SECCOMP_RET_ERRNO | errno.EPERM)
+    allow = ret(SECCOMP_RET_ALLOW)
 
-    prog = [_load(ARCH_OFFSET), _jeq(AUDIT_ARCH[arch], 1, 0), eperm, _load(NR_OFFSET)]
+    prog = [load(ARCH_OFFSET), jeq(AUDIT_ARCH[arch], 1, 0), eperm, load(NR_OFFSET)]
     if arch == "x86_64":
-        prog += [_jump(BPF_JGE_K, X32_SYSCALL_BIT, 0, 1), eperm]
+        prog += [jump(BPF_JGE_K, X32_SYSCALL_BIT, 0, 1), eperm]
     for name in DENIED_SYSCALLS:
         if name not in ABSENT_SYSCALLS.get(arch, ()):
-            prog += [_jeq(numbers[name], 0, 1), eperm]
+            prog += [jeq(numbers[name], 0, 1), eperm]
     for name in ENOSYS_SYSCALLS:
-        prog += [_jeq(numbers[name], 0, 1), _ret(SECCOMP_RET_ERRNO | errno.ENOSYS)]
+        prog += [jeq(numbers[name], 0, 1), ret(SECCOMP_RET_ERRNO | errno.ENOSYS)]
 
     # ioctl(fd, request, ...): the request is an unsigned int, so only the low 32 bits count
     # (comparing all 64 would let high garbage bits slip past).
-    ioctl_block = [_load(_arg_low_word_offset(1))]
+    ioctl_block = [load(arg_low_word_offset(1))]
     for request in DENIED_IOCTLS.values():
-        ioctl_block += [_jeq(request, 0, 1), eperm]
+        ioctl_block += [jeq(request, 0, 1), eperm]
     ioctl_block.append(allow)
-    prog += [_jeq(numbers["ioctl"], 0, len(ioctl_block)), *ioctl_block]
+    prog += [jeq(numbers["ioctl"], 0, len(ioctl_block)), *ioctl_block]
 
     # clone(flags, ...): the kernel also reads only the low 32 bits of flags.
     namespace_mask = 0
     for flag in CLONE_NAMESPACE_FLAGS.values():
         namespace_mask |= flag
-    clone_block = [_load(_arg_low_word_offset(0)), _jump(BPF_JSET_K, namespace_mask, 0, 1), eperm]
+    clone_block = [load(arg_low_word_offset(0)), jump(BPF_JSET_K, namespace_mask, 0, 1), eperm]
     clone_block.append(allow)
-    prog += [_jeq(numbers["clone"], 0, len(clone_block)), *clone_block]
+    prog += [jeq(numbers["clone"], 0, len(clone_block)), *clone_block]
 
     # socket(family, ...), socketpair(family, ...) and personality(persona): all ints.
-    eafnosupport = _ret(SECCOMP_RET_ERRNO | errno.EAFNOSUPPORT)
+    eafnosupport = ret(SECCOMP_RET_ERRNO | errno.EAFNOSUPPORT)
     for name in ("socket", "socketpair"):
         block = _allow_only(SOCKET_FAMILIES.values(), otherwise=eafnosupport)
-        prog += [_jeq(numbers[name], 0, len(block)), *block]
+        prog += [jeq(numbers[name], 0, len(block)), *block]
     block = _allow_only(PERSONALITIES.values(), otherwise=eperm)
-    prog += [_jeq(numbers["personality"], 0, len(block)), *block]
+    prog += [jeq(numbers["personality"], 0, len(block)), *block]
 
     prog.append(allow)
     if len(prog) > 4096:  # BPF_MAXINSNS
@@ -199,35 +198,10 @@ def _allow_only(values: Iterable[int], *, otherwise: bytes) -> list[bytes]:
     """Load the first argument's low word; allow it if it is one of ``values``, else return
     ``otherwise``."""
     values = list(values)
-    block = [_load(_arg_low_word_offset(0))]
+    block = [load(arg_low_word_offset(0))]
     for i, value in enumerate(values):
-        block.append(_jeq(value, len(values) - i, 0))  # jump over the rest and the refusal
-    return [*block, otherwise, _ret(SECCOMP_RET_ALLOW)]
-
-
-def _arg_low_word_offset(index: int) -> int:
-    offset = ARGS_OFFSET + 8 * index
-    return offset if sys.byteorder == "little" else offset + 4
-
-
-def _insn(code: int, jt: int, jf: int, k: int) -> bytes:
-    return struct.pack("=HBBI", code, jt, jf, k)
-
-
-def _load(offset: int) -> bytes:
-    return _insn(BPF_LD_W_ABS, 0, 0, offset)
-
-
-def _jump(code: int, k: int, jt: int, jf: int) -> bytes:
-    return _insn(code, jt, jf, k)
-
-
-def _jeq(k: int, jt: int, jf: int) -> bytes:
-    return _jump(BPF_JEQ_K, k, jt, jf)
-
-
-def _ret(value: int) -> bytes:
-    return _insn(BPF_RET_K, 0, 0, value)
+        block.append(jeq(value, len(values) - i, 0))  # jump over the rest and the refusal
+    return [*block, otherwise, ret(SECCOMP_RET_ALLOW)]
 
 
 def program_fd(arch: str | None = None) -> int:

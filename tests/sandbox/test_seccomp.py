@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from sysops.sandbox import seccomp
+from sysops.worker.toolkit import bpf
 
 REQUIRED_DENIALS = [
     "mount", "umount2", "pivot_root", "chroot", "unshare", "setns", "ptrace",
@@ -43,16 +44,16 @@ def run_filter(arch: str, nr: int, *args: int, audit_arch: int | None = None) ->
     pc = acc = 0
     while True:
         code, jt, jf, k = insns[pc]
-        if code == seccomp.BPF_RET_K:
+        if code == bpf.BPF_RET_K:
             return k
-        if code == seccomp.BPF_LD_W_ABS:
+        if code == bpf.BPF_LD_W_ABS:
             acc = struct.unpack_from("=I", data, k)[0]
             pc += 1
             continue
         taken = {
-            seccomp.BPF_JEQ_K: acc == k,
-            seccomp.BPF_JGE_K: acc >= k,
-            seccomp.BPF_JSET_K: bool(acc & k),
+            bpf.BPF_JEQ_K: acc == k,
+            bpf.BPF_JGE_K: acc >= k,
+            bpf.BPF_JSET_K: bool(acc & k),
         }[code]
         pc += 1 + (jt if taken else jf)
 

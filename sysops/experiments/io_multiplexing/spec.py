@@ -5,7 +5,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from django import forms
-from django.conf import settings
 
 from sysops.experiments.base import Chart, Experiment, ExperimentForm
 from sysops.experiments.fields import IntListField
@@ -24,7 +23,6 @@ from sysops.experiments.io_multiplexing.probe import (
     nofile_needed,
     variant,
 )
-from sysops.models import Run
 
 LAYERS = [
     ("native", "native C (select/poll/epoll_wait in a C loop)"),
@@ -85,15 +83,9 @@ class IoMultiplexingForm(ExperimentForm):
                     f"calls × Σ counts × mechanisms × layers is {visits:,}; keep it at or below "
                     f"{DESCRIPTOR_VISITS_MAX:,} (fewer calls, or smaller counts).",
                 )
-            cap = settings.SYSOPS_TRACE_MAX_EVENTS
-            if data.get("trace") == Run.TraceMode.FULL and active is not None:
+            if active is not None:
                 events = _trace_events(counts, calls, active, len(mechanisms) * len(layers))
-                if events > cap:
-                    self.add_error(
-                        "trace",
-                        f"A full trace would be about {events:,} events, over the {cap:,}-event "
-                        "cap: choose sampled, or fewer calls or smaller counts.",
-                    )
+                self.refuse_full_trace_over_cap(data, events, "fewer calls or smaller counts")
         return data
 
 

@@ -60,6 +60,7 @@ class SeccompCostForm(ExperimentForm):
         iterations, repetitions = data.get("iterations"), data.get("repetitions")
         if shapes and lengths and iterations and repetitions:
             total = len(shapes) * len(lengths) * iterations * (2 + 2 * repetitions)
+            self.refuse_full_trace_over_cap(data, total)
             if total > MAX_TOTAL_CALLS:
                 self.add_error(
                     "iterations",

@@ -4,10 +4,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from django import forms
-from django.conf import settings
 
 from sysops.experiments.base import Chart, Experiment, ExperimentForm
-from sysops.models import Run
 
 MEASUREMENTS = [
     ("connect", "connect/accept latency (the three-way handshake)"),
@@ -63,15 +61,9 @@ class TcpForm(ExperimentForm):
                 f"At most {CONNECT_COUNT_MAX:,} connections: each one leaves a TIME_WAIT socket "
                 "behind for a minute.",
             )
-        cap = settings.SYSOPS_TRACE_MAX_EVENTS
-        if count and data.get("trace") == Run.TraceMode.FULL:
+        if count:
             calls = count * TRACE_CALLS_PER_OP * len(data.get("layers") or LAYERS)
-            if calls > cap:
-                self.add_error(
-                    "trace",
-                    f"A full trace of up to {calls:,} calls is over the {cap:,}-event cap: "
-                    "choose sampled, or a smaller count.",
-                )
+            self.refuse_full_trace_over_cap(data, calls, "a smaller count")
         return data
 
 
