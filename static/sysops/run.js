@@ -19,7 +19,7 @@
 
   function makePlot(chart) {
     const el = document.getElementById("chart-" + chart.spec.id);
-    const width = Math.max(320, el.clientWidth - 16);
+    const width = plotWidth(el);
     const series = [{ label: chart.spec.x_label }].concat(
       chart.spec.series.map((name, i) => ({
         label: (chart.spec.labels || {})[name] || name,
@@ -45,6 +45,20 @@
       el
     );
   }
+
+  // The figure's inner width: a chart follows its box (a phone, a resized window).
+  function plotWidth(el) {
+    return Math.max(160, el.clientWidth - 16);
+  }
+
+  const resized = new ResizeObserver(() => {
+    for (const chart of charts) {
+      if (!chart.plot) continue;
+      const width = plotWidth(document.getElementById("chart-" + chart.spec.id));
+      if (width !== chart.plot.width) chart.plot.setSize({ width, height: chart.plot.height });
+    }
+  });
+  resized.observe(document.getElementById("charts"));
 
   // Vertical lines at marked x values (a cliff, a limit), labelled at the top.
   function drawMarks(u, marks) {
