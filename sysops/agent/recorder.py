@@ -12,7 +12,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from sysops.agent import partial
 from sysops.batch import RunBatch
+from sysops.experiments.base import Chart
 from sysops.live import RUNS_GROUP, run_group, runs_changed
 from sysops.models import Host, Run, RunLog, SampleChunk, TraceChunk
 from sysops.tracing.parse import TraceEvent
@@ -187,6 +189,17 @@ class RunRecorder:
         self._publish(run_group(self.run.pk), batch.to_message())
         if batch.status_changed:
             self._publish(RUNS_GROUP, runs_changed(self.run.pk))
+
+    def keep_partial(self, charts: list[Chart]) -> None:
+        """A run stopping early keeps what it measured, marked partial: the rows its probe
+        sent, or else rows made from its stored chart points."""
+        self.flush(force=True)
+        if self.run.results:
+            partial.mark_partial(self.run.results)
+        else:
+            samples = SampleChunk.objects.filter(run=self.run).values_list("samples", flat=True)
+            self._add_rows(partial.rows_from_samples((s for c in samples for s in c), charts))
+        self._changed.add("results")
 
     def finish(self, status: str, reason: str) -> Run:
         """Store what is pending, then end the run as ``status`` unless something else ended

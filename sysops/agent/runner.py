@@ -27,6 +27,7 @@ from sysops.agent.events import BadLine, LineSplitter, parse_line
 from sysops.agent.recorder import MAX_RESULT_ROWS, Publish, RunRecorder
 from sysops.agent.tracer import TraceCapture
 from sysops.experiments import limits, registry
+from sysops.experiments.base import Chart
 from sysops.models import Run, RunLog
 
 STDERR_CAP_BYTES = 64 << 10
@@ -66,11 +67,21 @@ def execute(run_id: int, publish: Publish) -> Run:
     try:
         _execute(run, recorder)
     except _RunEnds as stop:
+        if stop.status != Run.Status.SUCCEEDED:
+            recorder.keep_partial(_charts(run))
         return recorder.finish(stop.status, stop.reason)
     except Exception as exc:  # noqa: BLE001 - the run must end with a reason, whatever broke
         recorder.log(f"runner error: {type(exc).__name__}: {exc}", level="error", source="runner")
         return recorder.finish(Run.Status.FAILED, f"runner error: {type(exc).__name__}: {exc}")
     raise AssertionError("_execute always ends with _RunEnds")
+
+
+def _charts(run: Run) -> list[Chart]:
+    experiment = registry.get(run.experiment)
+    try:
+        return experiment.charts(run.params) if experiment else []
+    except (KeyError, TypeError, ValueError):  # parameters the form would have refused
+        return []
 
 
 def _execute(run: Run, recorder: RunRecorder) -> None:
@@ -116,6 +127,9 @@ def _execute(run: Run, recorder: RunRecorder) -> None:
         verdict = measured.stop or _verdict(measured)
         if verdict.status == Run.Status.SUCCEEDED and traced:
             _trace(passes, report, experiment.sampled_params(params), params, measured)
+            # The run's last progress line is the measured pass's, whatever ran after it.
+            progress = {"value": recorder.run.progress, "message": passes.measured_message}
+            recorder.on_event({"type": "progress", **progress})
         raise verdict
     finally:
         # Before the work dir goes: the scratch filesystem is mounted inside it.
@@ -284,6 +298,8 @@ class _Passes:
     ) -> None:
         self.run_row, self.recorder, self.policy = run, recorder, policy
         self.probe, self.work_dir, self.rate_metric = probe, work_dir, rate_metric
+        # The measured pass's last progress line: other passes show it, never their own rate.
+        self.measured_message = ""
 
     def run(
         self,
@@ -331,7 +347,7 @@ class _Passes:
         self.recorder.log(f"sandbox started{where} (pid {proc.pid})", source="runner")
         if not proc.bounded:
             _mark_unbounded(self.run_row, self.recorder, "the run's cgroup could not be made")
-        state = _PassState(self.recorder, label, progress)
+        state = _PassState(self.recorder, label, progress, self.measured_message)
         try:
             job = {"probe": self.probe, "params": params, "events_fd": events_w}
             assert proc.stdin is not None and proc.stderr is not None
@@ -352,6 +368,8 @@ class _Passes:
             proc.kill()
             proc.cleanup()
         began = capture.filter.began if capture else True
+        if state.measured:
+            self.measured_message = self.recorder.run.progress_message
         return _PassResult(
             stop, outcome, state.errors, state.done, state.work_ns, state.results, began
         )
@@ -367,8 +385,15 @@ class _PassState:
     """One pass's view of the worker's events. The measured pass records them all;
     another pass contributes only its progress, logs and errors."""
 
-    def __init__(self, recorder: RunRecorder, label: str, progress: tuple[float, float]) -> None:
+    def __init__(
+        self,
+        recorder: RunRecorder,
+        label: str,
+        progress: tuple[float, float],
+        measured_message: str = "",
+    ) -> None:
         self.recorder, self.label = recorder, label
+        self.measured_message = measured_message
         self.measured = label == MEASURED_PASS
         self.offset, self.span = progress
         self.errors: list[str] = []
@@ -387,11 +412,17 @@ class _PassState:
         elif kind == "result":
             self.results.extend(event["rows"][: max(0, MAX_RESULT_ROWS - len(self.results))])
         if kind == "progress":
+            # Another pass's rate (a traced pass runs many times slower) is not a figure: its
+            # line says how far it got and repeats the measured pass's own last line.
             message = str(event.get("message", ""))
+            if not self.measured:
+                message = f"{self.label} {float(event['value']):.0%}"
+                if self.measured_message:
+                    message += f" · measured: {self.measured_message}"
             event = {
                 **event,
                 "value": self.offset + self.span * float(event["value"]),
-                "message": message if self.measured else f"{self.label} · {message}",
+                "message": message,
             }
         elif not self.measured:
             if kind in ("log", "error"):

@@ -6,8 +6,11 @@ from typing import Any
 from django import template
 from django.template import TemplateDoesNotExist
 from django.template.loader import get_template
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from sysops.tracing import render
+from sysops.worker.toolkit.stats import QUARTILES_MIN_N, TAIL_MIN_N
 
 register = template.Library()
 
@@ -70,3 +73,56 @@ def panel_template(detail: Any) -> str | None:
 @register.filter
 def observer_sentence(observer: Any) -> str:
     return render.observer_sentence(observer if isinstance(observer, dict) else None)
+
+
+TAILS = {"p90": 0.9, "p99": 0.99, "p999": 0.999}
+TOO_SMALL = "n too small"
+
+
+def tail_text(dist: Any, name: str) -> str:
+    """A tail percentile of a row's ``dist`` as text: its value, "n too small" where the
+    sample count cannot tell it from the maximum (the worker leaves it None), "" without dist."""
+    if not isinstance(dist, dict):
+        return ""
+    value = dist.get(name)
+    return TOO_SMALL if value is None else num(value)
+
+
+def spread_text(dist: Any) -> str:
+    """How far the values spread around the median: the interquartile range where there are
+    enough values for quartiles, else the standard deviation, else "n too small"."""
+    if not isinstance(dist, dict):
+        return ""
+    if dist.get("q1") is not None and dist.get("q3") is not None:
+        return f"{num(dist['q1'])}–{num(dist['q3'])}"
+    if dist.get("stdev") is not None:
+        return f"± {num(dist['stdev'])} sd"
+    return TOO_SMALL
+
+
+def _too_small(why: str) -> SafeString:
+    return format_html('<span class="muted" title="{}">{}</span>', why, TOO_SMALL)
+
+
+@register.filter
+def tail(dist: Any, name: str) -> str | SafeString:
+    text = tail_text(dist, name)
+    if text != TOO_SMALL:
+        return text
+    need = TAIL_MIN_N[TAILS[name]]
+    label = name.replace("p999", "p99.9")
+    return _too_small(f"fewer than {need:,} values: a {label} would only be the maximum")
+
+
+@register.filter
+def spread(dist: Any) -> str | SafeString:
+    text = spread_text(dist)
+    if text != TOO_SMALL:
+        return text
+    return _too_small(f"fewer than {QUARTILES_MIN_N} values: no quartiles")
+
+
+@register.filter
+def has_ratios(rows: Any) -> bool:
+    """True when some row has a ratio to the native layer: otherwise the column is left out."""
+    return any(isinstance(r, dict) and r.get("ratio_to_native") is not None for r in rows or ())

@@ -38,10 +38,14 @@ def test_it_echoes_every_byte() -> None:
     assert rows["errors"]["value"] == 0
     assert rows["connections"]["value"] == PARAMS["clients"]
     assert "accepted 8" in rows["connections"]["note"]
-    latency = rows["latency p99"]
+    # One distribution, one row: its median, quartiles, p99 and max are its columns.
+    assert [m for m in rows if m.startswith("latency")] == ["latency per request"]
+    latency = rows["latency per request"]
     assert latency["unit"] == "µs"
-    assert latency["dist"]["min"] <= latency["dist"]["median"] <= latency["value"]
-    assert latency["dist"]["n"] == rows["requests completed"]["value"]
+    dist = latency["dist"]
+    assert dist["min"] <= dist["q1"] <= latency["value"] == dist["median"] <= dist["q3"]
+    assert dist["q3"] <= dist["p99"] <= dist["max"]
+    assert dist["n"] == rows["requests completed"]["value"] >= 100
 
 
 def test_it_samples_every_250_ms() -> None:
@@ -52,9 +56,10 @@ def test_it_samples_every_250_ms() -> None:
     duration_s = PARAMS["duration_s"]
     for series in ("requests_per_s", "latency_p50_us", "latency_p99_us"):
         xs = [s["x"] for s in events.samples(series)]
-        assert 1 <= len(xs) <= int(duration_s / 0.25), xs
+        # A window of fewer than 100 requests (a stalled host) has no p99 point.
+        assert (series == "latency_p99_us" or xs) and len(xs) <= int(duration_s / 0.25), xs
         assert xs == sorted(set(xs)), xs
-        assert xs[0] > 0 and xs[-1] <= duration_s + 0.5, xs
+        assert all(0 < x <= duration_s + 0.5 for x in xs), xs
     assert all(s["y"] > 0 for s in events.samples("requests_per_s"))
     assert [e["name"] for e in events.of("phase")] == [
         "start server",

@@ -70,3 +70,16 @@ def test_a_log_histogram_counts_every_value_once() -> None:
     for value in (1.5, 2, 15, 150, 151, 999):
         histogram.add(value)
     assert histogram.buckets() == [(1.0, 10.0, 2), (10.0, 100.0, 1), (100.0, 1000.0, 3)]
+
+
+def test_it_gives_quartiles_from_four_values_for_the_spread() -> None:
+    dist = Distribution.of([1, 2, 3, 4, 5, 6, 7, 8])
+    assert (dist.q1, dist.q3) == (2, 6)
+    assert {"q1", "q3"} <= set(dist.to_dist())
+    few = Distribution.of([5.0, 7.0, 9.0])
+    assert few.q1 is None and "q1" not in few.to_dist()
+
+    runs = SortedRuns()
+    runs.add([8, 1, 6, 3])
+    runs.add([2, 7, 4, 5])
+    assert (runs.distribution().q1, runs.distribution().q3) == (dist.q1, dist.q3)

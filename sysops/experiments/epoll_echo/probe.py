@@ -21,8 +21,8 @@ from typing import Any
 from sysops.worker.emit import Emitter
 from sysops.worker.toolkit.harness import Child, ChildContext
 from sysops.worker.toolkit.params import bounded_float, bounded_int, choice
-from sysops.worker.toolkit.rows import errno_name, row
-from sysops.worker.toolkit.stats import SortedRuns, percentile
+from sysops.worker.toolkit.rows import dist_row, errno_name, row
+from sysops.worker.toolkit.stats import SortedRuns, percentile, supports
 
 CLIENTS_MAX = 256
 MESSAGE_BYTES_MAX = 65_536
@@ -489,10 +489,10 @@ class _Load:
         self.emit.sample("requests_per_s", elapsed_s, round(requests_per_s, 1))
         if count:
             window = sorted(self.window_ns)
-            p50_us = percentile(window, 0.5) / 1e3
-            p99_us = percentile(window, 0.99) / 1e3
-            self.emit.sample("latency_p50_us", elapsed_s, p50_us)
-            self.emit.sample("latency_p99_us", elapsed_s, p99_us)
+            self.emit.sample("latency_p50_us", elapsed_s, percentile(window, 0.5) / 1e3)
+            # A window of fewer than 100 requests has no p99 but its maximum: leave a gap.
+            if supports(count, 0.99):
+                self.emit.sample("latency_p99_us", elapsed_s, percentile(window, 0.99) / 1e3)
             self.latencies.add(window)
             self.window_ns = []
         self.emit.progress(
@@ -604,26 +604,13 @@ def _server_call_rows(
 
 
 def _latency_rows(latencies: SortedRuns) -> list[dict[str, Any]]:
+    """One row for the one distribution: its median, spread, p99 and max are columns of it,
+    not rows of their own."""
     note = "from the first byte sent to the last byte echoed back, per request"
     if not latencies.count:
-        return [
-            row(f"latency {name}", None, "µs", "no request completed")
-            for name in ("p50", "p99", "max")
-        ]
-    median_us = latencies.percentile(0.5) / 1e3
-    p99_us = latencies.percentile(0.99) / 1e3
-    max_us = latencies.max() / 1e3
-    dist = {
-        "n": latencies.count,
-        "min": latencies.min() / 1e3,
-        "median": median_us,
-        "p99": p99_us,
-        "max": max_us,
-    }
-    return [
-        {**row(f"latency {name}", value, "µs", note), "dist": dist}
-        for name, value in (("p50", median_us), ("p99", p99_us), ("max", max_us))
-    ]
+        return [row("latency per request", None, "µs", "no request completed")]
+    dist = latencies.distribution().scaled(1 / 1e3)
+    return [dist_row("latency per request", dist, "µs", note, digits=3)]
 
 
 def _problems(

@@ -18,7 +18,7 @@ from sysops.agent.runner import execute
 from sysops.batch import MESSAGE_TYPE, RunBatch
 from sysops.experiments import registry
 from sysops.models import Run
-from sysops.templatetags.sysops_tags import num
+from sysops.templatetags.sysops_tags import has_ratios, num, spread_text, tail_text
 from sysops.tracing.render import observer_sentence, summary_lines
 
 
@@ -111,22 +111,25 @@ class Command(BaseCommand):
         live.publish(group, message)
 
     def _print_results(self, run: Run) -> None:
-        header = ("metric", "median", "unit", "min", "p99", "max", "× native")
+        ratios = has_ratios(run.results)
+        header = ("metric", "value", "unit", "min", "IQR", "p99", "max", "n")
+        header += ("× native",) if ratios else ()
         rows = [header]
         for row in run.results:
-            dist = row.get("dist") or {}
-            ratio = row.get("ratio_to_native")
-            rows.append(
-                (
-                    str(row.get("metric", "")),
-                    num(row.get("value")),
-                    str(row.get("unit", "")),
-                    num(dist.get("min")),
-                    num(dist.get("p99")),
-                    num(dist.get("max")),
-                    f"{num(ratio)}×" if ratio is not None else "",
-                )
+            dist = row.get("dist")
+            cells = (
+                str(row.get("metric", "")) + (" (partial)" if row.get("partial") else ""),
+                num(row.get("value")),
+                str(row.get("unit", "")),
+                num(dist["min"]) if dist else "",
+                spread_text(dist),
+                tail_text(dist, "p99"),
+                num(dist["max"]) if dist else "",
+                num(dist["n"]) if dist else "",
             )
+            ratio = row.get("ratio_to_native")
+            cells += (f"{num(ratio)}×" if ratio is not None else "",) if ratios else ()
+            rows.append(cells)
         widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
         for r in rows:
             self.stdout.write("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))

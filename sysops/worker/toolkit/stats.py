@@ -2,8 +2,9 @@
 
 - ``percentile``: nearest rank (the smallest value with at least that fraction at or below
   it), so every reported percentile is a value that was really measured;
-- ``Distribution.of(values)``: n, min, median, mean, stdev and max, and each tail percentile
-  only where n supports it: a p99 needs at least 100 values (with 30, "p99" is the maximum under
+- ``Distribution.of(values)``: n, min, median, mean, stdev and max, the quartiles (the spread
+  that says whether a median alone misleads) from 4 values, and each tail percentile only where
+  n supports it: a p99 needs at least 100 values (with 30, "p99" is the maximum under
   another name), a p99.9 at least 1,000;
 - ``SortedRuns``: exact percentiles over millions of integer latencies, kept as sorted int64
   runs, 8 bytes a value;
@@ -25,6 +26,8 @@ from typing import Any
 
 # The fewest values that make each tail percentile more than the maximum renamed.
 TAIL_MIN_N = {0.9: 10, 0.99: 100, 0.999: 1_000}
+# Quartiles of fewer values are the extremes or the median again.
+QUARTILES_MIN_N = 4
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
@@ -51,6 +54,8 @@ class Distribution:
     p90: float | None  # None where n is too small to tell it from the maximum
     p99: float | None
     p999: float | None
+    q1: float | None = None  # quartiles (nearest rank), None below QUARTILES_MIN_N values
+    q3: float | None = None
 
     @classmethod
     def of(cls, values: Iterable[float]) -> Distribution:
@@ -72,6 +77,8 @@ class Distribution:
             p90=tail(0.9),
             p99=tail(0.99),
             p999=tail(0.999),
+            q1=percentile(ordered, 0.25) if n >= QUARTILES_MIN_N else None,
+            q3=percentile(ordered, 0.75) if n >= QUARTILES_MIN_N else None,
         )
 
     def scaled(self, factor: float) -> Distribution:
@@ -85,7 +92,7 @@ class Distribution:
 
     def to_dist(self, digits: int = 2) -> dict[str, Any]:
         """The result row's ``dist``: ``{n, min, median, p99, max}`` (p99 None when n < 100),
-        plus ``p90``/``p999``/``stdev`` where they exist."""
+        plus ``p90``/``p999``/``stdev``/``q1``/``q3`` where they exist."""
         dist: dict[str, Any] = {
             "n": self.n,
             "min": _round(self.min, digits),
@@ -93,7 +100,7 @@ class Distribution:
             "p99": _round(self.p99, digits),
             "max": _round(self.max, digits),
         }
-        for name in ("p90", "p999", "stdev"):
+        for name in ("p90", "p999", "stdev", "q1", "q3"):
             value = getattr(self, name)
             if value is not None:
                 dist[name] = _round(value, digits)
@@ -163,6 +170,8 @@ class SortedRuns:
             p90=tail(0.9),
             p99=tail(0.99),
             p999=tail(0.999),
+            q1=float(self.percentile(0.25)) if self.count >= QUARTILES_MIN_N else None,
+            q3=float(self.percentile(0.75)) if self.count >= QUARTILES_MIN_N else None,
         )
 
 
