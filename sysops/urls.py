@@ -10,4 +10,5 @@ urlpatterns = [
     path("runs/<int:run_id>/cancel/", views.run_cancel, name="run-cancel"),
     path("runs/<int:run_id>/again/", views.run_again, name="run-again"),
     path("runs/<int:run_id>/trace/<str:fmt>/", downloads.trace_download, name="trace-download"),
+    path("runs/<int:run_id>/timeline/", views.run_timeline, name="run-timeline"),
 ]

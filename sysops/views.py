@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from sysops import permissions, selectors, services
 from sysops.experiments import registry
 from sysops.models import Run
-from sysops.tracing import errnos
+from sysops.tracing import errnos, timeline
 from sysops.tracing.categories import CATEGORIES
 
 
@@ -114,3 +115,27 @@ def run_again(request: HttpRequest, run_id: int) -> HttpResponse:
         experiment=exp.slug, params=params, trace_mode=trace_mode, user=request.user
     )
     return redirect(run)
+
+
+@require_GET
+@user_required
+def run_timeline(request: HttpRequest, run_id: int) -> HttpResponse:
+    """The stored trace as timeline slices, at most ``timeline.MAX_SLICES`` of them, for the
+    window ``start``..``end`` (seconds after the trace's first event; default: all of it)."""
+    run = get_object_or_404(Run, pk=run_id)
+    window: dict[str, float | None] = {}
+    for name in ("start", "end"):
+        text = request.GET.get(name)
+        try:
+            window[name] = float(text) if text else None
+        except ValueError:
+            window[name] = math.nan
+        if window[name] is not None and not math.isfinite(window[name]):
+            return HttpResponseBadRequest(f"{name} must be a number of seconds")
+    data = timeline.timeline(
+        selectors.trace_events(run),
+        t0=run.trace.get("t0"),
+        start_s=window["start"],
+        end_s=window["end"],
+    )
+    return JsonResponse(data)
