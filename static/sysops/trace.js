@@ -97,7 +97,28 @@
     }
   }
 
+  function manLink(page, section) {
+    const a = text("a", "man", "man " + section + " " + page);
+    a.href = "https://man7.org/linux/man-pages/man" + section + "/" + page + "." + section + ".html";
+    a.target = "_blank";
+    a.rel = "noopener";
+    return a;
+  }
+
+  // What a learner needs first: why the call failed, then where to read more, then the fields.
   function showDetail(e) {
+    const parts = [];
+    if (e.errno) {
+      const info = help.errnos[e.errno];
+      parts.push(text("p", "bad errno-meaning", e.errno + ": " + (info ? info.message : e.errmsg || "")));
+      if (info) parts.push(text("p", "", info.explanation));
+    }
+    if (e.kind === "syscall" && e.name) {
+      const links = text("p", "man-links", "Manual: ");
+      links.append(manLink(help.man_aliases[e.name] || e.name, 2));
+      if (e.errno) links.append(" · ", manLink("errno", 3));
+      parts.push(links);
+    }
     const rows = [
       ["pid", e.pid], ["time", rel(e.ts) + " s"], ["syscall", e.name], ["category", e.category],
       ["return", e.ret], ["duration", e.duration_s != null ? (e.duration_s * 1e6).toFixed(1) + " µs" : "—"],
@@ -117,16 +138,8 @@
       tr.append(text("th", "", "arg " + i), td);
       table.append(tr);
     });
-    detailEl.replaceChildren(table);
-    if (e.errno) {
-      const info = help.errnos[e.errno];
-      detailEl.append(text("p", "bad", e.errno + ": " + (info ? info.message : e.errmsg || "")));
-      if (info) detailEl.append(text("p", "", info.explanation));
-    }
-    if (e.kind === "syscall" && e.name) {
-      const page = (help.man_aliases[e.name] || e.name) + "(2)";
-      detailEl.append(text("p", "", "Manual: man 2 " + page.replace("(2)", "") + " — " + page));
-    }
+    detailEl.replaceChildren(...parts, table);
+    detailEl.scrollTop = 0;
     detailEl.classList.remove("muted");
   }
 

@@ -89,6 +89,10 @@ class TracePaneTest(ChannelsLiveServerTestCase):
         detail = page.locator("#trace-detail").inner_text()
         assert "ECONNREFUSED: Connection refused" in detail
         assert "Manual: man 2 connect" in detail
+        # The meaning comes first; the manual is a link to man7.org.
+        assert detail.startswith("ECONNREFUSED: Connection refused")
+        href = page.locator("#trace-detail a.man").first.get_attribute("href")
+        assert href == "https://man7.org/linux/man-pages/man2/connect.2.html"
         assert "htons(9)" in detail
         # The child's calls are under its own pid: filter by it.
         pids = page.evaluate(

@@ -60,7 +60,7 @@ def charts(params: Mapping[str, Any]) -> list[Chart]:
                 x_label="open() calls",
                 y_label="open descriptors",
                 series=("open_fds",),
-                labels={"open_fds": "open descriptors"},
+                labels={"open_fds": "open descriptors (count)"},
             )
         ]
     if scenario == "leak":
@@ -71,7 +71,10 @@ def charts(params: Mapping[str, Any]) -> list[Chart]:
                 x_label="loop iterations",
                 y_label="open descriptors",
                 series=("closed", "leak"),
-                labels={"closed": "open + close", "leak": "open, never closed"},
+                labels={
+                    "closed": "open + close (open descriptors)",
+                    "leak": "open, never closed (open descriptors)",
+                },
             )
         ]
     return []

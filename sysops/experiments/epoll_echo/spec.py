@@ -28,8 +28,25 @@ class EpollEchoForm(ExperimentForm):
 
 
 CHARTS = [
-    Chart("rps", "Requests per second", "seconds", "requests/s", ("requests_per_s",)),
-    Chart("latency", "Latency", "seconds", "µs", ("latency_p50_us", "latency_p99_us")),
+    Chart(
+        "rps",
+        "Requests per second, each 250 ms window",
+        "elapsed (s)",
+        "requests/s",
+        ("requests_per_s",),
+        labels={"requests_per_s": "requests completed per second (requests/s)"},
+    ),
+    Chart(
+        "latency",
+        "Latency per request, each 250 ms window",
+        "elapsed (s)",
+        "µs",
+        ("latency_p50_us", "latency_p99_us"),
+        labels={
+            "latency_p50_us": "median latency (µs)",
+            "latency_p99_us": "p99 latency, windows of ≥ 100 requests (µs)",
+        },
+    ),
 ]
 
 EXPERIMENT = Experiment(

@@ -57,7 +57,7 @@ def charts(params: Mapping[str, Any]) -> list[Chart]:
             x_label="ms since the blocking call began",
             y_label="count",
             series=tuple(chosen),
-            labels=dict(VARIANTS),
+            labels={key: f"{name} (count)" for key, name in VARIANTS},
             x_marks=((0.0, "call enters the kernel"), (block_ms, "call due back")),
         )
     ]

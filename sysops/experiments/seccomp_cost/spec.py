@@ -79,7 +79,7 @@ def charts(params: Mapping[str, Any]) -> list[Chart]:
             x_label="filter length (instructions)",
             y_label="ns added / call",
             series=shapes,
-            labels={shape: SHAPE_LABELS[shape] for shape in shapes},
+            labels={shape: f"{SHAPE_LABELS[shape]} (ns added/call)" for shape in shapes},
         )
     ]
 

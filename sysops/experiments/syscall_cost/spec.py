@@ -69,7 +69,7 @@ def charts(params: Mapping[str, Any]) -> list[Chart]:
             x_label="repetition",
             y_label="ns / call",
             series=tuple(params.get("layers") or [k for k, _ in LAYERS]),
-            labels=dict(LAYERS),
+            labels={key: f"{name} (ns/call)" for key, name in LAYERS},
             points=True,
         )
     ]
