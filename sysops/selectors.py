@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -74,6 +75,17 @@ def sandbox_filter_cost() -> FilterCost | None:
     return cached_filter_cost()
 
 
+# A time unit in a chart axis or a result row: the run measured how long something takes, so
+# its figures include the sandbox's seccomp filter on every syscall.
+TIME_UNIT = re.compile(r"(?<![A-Za-z])(ns|µs|us|ms)(?![A-Za-z])")
+
+
+def measures_time(run: Run, charts: list[dict[str, Any]]) -> bool:
+    units = [c.get("y_label", "") for c in charts]
+    units += [str(r.get("unit", "")) for r in run.results if isinstance(r, dict)]
+    return any(TIME_UNIT.search(unit) for unit in units)
+
+
 def recent_runs(limit: int = 15) -> QuerySet[Run]:
     return Run.objects.select_related("user")[:limit]
 
@@ -128,6 +140,7 @@ def run_context(run: Run) -> dict[str, Any]:
         "run": run,
         "experiment": experiment,
         "charts": charts,
+        "filter_cost": sandbox_filter_cost() if measures_time(run, charts) else None,
         "log_lines_shown": LOG_LINES_SHOWN,
         "trace_lines_shown": TRACE_LINES_SHOWN,
     }
