@@ -33,6 +33,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from _sandboxed import series_values  # noqa: E402 - the script's own directory is on the path
+
 # perf's syscall benchmarks, best first: "basic" is getppid(2); older perf versions named the
 # getpgid variant instead.
 PERF_BENCHMARKS = ("basic", "getpgid")
@@ -64,9 +66,6 @@ def outside_ns_per_call(reps: int, iterations: int) -> list[float]:
 
 def sandboxed_ns_per_call(reps: int, iterations: int) -> list[float]:
     """The syscall-cost experiment's native getppid, per repetition, as stored for its chart."""
-    from sysops.agent.runner import execute
-    from sysops.models import Run, SampleChunk
-
     params = {
         "call": "getppid",
         "layers": ["native"],
@@ -74,16 +73,7 @@ def sandboxed_ns_per_call(reps: int, iterations: int) -> list[float]:
         "repetitions": reps,
         "warmup": 1,
     }
-    run = Run.objects.create(experiment="syscall-cost", params=params, status=Run.Status.RUNNING)
-    run = execute(run.pk, lambda group, message: None)
-    if run.status != Run.Status.SUCCEEDED:
-        raise RuntimeError(f"the syscall-cost run {run.status}: {run.reason}")
-    return [
-        y
-        for chunk in SampleChunk.objects.filter(run=run)
-        for series, _, y in chunk.samples
-        if series == "native"
-    ]
+    return series_values("syscall-cost", params, "native")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from _sandboxed import series_values  # noqa: E402 - the script's own directory is on the path
+
 SIZE_MIB = 64
 PEER_TIMEOUT_S = 300
 PEER_SOURCE = r"""
@@ -79,9 +81,6 @@ def peer_ns_per_page(binary: Path, reps: int) -> list[float]:
 
 
 def sandboxed_ns_per_page(reps: int) -> list[float]:
-    from sysops.agent.runner import execute
-    from sysops.models import Run, SampleChunk
-
     params = {
         "kind": "anonymous",
         "sharing": ["private"],
@@ -94,17 +93,7 @@ def sandboxed_ns_per_page(reps: int) -> list[float]:
         "repetitions": reps,
         "warmup": 1,
     }
-    run = Run.objects.create(experiment="mmap", params=params, status=Run.Status.RUNNING)
-    run = execute(run.pk, lambda group, message: None)
-    if run.status != Run.Status.SUCCEEDED:
-        raise RuntimeError(f"the mmap run {run.status}: {run.reason}")
-    series = "native-private-none-nohugepage"
-    return [
-        y
-        for chunk in SampleChunk.objects.filter(run=run)
-        for s, _, y in chunk.samples
-        if s == series
-    ]
+    return series_values("mmap", params, "native-private-none-nohugepage")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,8 @@ OVERFLOW_JS = """() => {
 
 
 def assert_fits(page, what: str) -> None:
+    # Folded sections count too: open them all first.
+    page.evaluate("document.querySelectorAll('details').forEach((d) => { d.open = true; })")
     found = page.evaluate(OVERFLOW_JS)
     assert found["viewport"] == PHONE["width"], found
     assert found["scrollWidth"] <= PHONE["width"], f"{what}: {found}"

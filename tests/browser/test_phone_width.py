@@ -9,14 +9,7 @@ from tests.browser.phone import PHONE, assert_fits
 
 class PhoneWidthTest(BrowserLiveServerTestCase):
     def traced_epoll_run(self):
-        page = self.browser.new_page(viewport=PHONE)
-        page.goto(f"{self.live_server_url}/experiments/epoll-echo/")
-        page.fill("input[name=clients]", "4")
-        page.fill("input[name=duration_s]", "1")
-        page.select_option("select[name=trace]", "sampled")
-        assert_fits(page, "the epoll-echo form")
-        page.click("button[type=submit]")
-        page.wait_for_url("**/runs/*/")
+        page = self.submit_traced_epoll_echo(viewport=PHONE)
         page.wait_for_selector("#trace[data-status=done]", timeout=120_000)
         page.wait_for_selector("#run-results table.results", timeout=30_000)
         page.wait_for_function("() => document.querySelectorAll('#trace-lines .tl').length > 0")

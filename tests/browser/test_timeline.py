@@ -7,13 +7,7 @@ from tests.browser.live import BrowserLiveServerTestCase
 
 class TimelineTest(BrowserLiveServerTestCase):
     def test_it_shows_the_client_and_the_server_as_two_pids(self):
-        page = self.browser.new_page(viewport={"width": 1000, "height": 900})
-        page.goto(f"{self.live_server_url}/experiments/epoll-echo/")
-        page.fill("input[name=clients]", "4")
-        page.fill("input[name=duration_s]", "1")
-        page.select_option("select[name=trace]", "sampled")
-        page.click("button[type=submit]")
-        page.wait_for_url("**/runs/*/")
+        page = self.submit_traced_epoll_echo(viewport={"width": 1000, "height": 900})
         # Loaded live, when the traced pass ends, without a reload.
         page.wait_for_selector("#timeline[data-loaded='1']", timeout=120_000)
         assert Run.objects.get().trace["status"] == "done"
