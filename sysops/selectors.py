@@ -16,6 +16,7 @@ from sysops.agent.recorder import MAX_LOG_LINES, MAX_RESULT_BYTES, MAX_RESULT_RO
 from sysops.experiments import registry
 from sysops.models import Run, RunLog, SampleChunk, TraceChunk
 from sysops.sandbox.filter_cost import FilterCost, cached_filter_cost
+from sysops.tracing import timeline
 from sysops.worker.fingerprint import fingerprint
 
 LOG_LINES_SHOWN = 500
@@ -131,6 +132,19 @@ def trace_events(run: Run) -> Iterator[dict[str, Any]]:
     """Every stored trace event of a run, in order, a chunk at a time."""
     for chunk in TraceChunk.objects.filter(run=run).order_by("seq").iterator(chunk_size=8):
         yield from chunk.events()
+
+
+def trace_calls(run: Run) -> timeline.Calls:
+    """A run's traced calls for the timeline, read once per stored state of the run: zooming
+    in and out asks again for windows of the same calls."""
+    return _trace_calls(run.pk, run.created_at, run.last_seq)
+
+
+# A million calls take about 30 MB: keep the last two traces looked at.
+@functools.lru_cache(maxsize=2)
+def _trace_calls(run_id: int, created_at: Any, last_seq: int) -> timeline.Calls:
+    run = Run.objects.get(pk=run_id)
+    return timeline.Calls.of(trace_events(run), t0=run.trace.get("t0"))
 
 
 def run_context(run: Run) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from sysops import permissions, selectors, services
 from sysops.experiments import registry
 from sysops.models import Run
-from sysops.tracing import errnos, timeline
+from sysops.tracing import errnos
 from sysops.tracing.categories import CATEGORIES
 
 
@@ -120,7 +120,7 @@ def run_again(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_GET
 @user_required
 def run_timeline(request: HttpRequest, run_id: int) -> HttpResponse:
-    """The stored trace as timeline slices, at most ``timeline.MAX_SLICES`` of them, for the
+    """The stored trace as timeline slices, at most ``MAX_SLICES`` of them, for the
     window ``start``..``end`` (seconds after the trace's first event; default: all of it)."""
     run = get_object_or_404(Run, pk=run_id)
     window: dict[str, float | None] = {}
@@ -132,10 +132,4 @@ def run_timeline(request: HttpRequest, run_id: int) -> HttpResponse:
             window[name] = math.nan
         if window[name] is not None and not math.isfinite(window[name]):
             return HttpResponseBadRequest(f"{name} must be a number of seconds")
-    data = timeline.timeline(
-        selectors.trace_events(run),
-        t0=run.trace.get("t0"),
-        start_s=window["start"],
-        end_s=window["end"],
-    )
-    return JsonResponse(data)
+    return JsonResponse(selectors.trace_calls(run).window(window["start"], window["end"]))
