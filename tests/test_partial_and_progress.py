@@ -41,6 +41,28 @@ def test_a_cancelled_run_keeps_its_chart_points_as_partial_rows():
     assert final and final[-1]["results"] == run.results
 
 
+def test_a_run_cancelled_in_its_traced_pass_keeps_whole_rows():
+    params = {"clients": 4, "message_bytes": 512, "duration_s": 3.0, "trigger_mode": "level"}
+    run = Run.objects.create(
+        experiment="epoll-echo", params=params, status=Run.Status.RUNNING, trace_mode="full"
+    )
+    runner = threading.Thread(target=execute, args=(run.pk, lambda group, message: None))
+    runner.start()
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        run.refresh_from_db()
+        if run.trace.get("status") == "tracing":
+            break
+        time.sleep(0.1)
+    assert Run.objects.request_cancel(run.pk)
+    runner.join(timeout=90)
+    run.refresh_from_db()
+    assert run.status == Run.Status.CANCELLED, run.reason
+    rows = {row["metric"]: row for row in run.results}
+    assert rows["requests/s"]["value"] > 0
+    assert not any(row.get("partial") for row in run.results)
+
+
 def test_a_traced_runs_progress_line_is_the_measured_passs():
     params = {"clients": 4, "message_bytes": 512, "duration_s": 1.0, "trigger_mode": "level"}
     run = Run.objects.create(

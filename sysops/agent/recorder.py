@@ -55,6 +55,8 @@ class RunRecorder:
         self._log_lines = 0
         self._rows_dropped = 0
         self._rows_bytes = 0
+        # The measured pass ended as it should: its rows are whole, whatever a later pass does.
+        self.measured_complete = False
 
     # --- collecting -------------------------------------------------------------------------
     def on_event(self, event: dict[str, Any]) -> None:
@@ -192,8 +194,11 @@ class RunRecorder:
 
     def keep_partial(self, charts: list[Chart]) -> None:
         """A run stopping early keeps what it measured, marked partial: the rows its probe
-        sent, or else rows made from its stored chart points."""
+        sent, or else rows made from its stored chart points. A run stopped in its traced
+        pass has whole figures: nothing is marked."""
         self.flush(force=True)
+        if self.measured_complete:
+            return
         if self.run.results:
             partial.mark_partial(self.run.results)
         else:

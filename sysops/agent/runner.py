@@ -125,6 +125,7 @@ def _execute(run: Run, recorder: RunRecorder) -> None:
         traced = run.trace_mode != Run.TraceMode.OFF
         measured = passes.run(params, label=MEASURED_PASS, progress=(0.0, 0.7 if traced else 1.0))
         verdict = measured.stop or _verdict(measured)
+        recorder.measured_complete = verdict.status == Run.Status.SUCCEEDED
         if verdict.status == Run.Status.SUCCEEDED and traced:
             _trace(passes, report, experiment.sampled_params(params), params, measured)
             # The run's last progress line is the measured pass's, whatever ran after it.
