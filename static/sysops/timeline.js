@@ -226,5 +226,6 @@
     const frame = evt.detail;
     const status = frame.kind === "trace" && frame.state && frame.state.status;
     if ((status === "done" || status === "cut") && !data) load();
+    if (status === "failed" || status === "unavailable") info.textContent = "No timeline: this run has no trace (see above).";
   });
 })();
