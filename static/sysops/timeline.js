@@ -88,7 +88,7 @@
       ctx.moveTo(px, AXIS_PX - 4);
       ctx.lineTo(px, height);
       ctx.stroke();
-      ctx.fillText("+" + fmt(t), px + 2, 12);
+      ctx.fillText((t < 0 ? "−" : "+") + fmt(Math.abs(t)), px + 2, 12);
     }
 
     data.tracks.forEach((track, i) => {
