@@ -1,0 +1,122 @@
+"""Views of runs side by side, and of bundles: export a run or a comparison, import one."""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods
+
+from sysops import bundle, comparison
+from sysops.comparison import ComparisonError
+from sysops.models import Run
+from sysops.views import user_required
+
+# Room for a multipart upload's boundaries and headers around the bundle itself.
+MULTIPART_OVERHEAD_BYTES = 64 << 10
+
+
+def refused(request: HttpRequest, title: str, message: str, status: int) -> HttpResponse:
+    return render(
+        request, "sysops/refused.html", {"title": title, "message": message}, status=status
+    )
+
+
+def _runs_or_refusal(request: HttpRequest, ids: str) -> list[Run] | HttpResponse:
+    try:
+        return comparison.load_runs(comparison.parse_ids(ids))
+    except ComparisonError as exc:
+        return refused(request, "These runs cannot be compared", exc.message, exc.status)
+
+
+@require_GET
+@user_required
+def compare(request: HttpRequest, ids: str) -> HttpResponse:
+    runs = _runs_or_refusal(request, ids)
+    if isinstance(runs, HttpResponse):
+        return runs
+    result = comparison.compare(runs)
+    chart_data = {"charts": result.charts, "samples": comparison.overlaid_samples(runs)}
+    return render(
+        request,
+        "sysops/compare.html",
+        {
+            "comparison": result,
+            "chart_data": chart_data,
+            "columns": list(zip(runs, result.colors, strict=True)),
+        },
+    )
+
+
+@require_GET
+@user_required
+def compare_pick(request: HttpRequest) -> HttpResponse:
+    """The history's and the run page's checkboxes (``?run=12&run=13``) → the permalink."""
+    picked = list(dict.fromkeys(request.GET.getlist("run")))
+    try:
+        ids = comparison.parse_ids(",".join(picked))
+    except ComparisonError as exc:
+        return refused(request, "These runs cannot be compared", exc.message, exc.status)
+    return redirect("compare", comparison.ids_text(ids))
+
+
+def _bundle_response(content: dict, filename: str) -> HttpResponse:
+    response = HttpResponse(
+        json.dumps(content, separators=(",", ":"), allow_nan=False),
+        content_type="application/json",
+    )
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@require_GET
+@user_required
+def run_bundle(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(Run.objects.select_related("host"), pk=run_id)
+    if not run.is_terminal:
+        return refused(request, "Not finished", f"Run {run.pk} has not finished yet.", 400)
+    content = bundle.export([run], source=request.get_host())
+    return _bundle_response(content, f"sysops-run-{run.pk}.json")
+
+
+@require_GET
+@user_required
+def compare_bundle(request: HttpRequest, ids: str) -> HttpResponse:
+    runs = _runs_or_refusal(request, ids)
+    if isinstance(runs, HttpResponse):
+        return runs
+    content = bundle.export(runs, source=request.get_host())
+    return _bundle_response(content, f"sysops-compare-{'-'.join(str(r.pk) for r in runs)}.json")
+
+
+@require_http_methods(["GET", "POST"])
+@user_required
+def bundle_import(request: HttpRequest) -> HttpResponse:
+    cap = settings.SYSOPS_BUNDLE_MAX_BYTES
+    error, status = "", 200
+    if request.method == "POST":
+        # Refused on its declared length, before anything parses the multipart body.
+        too_big = int(request.META.get("CONTENT_LENGTH") or 0) > cap + MULTIPART_OVERHEAD_BYTES
+        upload = None if too_big else request.FILES.get("bundle")
+        if too_big or (upload is not None and upload.size > cap):
+            error, status = f"The bundle is over {cap:,} bytes (SYSOPS_BUNDLE_MAX_BYTES).", 413
+        elif upload is None:
+            error, status = "Choose a bundle file (.json) to import.", 400
+        else:
+            try:
+                runs = bundle.import_bundle(upload.read(), user=request.user, origin=upload.name)
+            except bundle.BundleError as exc:
+                error, status = f"The bundle was refused: {exc}", 400
+            else:
+                if len(runs) == 1:
+                    return redirect(runs[0])
+                return redirect(reverse("compare", args=[comparison.ids_text(runs)]))
+    return render(
+        request,
+        "sysops/import.html",
+        {"error": error, "max_bytes": cap},
+        status=status,
+    )
