@@ -54,8 +54,10 @@ def compare(request: HttpRequest, ids: str) -> HttpResponse:
 @require_GET
 @user_required
 def compare_pick(request: HttpRequest) -> HttpResponse:
-    """The history's and the run page's checkboxes (``?run=12&run=13``) → the permalink."""
+    """The history's and the run page's checkboxes (``?run=12&run=13``) → the permalink, the
+    earliest run first: the baseline the others are measured against."""
     picked = list(dict.fromkeys(request.GET.getlist("run")))
+    picked.sort(key=lambda value: (len(value), value))  # numerically, for digit strings
     try:
         ids = comparison.parse_ids(",".join(picked))
     except ComparisonError as exc:

@@ -32,6 +32,7 @@ RUN_COLORS = (
 SERIES_DASHES = ([], [6, 4], [2, 3], [10, 3, 2, 3])
 # Host facts first in the order a reader checks them; anything else follows, by name.
 HOST_KEY_ORDER = (
+    "sandbox",
     "hostname",
     "kernel.release",
     "kernel.version",
@@ -167,6 +168,16 @@ class Comparison:
     @property
     def differing_host_facts(self) -> int:
         return sum(row.differs for row in self.host)
+
+    @property
+    def host_shown(self) -> list[DiffRow]:
+        """The facts a reader checks first, and every fact that differs."""
+        return [row for row in self.host if row.differs or row.name in HOST_KEY_ORDER]
+
+    @property
+    def host_same(self) -> list[DiffRow]:
+        """The rest (mitigations, mostly) where every host agrees: folded away."""
+        return [row for row in self.host if not row.differs and row.name not in HOST_KEY_ORDER]
 
 
 def compare(runs: list[Run]) -> Comparison:
@@ -369,14 +380,16 @@ def form_values(form: Any) -> dict[str, list[str]]:
     values = {}
     for field in form:
         value = field.value()
-        if isinstance(value, bool):
+        if isinstance(value, bool):  # a checkbox: posted as "on" when ticked
             values[field.name] = ["on"] if value else []
-        elif value is None or value == "":
+            continue
+        shown = field.field.widget.format_value(value)  # a select's is a list of strings
+        if shown is None or shown == "":
             values[field.name] = []
-        elif isinstance(value, list | tuple):
-            values[field.name] = [str(v) for v in value]
+        elif isinstance(shown, list | tuple):
+            values[field.name] = [str(v) for v in shown]
         else:
-            values[field.name] = [str(field.field.widget.format_value(value))]
+            values[field.name] = [str(shown)]
     return values
 
 

@@ -103,7 +103,7 @@ def test_it_refuses_what_cannot_be_compared(client, ids, status, message):
 def test_picking_runs_lands_on_the_permalink(client):
     a, b = finished(), finished()
     response = client.get(f"/compare/?run={b.pk}&run={a.pk}")
-    assert response.status_code == 302 and response["Location"] == f"/compare/{b.pk},{a.pk}/"
+    assert response.status_code == 302 and response["Location"] == f"/compare/{a.pk},{b.pk}/"
     assert client.get(f"/compare/?run={a.pk}").status_code == 400
 
 
@@ -139,7 +139,9 @@ def test_run_again_with_changes_starts_from_the_old_parameters(client):
     body = client.get(f"/experiments/syscall-cost/?from={old.pk}").content.decode()
     assert 'name="iterations" value="1000"' in body
     assert f'<input type="hidden" name="from" value="{old.pk}">' in body
-    assert '"iterations": ["1000"]' in body  # what the page diffs the edited form against
+    # What the page diffs the edited form against: the values as the browser would post them.
+    assert '{"call": ["getppid"], "layers": ["native"], "iterations": ["1000"]' in body
+    assert '"trace": ["sampled"]' in body
     form = {**PARAMS, "iterations": "3000", "trace": "sampled", "from": str(old.pk)}
     response = client.post("/experiments/syscall-cost/", form)
     new = Run.objects.get(parent=old)
