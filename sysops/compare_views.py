@@ -15,6 +15,8 @@ from sysops.comparison import ComparisonError
 from sysops.models import Run
 from sysops.views import user_required
 
+# How often a comparison of runs still queued or running reloads itself.
+PENDING_REFRESH_S = 5
 # Room for a multipart upload's boundaries and headers around the bundle itself.
 MULTIPART_OVERHEAD_BYTES = 64 << 10
 
@@ -47,6 +49,7 @@ def compare(request: HttpRequest, ids: str) -> HttpResponse:
             "comparison": result,
             "chart_data": chart_data,
             "columns": list(zip(runs, result.colors, strict=True)),
+            "refresh_s": PENDING_REFRESH_S,
         },
     )
 
@@ -65,6 +68,11 @@ def compare_pick(request: HttpRequest) -> HttpResponse:
     return redirect("compare", comparison.ids_text(ids))
 
 
+def _with_logs(request: HttpRequest) -> bool:
+    """Logs are in a bundle unless ``?logs=0`` leaves them out (they can be long)."""
+    return request.GET.get("logs") != "0"
+
+
 def _bundle_response(content: dict, filename: str) -> HttpResponse:
     response = HttpResponse(
         json.dumps(content, separators=(",", ":"), allow_nan=False),
@@ -80,7 +88,7 @@ def run_bundle(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(Run.objects.select_related("host"), pk=run_id)
     if not run.is_terminal:
         return refused(request, "Not finished", f"Run {run.pk} has not finished yet.", 400)
-    content = bundle.export([run], source=request.get_host())
+    content = bundle.export([run], source=request.get_host(), logs=_with_logs(request))
     return _bundle_response(content, f"sysops-run-{run.pk}.json")
 
 
@@ -90,7 +98,11 @@ def compare_bundle(request: HttpRequest, ids: str) -> HttpResponse:
     runs = _runs_or_refusal(request, ids)
     if isinstance(runs, HttpResponse):
         return runs
-    content = bundle.export(runs, source=request.get_host())
+    pending = [str(run.pk) for run in runs if not run.is_terminal]
+    if pending:
+        message = f"Run {', '.join(pending)} has not finished yet: export finished runs."
+        return refused(request, "Not finished", message, 400)
+    content = bundle.export(runs, source=request.get_host(), logs=_with_logs(request))
     return _bundle_response(content, f"sysops-compare-{'-'.join(str(r.pk) for r in runs)}.json")
 
 

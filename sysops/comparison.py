@@ -47,6 +47,8 @@ HOST_KEY_ORDER = (
     "python.version",
     "python.implementation",
 )
+# The note toolkit.rows.facts_rows gives the host facts a probe reports as result rows.
+FACT_NOTE = "host fact"
 # Where a run was measured, not what: not worth a row of its own.
 HOST_KEYS_HIDDEN = frozenset({"python.executable", "virtualisation.evidence"})
 
@@ -85,17 +87,13 @@ def ids_text(runs: Iterable[Run | int]) -> str:
 
 
 def load_runs(ids: Sequence[int]) -> list[Run]:
-    """The runs, in the order named: all must exist, be finished and be of one experiment."""
+    """The runs, in the order named: all must exist and be of one experiment. Runs still
+    queued or running are compared as they stand (an "all hosts" submission lands here)."""
     found = Run.objects.select_related("host", "user").in_bulk(ids)
     missing = [i for i in ids if i not in found]
     if missing:
         raise ComparisonError(f"No run {', '.join(map(str, missing))}.", status=404)
     runs = [found[i] for i in ids]
-    unfinished = [r.pk for r in runs if not r.is_terminal]
-    if unfinished:
-        raise ComparisonError(
-            f"Run {', '.join(map(str, unfinished))} has not finished yet: compare finished runs."
-        )
     experiments = sorted({r.experiment for r in runs})
     if len(experiments) > 1:
         raise ComparisonError(
@@ -126,6 +124,7 @@ class ResultRow:
     metric: str
     unit: str
     cells: list[ResultCell | None]  # None: the run has no such row
+    differs: bool  # a fact the runs report differently (a filesystem, a verdict), not a figure
 
 
 @dataclass(frozen=True)
@@ -160,6 +159,11 @@ class Comparison:
     @property
     def ids(self) -> str:
         return ids_text(self.runs)
+
+    @property
+    def pending(self) -> list[Run]:
+        """Runs not finished yet: the page says so and reloads until they are."""
+        return [run for run in self.runs if not run.is_terminal]
 
     @property
     def differing_params(self) -> int:
@@ -242,12 +246,23 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def reported_facts(run: Run) -> dict[str, Any]:
+    """Host facts a probe measured from inside the sandbox (toolkit.rows.facts_rows: THP mode,
+    a scratch directory's filesystem…), which the fingerprint does not hold."""
+    return {
+        f"reported: {row['metric']}": row.get("value")
+        for row in run.results
+        if isinstance(row, dict) and str(row.get("note", "")).startswith(FACT_NOTE)
+    }
+
+
 def host_diff(runs: Sequence[Run]) -> list[DiffRow]:
     per_run = [flatten(run.host.fingerprint) if run.host else {} for run in runs]
     for flat, run in zip(per_run, runs, strict=True):
         flat["sandbox"] = (
             "UNSANDBOXED" if run.unsandboxed else "UNBOUNDED" if run.unbounded else "sandboxed"
         )
+        flat.update(reported_facts(run))
     present = {name for flat in per_run for name in flat} - HOST_KEYS_HIDDEN
     names = [n for n in HOST_KEY_ORDER if n in present]
     names += sorted(present - set(names), key=lambda n: (n.startswith("mitigations."), n))
@@ -287,7 +302,8 @@ def result_table(runs: Sequence[Run]) -> list[ResultRow]:
                 else None
             )
             cells.append(ResultCell(value, ratio))
-        table.append(ResultRow(metric, unit, cells))
+        facts = [show_value(c.value) for c in cells if c is not None and not _is_number(c.value)]
+        table.append(ResultRow(metric, unit, cells, len(set(facts)) > 1))
     return table
 
 

@@ -333,3 +333,13 @@ def test_a_bundle_with_copies_deep_enough_is_still_checked():
     twin["runs"][0]["samples"] = [["native", 0, 1e308 * 10]]
     with pytest.raises(bundle.BundleError, match="finite"):
         bundle.parse(json.dumps(attacker_seal(twin)).encode())
+
+
+def test_logs_are_optional_in_a_bundle(client):
+    run = stored_run()
+    with_logs = json.loads(client.get(f"/runs/{run.pk}/bundle.json").content)
+    without = json.loads(client.get(f"/runs/{run.pk}/bundle.json?logs=0").content)
+    assert with_logs["runs"][0]["logs"][0]["message"] == "hello from the worker"
+    assert without["runs"][0]["logs"] == []
+    upload(client, without)
+    assert Run.objects.get(imported=True).logs.count() == 0

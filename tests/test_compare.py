@@ -80,7 +80,6 @@ def test_it_compares_two_runs_with_the_differences_highlighted(client):
         ("{a},999999", 404, "No run 999999"),
         ("{a},{a}", 400, "only once"),
         ("{a}", 400, "at least 2"),
-        ("{a},{queued}", 400, "has not finished yet"),
         ("1,2,3,4,5,6,7,8,9", 400, "At most 8 runs"),
         ("{a},x", 400, "by number"),
     ],
@@ -161,3 +160,39 @@ def test_the_run_page_offers_to_compare_with_other_finished_runs(client):
     body = client.get(f"/runs/{b.pk}/").content.decode()
     assert 'id="compare-with"' in body and f'name="run" value="{a.pk}"' in body
     assert 'id="run-trace-mode">trace=off<' in body
+
+
+def test_runs_not_finished_are_compared_as_they_stand_and_the_page_reloads(client):
+    # An "all hosts" submission lands on the comparison while its runs are queued.
+    a = finished()
+    queued = Run.objects.create(experiment="syscall-cost", params=PARAMS)
+    response = client.get(f"/compare/{a.pk},{queued.pk}/")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert f"run #{queued.pk}</a> (queued)" in body and 'http-equiv="refresh"' in body
+    response = client.get(f"/compare/{a.pk},{queued.pk}/bundle.json")
+    assert response.status_code == 400 and "has not finished yet" in response.content.decode()
+    body = client.get(f"/compare/{a.pk},{finished().pk}/").content.decode()
+    assert 'http-equiv="refresh"' not in body and 'id="compare-pending"' not in body
+
+
+def test_facts_the_runs_report_are_compared_with_the_hosts(client):
+    def with_facts(thp, filesystem):
+        run = finished()
+        run.results += [
+            {"metric": "transparent huge pages", "value": thp, "unit": "", "note": "host fact"},
+            {"metric": "scratch filesystem", "value": filesystem, "unit": "", "note": "statfs"},
+        ]
+        run.save()
+        return run
+
+    a, b = with_facts("always", "ext4"), with_facts("madvise", "xfs")
+    body = client.get(f"/compare/{a.pk},{b.pk}/").content.decode()
+    host = body.split('id="host-diff"')[1].split("</table>")[0]
+    assert (
+        '<tr class="differs"><th>reported: transparent huge pages</th>'
+        "<td>always</td><td>madvise</td>" in host
+    )
+    results = body.split('id="compare-results"')[1].split("</table>")[0]
+    assert '<tr class="differs"><th>scratch filesystem</th>' in results
+    assert "<tr><th>getppid native</th>" in results  # figures differ by nature: not marked
