@@ -58,30 +58,25 @@ LOG_SOURCE_MAX_CHARS = 16
 # The start of a tag, a comment or a processing instruction: "<b", "</", "<!", "<?".
 MARKUP = re.compile(r"<\s*[A-Za-z/!?]")
 TOP_KEYS = frozenset({"format", "version", "kind", "exported_at", "exporter", "source", "runs"})
-RUN_KEYS = frozenset(
-    {
-        "id",
-        "experiment",
-        "params",
-        "trace_mode",
-        "status",
-        "reason",
-        "progress",
-        "progress_message",
-        "phase",
-        "results",
-        "unsandboxed",
-        "unbounded",
-        "trace",
-        "created_at",
-        "started_at",
-        "finished_at",
-        "host",
-        "samples",
-        "logs",
-    }
-)
 SUMMARY_ROW_NUMBERS = ("total_s", "avg_s", "max_s", "share_pct")
+# A record's fields that are the run's own, as they are.
+COPIED_FIELDS = (
+    "experiment",
+    "params",
+    "trace_mode",
+    "status",
+    "reason",
+    "progress",
+    "progress_message",
+    "phase",
+    "results",
+    "unsandboxed",
+    "unbounded",
+    "trace",
+)
+RUN_KEYS = frozenset(
+    {*COPIED_FIELDS, "id", "created_at", "started_at", "finished_at", "host", "samples", "logs"}
+)
 
 
 class BundleError(ValueError):
@@ -320,10 +315,8 @@ def _params(experiment: Any, params: Any, trace_mode: str, where: str) -> dict[s
 
 
 def _results(rows: Any, where: str) -> list[dict[str, Any]]:
-    if not isinstance(rows, list) or len(rows) > MAX_RESULT_ROWS:
-        raise Invalid(f"{where}: must be a list of at most {MAX_RESULT_ROWS} rows")
     out = []
-    for i, row in enumerate(rows):
+    for i, row in enumerate(_list(rows, where, MAX_RESULT_ROWS, "rows")):
         try:
             checked = _row(row, i)
         except Invalid as exc:
@@ -340,11 +333,9 @@ def _results(rows: Any, where: str) -> list[dict[str, Any]]:
 
 
 def _samples(samples: Any, where: str) -> list[list[Any]]:
-    if not isinstance(samples, list) or len(samples) > MAX_SAMPLES_PER_RUN:
-        raise Invalid(f"{where}: must be a list of at most {MAX_SAMPLES_PER_RUN:,} samples")
     out = []
     series_seen: set[str] = set()
-    for i, sample in enumerate(samples):
+    for i, sample in enumerate(_list(samples, where, MAX_SAMPLES_PER_RUN, "samples")):
         if not isinstance(sample, list) or len(sample) != 3:
             raise Invalid(f"{where}[{i}]: must be [series, x, y]")
         series, x, y = sample
@@ -356,10 +347,8 @@ def _samples(samples: Any, where: str) -> list[list[Any]]:
 
 
 def _logs(logs: Any, where: str) -> list[dict[str, str]]:
-    if not isinstance(logs, list) or len(logs) > MAX_LOG_LINES:
-        raise Invalid(f"{where}: must be a list of at most {MAX_LOG_LINES:,} lines")
     out = []
-    for i, line in enumerate(logs):
+    for i, line in enumerate(_list(logs, where, MAX_LOG_LINES, "lines")):
         if not isinstance(line, dict) or set(line) != {"level", "source", "message"}:
             raise Invalid(f"{where}[{i}]: must be an object with level, source and message")
         if line["level"] not in RunLog.Level.values:
@@ -394,11 +383,8 @@ def _trace(trace: Any, where: str) -> dict[str, Any]:
 def _summary(summary: Any, where: str) -> dict[str, Any]:
     if not isinstance(summary, dict) or set(summary) != {"rows", "total"}:
         raise Invalid(f"{where}: must be an object with rows and total")
-    rows = summary["rows"]
-    if not isinstance(rows, list) or len(rows) > MAX_SUMMARY_ROWS:
-        raise Invalid(f"{where}.rows: must be a list of at most {MAX_SUMMARY_ROWS} rows")
     out_rows = []
-    for i, row in enumerate(rows):
+    for i, row in enumerate(_list(summary["rows"], f"{where}.rows", MAX_SUMMARY_ROWS, "rows")):
         at = f"{where}.rows[{i}]"
         keys = {"name", "calls", "errors", *SUMMARY_ROW_NUMBERS}
         if not isinstance(row, dict) or set(row) != keys:
@@ -464,6 +450,12 @@ def _key(key: Any, where: str) -> str:
     return key
 
 
+def _list(value: Any, where: str, max_items: int, noun: str) -> list[Any]:
+    if not isinstance(value, list) or len(value) > max_items:
+        raise Invalid(f"{where}: must be a list of at most {max_items:,} {noun}")
+    return value
+
+
 def _bool(value: Any, where: str) -> bool:
     if not isinstance(value, bool):
         raise Invalid(f"{where}: must be true or false")
@@ -503,18 +495,7 @@ def import_bundle(
     for record in bundle["runs"]:
         host = Host.for_fingerprint(record["host"]) if record["host"] else None
         run = Run.objects.create(
-            experiment=record["experiment"],
-            params=record["params"],
-            trace_mode=record["trace_mode"],
-            status=record["status"],
-            reason=record["reason"],
-            progress=record["progress"],
-            progress_message=record["progress_message"],
-            phase=record["phase"],
-            results=record["results"],
-            unsandboxed=record["unsandboxed"],
-            unbounded=record["unbounded"],
-            trace=record["trace"],
+            **{name: record[name] for name in COPIED_FIELDS},
             host=host,
             user=owner,
             started_at=parse_datetime(record["started_at"]) if record["started_at"] else None,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -27,19 +29,26 @@ def refused(request: HttpRequest, title: str, message: str, status: int) -> Http
     )
 
 
-def _runs_or_refusal(request: HttpRequest, ids: str) -> list[Run] | HttpResponse:
-    try:
-        return comparison.load_runs(comparison.parse_ids(ids))
-    except ComparisonError as exc:
-        return refused(request, "These runs cannot be compared", exc.message, exc.status)
+def named_runs(
+    view: Callable[[HttpRequest, list[Run]], HttpResponse],
+) -> Callable[..., HttpResponse]:
+    """A view of the runs a permalink names (``ids``), or the page saying why there are none."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, ids: str) -> HttpResponse:
+        try:
+            runs = comparison.load_runs(comparison.parse_ids(ids))
+        except ComparisonError as exc:
+            return refused(request, "These runs cannot be compared", exc.message, exc.status)
+        return view(request, runs)
+
+    return wrapped
 
 
 @require_GET
 @user_required
-def compare(request: HttpRequest, ids: str) -> HttpResponse:
-    runs = _runs_or_refusal(request, ids)
-    if isinstance(runs, HttpResponse):
-        return runs
+@named_runs
+def compare(request: HttpRequest, runs: list[Run]) -> HttpResponse:
     result = comparison.compare(runs)
     chart_data = {"charts": result.charts, "samples": comparison.overlaid_samples(runs)}
     return render(
@@ -94,10 +103,8 @@ def run_bundle(request: HttpRequest, run_id: int) -> HttpResponse:
 
 @require_GET
 @user_required
-def compare_bundle(request: HttpRequest, ids: str) -> HttpResponse:
-    runs = _runs_or_refusal(request, ids)
-    if isinstance(runs, HttpResponse):
-        return runs
+@named_runs
+def compare_bundle(request: HttpRequest, runs: list[Run]) -> HttpResponse:
     pending = [str(run.pk) for run in runs if not run.is_terminal]
     if pending:
         message = f"Run {', '.join(pending)} has not finished yet: export finished runs."

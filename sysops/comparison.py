@@ -9,12 +9,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sysops.experiments import registry
 from sysops.experiments.base import Experiment
 from sysops.models import Run, SampleChunk
 
+T = TypeVar("T")
 MIN_COMPARED_RUNS = 2
 MAX_COMPARED_RUNS = 8
 # One colour per run, the same on every chart and in every table heading.
@@ -105,11 +106,11 @@ def load_runs(ids: Sequence[int]) -> list[Run]:
 
 
 @dataclass(frozen=True)
-class DiffRow:
-    """One parameter or host fact: its value in each run, and whether they differ."""
+class DiffRow(Generic[T]):
+    """One parameter, host fact or syscall: its value in each run, and whether they differ."""
 
     name: str
-    values: list[str]
+    values: list[T]
     differs: bool
 
 
@@ -138,22 +139,15 @@ class TraceCell:
 
 
 @dataclass(frozen=True)
-class TraceRow:
-    name: str
-    cells: list[TraceCell]
-    differs: bool
-
-
-@dataclass(frozen=True)
 class Comparison:
     runs: list[Run]
     experiment: Experiment | None
     colors: list[str]
-    params: list[DiffRow]
-    host: list[DiffRow]
+    params: list[DiffRow[str]]
+    host: list[DiffRow[str]]
     results: list[ResultRow]
     traced: bool  # at least one run has a syscall summary
-    trace: list[TraceRow]
+    trace: list[DiffRow[TraceCell]]
     charts: list[dict[str, Any]]
 
     @property
@@ -174,12 +168,12 @@ class Comparison:
         return sum(row.differs for row in self.host)
 
     @property
-    def host_shown(self) -> list[DiffRow]:
+    def host_shown(self) -> list[DiffRow[str]]:
         """The facts a reader checks first, and every fact that differs."""
         return [row for row in self.host if row.differs or row.name in HOST_KEY_ORDER]
 
     @property
-    def host_same(self) -> list[DiffRow]:
+    def host_same(self) -> list[DiffRow[str]]:
         """The rest (mitigations, mostly) where every host agrees: folded away."""
         return [row for row in self.host if not row.differs and row.name not in HOST_KEY_ORDER]
 
@@ -213,7 +207,7 @@ def show_value(value: Any) -> str:
     return str(value)
 
 
-def _diff_rows(names: Iterable[str], per_run: list[Mapping[str, Any]]) -> list[DiffRow]:
+def _diff_rows(names: Iterable[str], per_run: list[Mapping[str, Any]]) -> list[DiffRow[str]]:
     rows = []
     for name in names:
         values = [show_value(flat.get(name)) for flat in per_run]
@@ -225,13 +219,13 @@ def _params_with_trace(run: Run) -> dict[str, Any]:
     return {**run.params, "trace": run.trace_mode}
 
 
-def param_diff(runs: Sequence[Run]) -> list[DiffRow]:
+def param_diff(runs: Sequence[Run]) -> list[DiffRow[str]]:
     per_run = [_params_with_trace(run) for run in runs]
     names = list(dict.fromkeys(name for params in per_run for name in params))
     return _diff_rows(names, per_run)
 
 
-def param_changes(before: Run, after: Run) -> list[DiffRow]:
+def param_changes(before: Run, after: Run) -> list[DiffRow[str]]:
     """What "run again with changes" changed: only the parameters that differ."""
     return [row for row in param_diff([before, after]) if row.differs]
 
@@ -256,7 +250,7 @@ def reported_facts(run: Run) -> dict[str, Any]:
     }
 
 
-def host_diff(runs: Sequence[Run]) -> list[DiffRow]:
+def host_diff(runs: Sequence[Run]) -> list[DiffRow[str]]:
     per_run = [flatten(run.host.fingerprint) if run.host else {} for run in runs]
     for flat, run in zip(per_run, runs, strict=True):
         flat["sandbox"] = (
@@ -315,7 +309,7 @@ def _summary_rows(run: Run) -> dict[str, Mapping[str, Any]]:
     return {row["name"]: row for row in summary.get("rows") or () if isinstance(row, dict)}
 
 
-def trace_diff(runs: Sequence[Run]) -> list[TraceRow]:
+def trace_diff(runs: Sequence[Run]) -> list[DiffRow[TraceCell]]:
     """Calls, errors and time per syscall in each run, with the difference to the baseline;
     syscalls whose counts differ first, then by the largest change in time."""
     per_run = [_summary_rows(run) for run in runs]
@@ -342,9 +336,9 @@ def trace_diff(runs: Sequence[Run]) -> list[TraceRow]:
                     )
                 )
         differs = any(c.d_calls or c.d_errors for c in cells[1:])
-        table.append(TraceRow(name, cells, differs))
+        table.append(DiffRow(name, cells, differs))
     table.sort(
-        key=lambda r: (not r.differs, -max(abs(c.d_total_us or 0.0) for c in r.cells), r.name)
+        key=lambda r: (not r.differs, -max(abs(c.d_total_us or 0.0) for c in r.values), r.name)
     )
     return table
 

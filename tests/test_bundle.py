@@ -12,16 +12,11 @@ from django.test import override_settings
 from sysops import bundle
 from sysops.agent.events import HOST_FIELDS
 from sysops.models import Host, Run, RunLog, SampleChunk
+from tests.helpers.small_runs import SYSCALL_COST_SMALL
 
 pytestmark = pytest.mark.django_db
 
-PARAMS = {
-    "call": "getppid",
-    "layers": ["native"],
-    "iterations": 1000,
-    "repetitions": 5,
-    "warmup": 0,
-}
+PARAMS = SYSCALL_COST_SMALL
 
 
 def fingerprint(**changes):

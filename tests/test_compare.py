@@ -4,16 +4,11 @@ import pytest
 from django.contrib.auth.models import User
 
 from sysops.models import Host, Run, SampleChunk
+from tests.helpers.small_runs import SYSCALL_COST_SMALL
 
 pytestmark = pytest.mark.django_db
 
-PARAMS = {
-    "call": "getppid",
-    "layers": ["native"],
-    "iterations": 1000,
-    "repetitions": 5,
-    "warmup": 0,
-}
+PARAMS = SYSCALL_COST_SMALL
 
 
 def summary(rows):
