@@ -50,7 +50,8 @@ def named_runs(
 @named_runs
 def compare(request: HttpRequest, runs: list[Run]) -> HttpResponse:
     result = comparison.compare(runs)
-    chart_data = {"charts": result.charts, "samples": comparison.overlaid_samples(runs)}
+    drawn = comparison.overlaid_samples(runs)
+    chart_data = {"charts": result.charts, "samples": drawn.samples}
     return render(
         request,
         "sysops/compare.html",
@@ -59,6 +60,7 @@ def compare(request: HttpRequest, runs: list[Run]) -> HttpResponse:
             "chart_data": chart_data,
             "columns": list(zip(runs, result.colors, strict=True)),
             "refresh_s": PENDING_REFRESH_S,
+            "thinned": drawn.thinned,
         },
     )
 

@@ -18,6 +18,8 @@ from sysops.models import Run, SampleChunk
 T = TypeVar("T")
 MIN_COMPARED_RUNS = 2
 MAX_COMPARED_RUNS = 8
+# Samples per run drawn on a comparison's charts; beyond it, every n-th of each series.
+MAX_CHART_SAMPLES_PER_RUN = 20_000
 # One colour per run, the same on every chart and in every table heading.
 RUN_COLORS = (
     "#1a56db",
@@ -373,15 +375,32 @@ def overlaid_charts(experiment: Experiment | None, runs: Sequence[Run]) -> list[
     return list(charts.values())
 
 
-def overlaid_samples(runs: Sequence[Run]) -> list[list[Any]]:
-    """Every stored sample of the runs, named as on the overlaid charts."""
-    samples = []
+@dataclass(frozen=True)
+class ChartSamples:
+    samples: list[list[Any]]  # [series id, x, y], named as on the overlaid charts
+    thinned: dict[int, int]  # run id → every how many samples one is drawn, where thinned
+
+
+def overlaid_samples(
+    runs: Sequence[Run], max_per_run: int = MAX_CHART_SAMPLES_PER_RUN
+) -> ChartSamples:
+    """The runs' stored samples for the overlaid charts. A run with more than ``max_per_run``
+    is thinned to every n-th sample of each series (so each curve keeps its shape end to end),
+    and the page says so: eight long runs must not make a page of a hundred megabytes."""
+    samples: list[list[Any]] = []
+    thinned: dict[int, int] = {}
     for run in runs:
-        for chunk in (
-            SampleChunk.objects.filter(run=run).order_by("seq").values_list("samples", flat=True)
-        ):
-            samples.extend([series_id(run, s), x, y] for s, x, y in chunk)
-    return samples
+        chunks = SampleChunk.objects.filter(run=run).order_by("seq")
+        stored = [s for chunk in chunks.values_list("samples", flat=True) for s in chunk]
+        step = math.ceil(len(stored) / max_per_run) if len(stored) > max_per_run else 1
+        if step > 1:
+            thinned[run.pk] = step
+        seen: dict[str, int] = {}
+        for series, x, y in stored:
+            index = seen[series] = seen.get(series, -1) + 1
+            if index % step == 0:
+                samples.append([series_id(run, series), x, y])
+    return ChartSamples(samples, thinned)
 
 
 def form_values(form: Any) -> dict[str, list[str]]:

@@ -3,6 +3,7 @@
 import pytest
 from django.contrib.auth.models import User
 
+from sysops import comparison
 from sysops.models import Host, Run, SampleChunk
 from tests.helpers.small_runs import SYSCALL_COST_SMALL
 
@@ -191,3 +192,14 @@ def test_facts_the_runs_report_are_compared_with_the_hosts(client):
     results = body.split('id="compare-results"')[1].split("</table>")[0]
     assert '<tr class="differs"><th>scratch filesystem</th>' in results
     assert "<tr><th>getppid native</th>" in results  # figures differ by nature: not marked
+
+
+def test_long_runs_are_drawn_thinned_and_the_page_says_so():
+    long = finished()
+    SampleChunk.objects.create(
+        run=long, seq=2, samples=[[s, x, x] for x in range(3, 1003) for s in ("native", "python")]
+    )
+    drawn = comparison.overlaid_samples([long, finished()], max_per_run=100)
+    mine = [s for s in drawn.samples if s[0] == f"run{long.pk}:native"]
+    assert drawn.thinned == {long.pk: 21}  # 2,002 samples, at most 100 drawn
+    assert len(mine) == 48 and mine[0][1] == 1 and mine[-1][1] == 988  # end to end, in order

@@ -6,7 +6,7 @@
   const COLORS = ["#1a56db", "#e8590c", "#0f766e", "#9333ea", "#b3261e", "#ca8a04"];
 
   // A chart spec may give each series its colour and dash pattern (the comparison page colours
-  // by run); by default series take the palette in order.
+  // by run, and tells a run's series apart by dash); by default series take the palette in order.
   function makePlot(spec, el) {
     const width = Math.max(320, el.clientWidth - 16);
     const colorOf = (i) => (spec.colors || [])[i] || COLORS[i % COLORS.length];
@@ -17,7 +17,10 @@
         dash: (spec.dashes || [])[i] || [],
         spanGaps: true,
         paths: spec.points ? () => null : undefined,
-        points: spec.points ? { show: true, size: 5, fill: colorOf(i) } : { show: false },
+        // A dashed series drawn as points shows hollow ones instead.
+        points: spec.points
+          ? { show: true, size: 5, fill: ((spec.dashes || [])[i] || []).length ? "#fff" : colorOf(i), stroke: colorOf(i) }
+          : { show: false },
       }))
     );
     return new uPlot(
