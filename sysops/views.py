@@ -54,6 +54,7 @@ def experiment(request: HttpRequest, slug: str) -> HttpResponse:
     if exp is None:
         raise Http404("no such experiment")
     based_on = _based_on(request, exp)
+    initial = exp.form_data(based_on.params, based_on.trace_mode) if based_on else None
     if request.method == "POST":
         params, trace_mode, form = exp.clean_params(request.POST)
         if params is not None:
@@ -66,20 +67,17 @@ def experiment(request: HttpRequest, slug: str) -> HttpResponse:
             )
             return redirect(run)
         status = 400
-    elif based_on is not None:
-        form = exp.form_class(initial=exp.form_data(based_on.params, based_on.trace_mode))
-        status = 200
     else:
-        form, status = exp.form_class(), 200
+        form, status = exp.form_class(initial=initial), 200
     context: dict[str, Any] = {
         "experiment": exp,
         "form": form,
         "sandbox": selectors.sandbox_report(),
     }
     if based_on is not None:
-        original = exp.form_class(initial=exp.form_data(based_on.params, based_on.trace_mode))
+        # What the page tells the edited form apart from, as the browser would post it.
         context["based_on"] = based_on
-        context["based_on_values"] = comparison.form_values(original)
+        context["based_on_values"] = comparison.form_values(exp.form_class(initial=initial))
     return render(request, "sysops/experiment.html", context, status=status)
 
 
