@@ -54,5 +54,7 @@ class ComparePageTest(BrowserLiveServerTestCase):
             "() => document.getElementById('compare-charts').dataset.drawn === '1'"
         )
         assert phone.evaluate("document.getElementById('compare').scrollWidth") <= 390
+        phone.goto(f"{self.live_server_url}/runs/")
+        assert phone.evaluate("document.querySelector('main').scrollWidth") <= 390
         phone.close()
         page.close()
