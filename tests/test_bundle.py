@@ -338,3 +338,11 @@ def test_logs_are_optional_in_a_bundle(client):
     assert without["runs"][0]["logs"] == []
     upload(client, without)
     assert Run.objects.get(imported=True).logs.count() == 0
+
+
+def test_the_same_bundle_imported_twice_gives_the_same_runs(client):
+    content = exported(stored_run(), stored_run())
+    first = upload(client, content)
+    again = upload(client, content)
+    assert first["Location"] == again["Location"]
+    assert Run.objects.filter(imported=True).count() == 2
