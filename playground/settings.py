@@ -147,6 +147,9 @@ SYSOPS_OUTPUT_CAP_BYTES = int(os.environ.get("SYSOPS_OUTPUT_CAP_BYTES", 16 << 20
 SYSOPS_MAX_EVENTS = int(os.environ.get("SYSOPS_MAX_EVENTS", 500_000))
 SYSOPS_TRACE_MAX_EVENTS = int(os.environ.get("SYSOPS_TRACE_MAX_EVENTS", 1_000_000))
 SYSOPS_RUN_DIR = Path(os.environ.get("SYSOPS_RUN_DIR", "/tmp"))
+# The largest run or comparison bundle an import accepts (sysops/bundle.py); the upload view
+# reads no more than this of the body, whatever a global request cap allows elsewhere.
+SYSOPS_BUNDLE_MAX_BYTES = int(os.environ.get("SYSOPS_BUNDLE_MAX_BYTES", 5 << 20))
 # Per-run scratch filesystems of experiments about disks (file-io): on the disk that holds var/,
 # never on a tmpfs (see sysops/agent/scratch.py).
 SYSOPS_SCRATCH_DIR = Path(os.environ.get("SYSOPS_SCRATCH_DIR", VAR_DIR / "scratch"))

@@ -18,12 +18,14 @@ def run_create(
     params: dict[str, Any],
     trace_mode: str = Run.TraceMode.OFF,
     user: AbstractBaseUser | AnonymousUser | None,
+    parent: Run | None = None,
 ) -> Run:
     run = Run.objects.create(
         experiment=experiment,
         params=params,
         trace_mode=trace_mode,
         user=user if user is not None and user.is_authenticated else None,
+        parent=parent,
     )
     transaction.on_commit(lambda: live.run_queued(run.pk))
     return run

@@ -13,8 +13,10 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadReque
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from sysops import permissions, selectors, services
+from sysops import comparison, permissions, selectors, services
 from sysops.experiments import registry
+from sysops.experiments.base import Experiment
+from sysops.history import HistoryFilterForm, is_staff
 from sysops.models import Run
 from sysops.tracing import errnos
 from sysops.tracing.categories import CATEGORIES
@@ -52,29 +54,51 @@ def experiment(request: HttpRequest, slug: str) -> HttpResponse:
     exp = registry.get(slug)
     if exp is None:
         raise Http404("no such experiment")
+    based_on = _based_on(request, exp)
+    initial = exp.form_data(based_on.params, based_on.trace_mode) if based_on else None
     if request.method == "POST":
         params, trace_mode, form = exp.clean_params(request.POST)
         if params is not None:
             run = services.run_create(
-                experiment=exp.slug, params=params, trace_mode=trace_mode, user=request.user
+                experiment=exp.slug,
+                params=params,
+                trace_mode=trace_mode,
+                user=request.user,
+                parent=based_on,
             )
             return redirect(run)
         status = 400
     else:
-        form, status = exp.form_class(), 200
-    return render(
-        request,
-        "sysops/experiment.html",
-        {"experiment": exp, "form": form, "sandbox": selectors.sandbox_report()},
-        status=status,
-    )
+        form, status = exp.form_class(initial=initial), 200
+    context: dict[str, Any] = {
+        "experiment": exp,
+        "form": form,
+        "sandbox": selectors.sandbox_report(),
+    }
+    if based_on is not None:
+        # What the page tells the edited form apart from, as the browser would post it.
+        context["based_on"] = based_on
+        context["based_on_values"] = comparison.form_values(exp.form_class(initial=initial))
+    return render(request, "sysops/experiment.html", context, status=status)
+
+
+def _based_on(request: HttpRequest, exp: Experiment) -> Run | None:
+    """The run a "run again with changes" form starts from (``?from=<id>``, then a hidden field)."""
+    value = request.POST.get("from") if request.method == "POST" else request.GET.get("from")
+    if not value:
+        return None
+    if not value.isdigit() or len(value) > 12:
+        raise Http404("no such run")
+    return get_object_or_404(Run, pk=int(value), experiment=exp.slug)
 
 
 @require_GET
 @user_required
 def history(request: HttpRequest) -> HttpResponse:
-    page = Paginator(Run.objects.select_related("user"), 50).get_page(request.GET.get("page"))
-    return render(request, "sysops/history.html", {"page": page})
+    filters = HistoryFilterForm(request.GET or None, staff=is_staff(request.user))
+    runs = filters.runs() if filters.is_bound else Run.objects.select_related("user", "host")
+    page = Paginator(runs, 50).get_page(request.GET.get("page"))
+    return render(request, "sysops/history.html", {"page": page, "filters": filters})
 
 
 @require_GET
@@ -83,6 +107,10 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(Run.objects.select_related("host"), pk=run_id)
     context = selectors.run_context(run)
     context["sandbox"] = selectors.sandbox_report()
+    context["compare_candidates"] = comparison.candidates(run)
+    if run.parent_id is not None and run.parent is not None:
+        context["changes"] = comparison.param_changes(run.parent, run)
+        context["parent_compare_ids"] = comparison.ids_text([run.parent, run])
     if run.trace_mode != Run.TraceMode.OFF:
         context["trace_help"] = errnos.help_tables()
         context["trace_categories"] = CATEGORIES
@@ -112,7 +140,7 @@ def run_again(request: HttpRequest, run_id: int) -> HttpResponse:
             status=400,
         )
     run = services.run_create(
-        experiment=exp.slug, params=params, trace_mode=trace_mode, user=request.user
+        experiment=exp.slug, params=params, trace_mode=trace_mode, user=request.user, parent=old
     )
     return redirect(run)
 

@@ -126,3 +126,14 @@ def spread(dist: Any) -> str | SafeString:
 def has_ratios(rows: Any) -> bool:
     """True when some row has a ratio to the native layer: otherwise the column is left out."""
     return any(isinstance(r, dict) and r.get("ratio_to_native") is not None for r in rows or ())
+
+
+@register.filter
+def signed(value: Any, digits: int | None = None) -> str:
+    """A difference with its sign ("+3", "−1.5", "0"), for deltas against a baseline."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return "—"
+    text = f"{abs(value):,.{int(digits)}f}" if digits is not None else f"{abs(value):,}"
+    if float(text.replace(",", "")) == 0:
+        return "0"
+    return ("+" if value > 0 else "−") + text
