@@ -48,8 +48,8 @@ def test_two_real_traced_runs_side_by_side(client):
     )
     (chart,) = data["charts"]
     assert chart["labels"] == {
-        f"run{small.pk}:native": f"run {small.pk}: native C loop (syscall(2))",
-        f"run{large.pk}:native": f"run {large.pk}: native C loop (syscall(2))",
+        f"run{small.pk}:native": f"run {small.pk}: native C loop (syscall(2)) (ns/call)",
+        f"run{large.pk}:native": f"run {large.pk}: native C loop (syscall(2)) (ns/call)",
     }
     per_run = {name: sum(1 for s in data["samples"] if s[0] == name) for name in chart["series"]}
     assert per_run == {f"run{small.pk}:native": 5, f"run{large.pk}:native": 5}
