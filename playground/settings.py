@@ -136,6 +136,10 @@ else:
 SYSOPS_EMBEDDED_AGENT = _env_bool("SYSOPS_EMBEDDED_AGENT", not REDIS_URL)
 SYSOPS_MAX_RUNNING = int(os.environ.get("SYSOPS_MAX_RUNNING", os.cpu_count() or 1))
 SYSOPS_ALLOW_UNSANDBOXED = _env_bool("SYSOPS_ALLOW_UNSANDBOXED")
+# Fair use: runs one person (a user; the client address where there are no users) may have
+# waiting, and runs waiting in all. A run over either is refused with the reason, and 429.
+SYSOPS_QUEUED_PER_USER = int(os.environ.get("SYSOPS_QUEUED_PER_USER", 5))
+SYSOPS_QUEUE_MAX = int(os.environ.get("SYSOPS_QUEUE_MAX", 100))
 # Development switch: run where the host cannot give a run its memory, pids and cpu cgroup;
 # every such run is marked UNBOUNDED. Off, such runs are refused with the reason.
 SYSOPS_ALLOW_UNBOUNDED = _env_bool("SYSOPS_ALLOW_UNBOUNDED")

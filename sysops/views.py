@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import functools
+import ipaddress
+import re
 from collections.abc import Callable
 from typing import Any
 
+from django import forms
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from sysops import permissions, selectors, services
 from sysops.experiments import registry
+from sysops.experiments.base import Experiment
 from sysops.models import Run
 from sysops.tracing import errnos
 from sysops.tracing.categories import CATEGORIES
@@ -54,19 +58,76 @@ def experiment(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST":
         params, trace_mode, form = exp.clean_params(request.POST)
         if params is not None:
-            run = services.run_create(
-                experiment=exp.slug, params=params, trace_mode=trace_mode, user=request.user
-            )
-            return redirect(run)
-        status = 400
-    else:
-        form, status = exp.form_class(), 200
+            return _queue(request, exp, form, params, trace_mode)
+        return _experiment_page(request, exp, form, status=400)
+    return _experiment_page(request, exp, exp.form_class())
+
+
+# A quota refusal asks a script to come back later; a person reads the message on the form.
+QUOTA_RETRY_AFTER_S = 30
+_SUBMISSION_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def _experiment_page(
+    request: HttpRequest,
+    exp: Experiment,
+    form: forms.Form,
+    *,
+    status: int = 200,
+    refusal: str = "",
+) -> HttpResponse:
     return render(
         request,
         "sysops/experiment.html",
-        {"experiment": exp, "form": form, "sandbox": selectors.sandbox_report()},
+        {
+            "experiment": exp,
+            "form": form,
+            "sandbox": selectors.sandbox_report(),
+            "refusal": refusal,
+        },
         status=status,
     )
+
+
+def client_address(request: HttpRequest) -> str | None:
+    try:
+        return str(ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")))
+    except ValueError:
+        return None
+
+
+def wants_html(request: HttpRequest) -> bool:
+    """A browser asks for HTML; a script (curl, a client library) gets JSON."""
+    return "text/html" in request.headers.get("Accept", "")
+
+
+def _queue(
+    request: HttpRequest,
+    exp: Experiment,
+    form: forms.Form,
+    params: dict[str, Any],
+    trace_mode: str,
+) -> HttpResponse:
+    """Queue the run (or find the one this submission queued) and go to it; over a quota,
+    429 with the reason next to the submit button, and nothing queued."""
+    submission = request.POST.get("submission", "")
+    try:
+        run = services.run_create(
+            experiment=exp.slug,
+            params=params,
+            trace_mode=trace_mode,
+            user=request.user,
+            client_addr=client_address(request),
+            submission=submission if _SUBMISSION_RE.fullmatch(submission) else None,
+        )
+    except services.QuotaExceeded as refusal:
+        if wants_html(request):
+            response = _experiment_page(request, exp, form, status=429, refusal=str(refusal))
+        else:
+            response = JsonResponse({"error": str(refusal)}, status=429)
+        response["Retry-After"] = str(QUOTA_RETRY_AFTER_S)
+        return response
+    return redirect(run)
 
 
 @require_GET
@@ -91,7 +152,12 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_POST
 @user_required
 def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = services.run_cancel(run=get_object_or_404(Run, pk=run_id))
+    run = get_object_or_404(Run, pk=run_id)
+    if not permissions.can_cancel(request.user, run.user_id):
+        return HttpResponseForbidden(
+            "Only the person who started this run, or staff, may cancel it."
+        )
+    run = services.run_cancel(run=run, by=request.user)
     return redirect(run)
 
 
@@ -104,13 +170,5 @@ def run_again(request: HttpRequest, run_id: int) -> HttpResponse:
         raise Http404("that experiment no longer exists")
     params, trace_mode, form = exp.clean_params(exp.form_data(old.params, old.trace_mode))
     if params is None:
-        return render(
-            request,
-            "sysops/experiment.html",
-            {"experiment": exp, "form": form, "sandbox": selectors.sandbox_report()},
-            status=400,
-        )
-    run = services.run_create(
-        experiment=exp.slug, params=params, trace_mode=trace_mode, user=request.user
-    )
-    return redirect(run)
+        return _experiment_page(request, exp, form, status=400)
+    return _queue(request, exp, form, params, trace_mode)

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import re
+import secrets
 from typing import Any
 
 from django import template
 from django.template import TemplateDoesNotExist
 from django.template.loader import get_template
+from django.utils.html import format_html
 
 from sysops.tracing import render
 
@@ -70,3 +72,12 @@ def panel_template(detail: Any) -> str | None:
 @register.filter
 def observer_sentence(observer: Any) -> str:
     return render.observer_sentence(observer if isinstance(observer, dict) else None)
+
+
+@register.simple_tag
+def submission_field() -> str:
+    """A one-time token for a form that queues a run: the view queues one run per token, so a
+    double click (or a resent POST) leads to the run the first click made."""
+    return format_html(
+        '<input type="hidden" name="submission" value="{}">', secrets.token_urlsafe(24)
+    )
