@@ -15,6 +15,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from playground import http_limits  # noqa: E402
 from sysops.agent.agent import ensure_embedded_agent  # noqa: E402
 from sysops.routing import websocket_urlpatterns  # noqa: E402
 
@@ -30,10 +31,13 @@ class EmbeddedAgent:
         return await self.app(scope, receive, send)
 
 
+# Oversized and slow requests are refused by daphne itself, before it holds their bodies.
+http_limits.install()
+
 application = EmbeddedAgent(
     ProtocolTypeRouter(
         {
-            "http": ASGIStaticFilesHandler(django_asgi_app),
+            "http": http_limits.BodyLimitMiddleware(ASGIStaticFilesHandler(django_asgi_app)),
             "websocket": AllowedHostsOriginValidator(
                 AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
             ),

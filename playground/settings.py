@@ -121,6 +121,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_db.sqlite3")}
 
+# What one request may make the server hold (playground/http_limits.py): a body over the cap is
+# refused with 413 before it is read; headers and body must arrive within the timeout of the
+# request line. An endpoint that takes more (an import) gets its own cap by path prefix here.
+SYSOPS_REQUEST_BODY_MAX_BYTES = int(os.environ.get("SYSOPS_REQUEST_BODY_MAX_BYTES", 1 << 20))
+REQUEST_BODY_MAX_BYTES_BY_PATH: dict[str, int] = {}
+SYSOPS_REQUEST_TIMEOUT_S = float(os.environ.get("SYSOPS_REQUEST_TIMEOUT_S", 30))
+DATA_UPLOAD_MAX_MEMORY_SIZE = SYSOPS_REQUEST_BODY_MAX_BYTES
+
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CHANNEL_LAYERS = {

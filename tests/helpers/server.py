@@ -1,0 +1,102 @@
+"""A real daphne server in a subprocess, on its own database, for tests of what the server
+itself does (request limits, many viewers): ``with daphne_server() as server: server.url``."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# Ports of this project's tests (the rest of the machine keeps clear of them).
+PORTS = range(16100, 16200)
+START_TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    port: int
+    pid: int
+    var_dir: Path
+
+    def rss_bytes(self) -> int:
+        """The server process's resident memory (VmRSS)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS")
+
+    def cpu_s(self) -> float:
+        """User + system CPU seconds the server process used."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    for port in PORTS:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {PORTS}")
+
+
+@contextlib.contextmanager
+def daphne_server(env: dict[str, str] | None = None) -> Iterator[Server]:
+    with tempfile.TemporaryDirectory(prefix="sysops-server-") as var_dir:
+        full_env = {
+            **os.environ,
+            "SYSOPS_VAR_DIR": var_dir,
+            "SYSOPS_TEST_EXPERIMENTS": "1",
+            "DJANGO_SETTINGS_MODULE": "playground.settings",
+            **(env or {}),
+        }
+        full_env.pop("DATABASE_URL", None)
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO_ROOT, env=full_env, check=True
+        )
+        port = free_port()
+        proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "daphne"),
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "playground.asgi:application",
+            ],
+            cwd=REPO_ROOT,
+            env=full_env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(Path(var_dir) / "server.log", "wb"),  # noqa: SIM115 - the child owns it
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while True:
+                try:
+                    urllib.request.urlopen(url + "/", timeout=5).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or proc.poll() is not None:
+                        raise RuntimeError("the server did not start") from None
+                    time.sleep(0.2)
+            yield Server(url=url, port=port, pid=proc.pid, var_dir=Path(var_dir))
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
