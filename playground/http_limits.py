@@ -1,4 +1,5 @@
-"""What one HTTP request may make the server hold: a body size cap and a time limit.
+"""What one HTTP request or websocket may make the server hold: a body size cap, a time limit
+and a cap on frames waiting for a viewer that does not read.
 
 Two layers, because daphne (through twisted) receives a request's whole body before the ASGI
 application runs, then copies all of it into the application's queue: an ASGI middleware alone
@@ -9,6 +10,9 @@ would see a 512 MB body only once the server holds it. So
   a request whose headers and body are not complete within ``SYSOPS_REQUEST_TIMEOUT_S`` of its
   request line gets 408 and is closed (slow headers, slow bodies, a declared body never sent).
   ``install()`` makes daphne use it; it is called where the ASGI application is built.
+- ``LimitedWebSocketProtocol`` disconnects a websocket client once more than
+  ``SYSOPS_WS_BUFFER_MAX_BYTES`` of frames wait in the server for it (a viewer that stopped
+  reading); otherwise twisted would buffer them for ever.
 - ``BodyLimitMiddleware`` applies the same cap to the ASGI body stream, for any other server.
 
 The cap is ``SYSOPS_REQUEST_BODY_MAX_BYTES``; ``REQUEST_BODY_MAX_BYTES_BY_PATH`` (a setting, by
@@ -111,19 +115,53 @@ def _daphne_request_class() -> type:
     return LimitedWebRequest
 
 
+def buffered_bytes(transport: Any) -> int:
+    """Bytes written to a twisted TCP transport and not yet sent to the peer."""
+    from twisted.protocols.policies import ProtocolWrapper
+
+    while isinstance(transport, ProtocolWrapper):
+        transport = transport.transport
+    pending = len(getattr(transport, "dataBuffer", b"")) - getattr(transport, "offset", 0)
+    return pending + getattr(transport, "_tempDataLen", 0)
+
+
+def _daphne_websocket_class() -> type:
+    from daphne.ws_protocol import WebSocketProtocol
+
+    class LimitedWebSocketProtocol(WebSocketProtocol):
+        """daphne's websocket, dropping a client that lets frames pile up unread."""
+
+        def serverSend(self, content: str | bytes, binary: bool = False) -> None:  # noqa: N802
+            if self.transport is not None and (
+                buffered_bytes(self.transport) > settings.SYSOPS_WS_BUFFER_MAX_BYTES
+            ):
+                log.info(
+                    "dropped websocket client %s: over %d bytes unread",
+                    self.client_addr,
+                    settings.SYSOPS_WS_BUFFER_MAX_BYTES,
+                )
+                self.dropConnection(abort=True)
+                return
+            super().serverSend(content, binary)
+
+    return LimitedWebSocketProtocol
+
+
 def install() -> None:
-    """Make daphne build its requests as ``LimitedWebRequest`` (idempotent; does nothing
-    when daphne is not installed)."""
+    """Make daphne build its requests and websockets as the limited classes above (idempotent;
+    does nothing when daphne is not installed)."""
     try:
-        from daphne import http_protocol
+        from daphne import http_protocol, ws_protocol
     except ImportError:
         return
     if getattr(http_protocol.WebRequest, "sysops_limited", False):
         return
-    limited = _daphne_request_class()
-    limited.sysops_limited = True
-    # daphne's HTTPFactory.buildProtocol reads this module attribute for each connection.
-    http_protocol.WebRequest = limited
+    request_class = _daphne_request_class()
+    request_class.sysops_limited = True
+    # daphne's HTTPFactory.buildProtocol reads this module attribute for each connection, and
+    # its WebSocketFactory builds the class in its ``protocol`` attribute.
+    http_protocol.WebRequest = request_class
+    ws_protocol.WebSocketFactory.protocol = _daphne_websocket_class()
 
 
 class BodyTooLarge(Exception):

@@ -133,6 +133,11 @@ REQUEST_BODY_MAX_BYTES_BY_PATH: dict[str, int] = {}
 SYSOPS_REQUEST_TIMEOUT_S = float(os.environ.get("SYSOPS_REQUEST_TIMEOUT_S", 30))
 DATA_UPLOAD_MAX_MEMORY_SIZE = SYSOPS_REQUEST_BODY_MAX_BYTES
 
+# Live viewers of one run per server process; beyond it a viewer is told to reload later.
+SYSOPS_MAX_VIEWERS_PER_RUN = int(os.environ.get("SYSOPS_MAX_VIEWERS_PER_RUN", 200))
+# A websocket viewer whose unread frames pile up past this in the server is disconnected.
+SYSOPS_WS_BUFFER_MAX_BYTES = int(os.environ.get("SYSOPS_WS_BUFFER_MAX_BYTES", 4 << 20))
+
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CHANNEL_LAYERS = {

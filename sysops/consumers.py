@@ -2,16 +2,22 @@
 
 A viewer first joins the run's group, then gets a snapshot read from the database; live batches
 numbered at or below the snapshot are already in it and are dropped, so nothing is shown twice
-and nothing committed is missed.
+and nothing committed is missed. A batch that skips a number means this viewer lost one (the
+channel layer drops messages to a full channel): it gets a fresh snapshot instead.
+
+Each server process keeps at most SYSOPS_MAX_VIEWERS_PER_RUN live viewers per run; the next one
+is told so and closed.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 from django.template.loader import render_to_string
 
 from sysops import permissions, selectors
@@ -20,22 +26,50 @@ from sysops.live import RUNS_GROUP, run_group
 from sysops.models import Run
 from sysops.tracing.render import live_record, live_trace_state
 
+# Close codes (4000-4999 are the application's): htmx's ws extension does not reconnect on them.
+CLOSE_FORBIDDEN = 4403
+CLOSE_NO_SUCH_RUN = 4404
+CLOSE_TOO_MANY_VIEWERS = 4429
+
+# Live viewers per run in this process (the consumers of one server share its event loop).
+_viewers: Counter[int] = Counter()
+
+
+def viewer_count(run_id: int) -> int:
+    return _viewers[run_id]
+
 
 class RunConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
         self.group = run_group(self.run_id)
         self.seq = 0
+        self.counted = False
         if not permissions.can_use(self.scope.get("user")):
-            await self.close(code=4403)
+            await self.close(code=CLOSE_FORBIDDEN)
             return
+        cap = settings.SYSOPS_MAX_VIEWERS_PER_RUN
+        if _viewers[self.run_id] >= cap:
+            await self.accept()
+            await self.send(
+                text_data=render_to_string("sysops/_viewer_limit.html", {"viewers_max": cap})
+            )
+            await self.close(code=CLOSE_TOO_MANY_VIEWERS)
+            return
+        _viewers[self.run_id] += 1
+        self.counted = True
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         if not await self._send_snapshot():
-            await self.close(code=4404)
+            await self.close(code=CLOSE_NO_SUCH_RUN)
 
     async def disconnect(self, code: int) -> None:
-        await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.counted:
+            self.counted = False
+            _viewers[self.run_id] -= 1
+            if _viewers[self.run_id] <= 0:
+                del _viewers[self.run_id]
+            await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def _send_snapshot(self) -> bool:
         rendered = await self._render_snapshot()
@@ -76,6 +110,10 @@ class RunConsumer(AsyncWebsocketConsumer):
         batch = RunBatch.from_message(event)
         if batch.seq <= self.seq:
             return
+        if batch.seq > self.seq + 1:
+            # Batches in between were lost on the way: the database has them all.
+            await self._send_snapshot()
+            return
         self.seq = batch.seq
         await self.send(text_data=batch.html)
         for frame in batch.frames():
@@ -89,7 +127,7 @@ class RunConsumer(AsyncWebsocketConsumer):
 class DashboardConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         if not permissions.can_use(self.scope.get("user")):
-            await self.close(code=4403)
+            await self.close(code=CLOSE_FORBIDDEN)
             return
         await self.channel_layer.group_add(RUNS_GROUP, self.channel_name)
         await self.accept()
