@@ -216,5 +216,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"sysops": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")}},
+    "loggers": {
+        name: {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")}
+        for name in ("sysops", "playground")
+    },
 }

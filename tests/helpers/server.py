@@ -4,14 +4,17 @@ itself does (request limits, many viewers): ``with daphne_server() as server: se
 from __future__ import annotations
 
 import contextlib
+import http.cookiejar
 import os
+import re
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +37,17 @@ class Server:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
         raise RuntimeError("no VmRSS")
+
+    def queue_run(self, slug: str, params: Mapping[str, object]) -> int:
+        """Submit the experiment's form as a browser would; returns the new run's id."""
+        opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+        )
+        page = opener.open(f"{self.url}/experiments/{slug}/", timeout=30).read().decode()
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        data = urllib.parse.urlencode({**params, "csrfmiddlewaretoken": token}).encode()
+        with opener.open(f"{self.url}/experiments/{slug}/", data=data, timeout=30) as response:
+            return int(re.search(r"/runs/(\d+)/", response.url).group(1))
 
     def cpu_s(self) -> float:
         """User + system CPU seconds the server process used."""
