@@ -147,7 +147,7 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "sysops.layers.SharedMessageLayer"}}
 
 # Embedded mode: the agent runs inside the web process unless a standalone agent is used.
 SYSOPS_EMBEDDED_AGENT = _env_bool("SYSOPS_EMBEDDED_AGENT", not REDIS_URL)

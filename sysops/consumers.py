@@ -12,7 +12,7 @@ is told so and closed.
 from __future__ import annotations
 
 import json
-from collections import Counter
+from collections import Counter, OrderedDict
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -37,6 +37,21 @@ _viewers: Counter[int] = Counter()
 
 def viewer_count(run_id: int) -> int:
     return _viewers[run_id]
+
+
+# The JSON frames of the latest batches, serialised once for all the viewers in this process.
+_frame_texts: OrderedDict[tuple[int, int], list[str]] = OrderedDict()
+FRAME_TEXTS_KEPT = 64
+
+
+def frame_texts(batch: RunBatch) -> list[str]:
+    key = (batch.run, batch.seq)
+    texts = _frame_texts.get(key)
+    if texts is None:
+        texts = _frame_texts[key] = [json.dumps(frame) for frame in batch.frames()]
+        if len(_frame_texts) > FRAME_TEXTS_KEPT:
+            _frame_texts.popitem(last=False)
+    return texts
 
 
 class RunConsumer(AsyncWebsocketConsumer):
@@ -116,8 +131,8 @@ class RunConsumer(AsyncWebsocketConsumer):
             return
         self.seq = batch.seq
         await self.send(text_data=batch.html)
-        for frame in batch.frames():
-            await self.send(text_data=json.dumps(frame))
+        for text in frame_texts(batch):
+            await self.send(text_data=text)
 
     async def run_refresh(self, event: dict[str, Any]) -> None:
         """A change made outside a runner's batches (claimed, cancelled while queued, recovered)."""
