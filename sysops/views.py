@@ -13,7 +13,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from sysops import permissions, selectors, services
 from sysops.experiments import registry
@@ -33,7 +33,7 @@ def user_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
     return wrapped
 
 
-@require_GET
+@require_safe
 @user_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     return render(
@@ -49,7 +49,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @user_required
 def experiment(request: HttpRequest, slug: str) -> HttpResponse:
     exp = registry.get(slug)
@@ -130,14 +130,14 @@ def _queue(
     return redirect(run)
 
 
-@require_GET
+@require_safe
 @user_required
 def history(request: HttpRequest) -> HttpResponse:
     page = Paginator(Run.objects.select_related("user"), 50).get_page(request.GET.get("page"))
     return render(request, "sysops/history.html", {"page": page})
 
 
-@require_GET
+@require_safe
 @user_required
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(Run.objects.select_related("host"), pk=run_id)
