@@ -8,6 +8,7 @@ import http.cookiejar
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,64 @@ class Server:
     port: int
     pid: int
     var_dir: Path
+    env: Mapping[str, str]
+
+    def manage(self, *args: str) -> str:
+        """``manage.py ARGS`` on this server's database; returns its output."""
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=REPO_ROOT,
+            env=dict(self.env),
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+
+    def create_users(self, names: list[str], password: str) -> None:
+        self.manage(
+            "shell",
+            "-c",
+            "from django.contrib.auth.models import User\n"
+            f"for name in {names!r}: User.objects.create_user(name, password={password!r})",
+        )
+
+    def opener(self, user: str | None = None, password: str = "") -> urllib.request.OpenerDirector:
+        """A cookie-keeping client, signed in as ``user`` when given."""
+        opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+        )
+        if user:
+            self._post(opener, "/login/", {"username": user, "password": password})
+        return opener
+
+    def _post(
+        self, opener: urllib.request.OpenerDirector, path: str, fields: Mapping[str, object]
+    ) -> str:
+        """POST a form as a browser would (CSRF token from the page); returns the final URL."""
+        page = opener.open(self.url + path, timeout=60).read().decode()
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        data = urllib.parse.urlencode({**fields, "csrfmiddlewaretoken": token}).encode()
+        request = urllib.request.Request(
+            self.url + path, data=data, headers={"Referer": self.url + path}
+        )
+        with opener.open(request, timeout=60) as response:
+            return response.url
+
+    def runs(self) -> list[dict[str, object]]:
+        """Every run's row, read straight from the server's SQLite database."""
+        with contextlib.closing(sqlite3.connect(self.var_dir / "db.sqlite3", timeout=30)) as db:
+            db.row_factory = sqlite3.Row
+            return [
+                dict(row)
+                for row in db.execute(
+                    "SELECT r.*, u.username FROM sysops_run r"
+                    " LEFT JOIN auth_user u ON u.id = r.user_id ORDER BY r.id"
+                )
+            ]
+
+    def run_logs(self) -> list[str]:
+        with contextlib.closing(sqlite3.connect(self.var_dir / "db.sqlite3", timeout=30)) as db:
+            return [message for (message,) in db.execute("SELECT message FROM sysops_runlog")]
 
     def rss_bytes(self) -> int:
         """The server process's resident memory (VmRSS)."""
@@ -38,16 +97,15 @@ class Server:
                 return int(line.split()[1]) * 1024
         raise RuntimeError("no VmRSS")
 
-    def queue_run(self, slug: str, params: Mapping[str, object]) -> int:
+    def queue_run(
+        self,
+        slug: str,
+        params: Mapping[str, object],
+        opener: urllib.request.OpenerDirector | None = None,
+    ) -> int:
         """Submit the experiment's form as a browser would; returns the new run's id."""
-        opener = urllib.request.build_opener(
-            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
-        )
-        page = opener.open(f"{self.url}/experiments/{slug}/", timeout=30).read().decode()
-        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
-        data = urllib.parse.urlencode({**params, "csrfmiddlewaretoken": token}).encode()
-        with opener.open(f"{self.url}/experiments/{slug}/", data=data, timeout=30) as response:
-            return int(re.search(r"/runs/(\d+)/", response.url).group(1))
+        url = self._post(opener or self.opener(), f"/experiments/{slug}/", params)
+        return int(re.search(r"/runs/(\d+)/", url).group(1))
 
     def cpu_s(self) -> float:
         """User + system CPU seconds the server process used."""
@@ -106,7 +164,7 @@ def daphne_server(env: dict[str, str] | None = None) -> Iterator[Server]:
                     if time.monotonic() > deadline or proc.poll() is not None:
                         raise RuntimeError("the server did not start") from None
                     time.sleep(0.2)
-            yield Server(url=url, port=port, pid=proc.pid, var_dir=Path(var_dir))
+            yield Server(url=url, port=port, pid=proc.pid, var_dir=Path(var_dir), env=full_env)
         finally:
             proc.terminate()
             try:
