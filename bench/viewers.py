@@ -9,7 +9,6 @@ whole run), and how long a page (GET /) takes while they watch.
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
 import sys
 import time
@@ -19,31 +18,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.helpers.server import Server, daphne_server  # noqa: E402
-from tests.helpers.wsclient import WebSocket  # noqa: E402
+from tests.helpers.wsclient import FollowedRun, WebSocket, follow_run  # noqa: E402
 
 VIEWERS = 100
 SAMPLES = 100_000
 RUN_TIMEOUT_S = 600
 
 
-async def watch(server: Server, run_id: int) -> tuple[int, int, str]:
-    """(samples frames, samples, final status) as one viewer saw them."""
+async def watch(server: Server, run_id: int) -> FollowedRun:
     ws = await WebSocket.connect("127.0.0.1", server.port, f"/ws/runs/{run_id}/")
-    batches = samples = 0
     try:
-        while True:
-            text = await ws.receive()
-            if text.startswith("{"):
-                frame = json.loads(text)
-                if frame["kind"] == "snapshot":
-                    samples = len(frame["samples"])
-                elif frame["kind"] == "samples":
-                    batches += 1
-                    samples += len(frame["samples"])
-            else:
-                for status in ("succeeded", "failed", "cancelled", "timed_out"):
-                    if f'data-status="{status}"' in text:
-                        return batches, samples, status
+        return await follow_run(ws)
     finally:
         ws.close()
 
@@ -74,8 +59,8 @@ async def main() -> None:
         cpu_s = server.cpu_s() - cpu_before
         results = [v.result() for v in viewers]
         rss_after = server.rss_bytes()
-    batches = [b for b, _, _ in results]
-    complete = sum(1 for _, s, status in results if s == SAMPLES and status == "succeeded")
+    batches = [seen.batches for seen in results]
+    complete = sum(1 for seen in results if seen.samples == SAMPLES and seen.status == "succeeded")
     mib = 1 << 20
     print(f"{VIEWERS} viewers of one run of {SAMPLES:,} samples (synthetic), wall {wall_s:.1f} s")
     print(f"  viewers with every sample and the final status: {complete}/{VIEWERS}")

@@ -143,6 +143,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(Run.objects.select_related("host"), pk=run_id)
     context = selectors.run_context(run)
     context["sandbox"] = selectors.sandbox_report()
+    context["can_cancel"] = permissions.can_cancel(request.user, run.user_id)
     if run.trace_mode != Run.TraceMode.OFF:
         context["trace_help"] = errnos.help_tables()
         context["trace_categories"] = CATEGORIES

@@ -25,12 +25,18 @@ def people(settings):
     )
 
 
+def _queued_and_running(owner: User) -> tuple[Run, Run]:
+    return (
+        Run.objects.create(experiment="epoll-echo", params={}, user=owner),
+        Run.objects.create(
+            experiment="epoll-echo", params={}, user=owner, status=Run.Status.RUNNING
+        ),
+    )
+
+
 def test_it_refuses_another_users_cancel_and_changes_nothing(people):
     ada, bob, _ = people
-    queued = Run.objects.create(experiment="epoll-echo", params={}, user=ada)
-    running = Run.objects.create(
-        experiment="epoll-echo", params={}, user=ada, status=Run.Status.RUNNING
-    )
+    queued, running = _queued_and_running(ada)
     for run in (queued, running):
         response = _client(bob).post(f"/runs/{run.pk}/cancel/")
         assert response.status_code == 403
@@ -42,10 +48,7 @@ def test_it_refuses_another_users_cancel_and_changes_nothing(people):
 
 def test_the_owner_cancels_and_is_recorded(people):
     ada, _, _ = people
-    queued = Run.objects.create(experiment="epoll-echo", params={}, user=ada)
-    running = Run.objects.create(
-        experiment="epoll-echo", params={}, user=ada, status=Run.Status.RUNNING
-    )
+    queued, running = _queued_and_running(ada)
     for run in (queued, running):
         assert _client(ada).post(f"/runs/{run.pk}/cancel/").status_code == 302
         run.refresh_from_db()
@@ -60,3 +63,10 @@ def test_staff_may_cancel_anyones_run(people):
     assert _client(root).post(f"/runs/{run.pk}/cancel/").status_code == 302
     run.refresh_from_db()
     assert run.status == Run.Status.CANCELLED and run.cancelled_by == root
+
+
+def test_the_cancel_button_is_shown_to_the_owner_only(people):
+    ada, bob, _ = people
+    _, running = _queued_and_running(ada)
+    assert b"Cancel</button>" in _client(ada).get(f"/runs/{running.pk}/").content
+    assert b"Cancel</button>" not in _client(bob).get(f"/runs/{running.pk}/").content

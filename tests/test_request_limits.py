@@ -132,3 +132,12 @@ async def test_the_asgi_middleware_refuses_a_declared_or_streamed_body_over_the_
     assert (await declared.get_response())["status"] == 413
     streamed = HttpCommunicator(application, "POST", "/login/", body=b"x" * 5000)
     assert (await streamed.get_response())["status"] == 413
+
+
+def test_an_endpoint_may_take_larger_bodies(settings):
+    from playground.http_limits import body_cap_bytes
+
+    settings.SYSOPS_REQUEST_BODY_MAX_BYTES = 1 << 20
+    settings.REQUEST_BODY_MAX_BYTES_BY_PATH = {"/runs/import/": 64 << 20}
+    assert body_cap_bytes("/runs/import/") == 64 << 20
+    assert body_cap_bytes("/login/") == 1 << 20

@@ -4,11 +4,10 @@ its unread frames pass the cap, instead of holding them all; other viewers are n
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 
 from tests.helpers.server import daphne_server
-from tests.helpers.wsclient import WebSocket, connect_unread
+from tests.helpers.wsclient import FollowedRun, WebSocket, connect_unread, follow_run
 
 BUFFER_CAP_BYTES = 256 << 10
 SAMPLES = 400_000  # about 10 MB of frames for each viewer (under SYSOPS_MAX_EVENTS)
@@ -16,28 +15,7 @@ RSS_GROWTH_MAX_BYTES = 32 << 20
 RUN_TIMEOUT_S = 300
 
 
-async def _read_to_the_end(ws: WebSocket) -> tuple[int, str]:
-    """Samples received, and the status the run ended in (with its reason)."""
-    samples = 0
-    while True:
-        text = await ws.receive()
-        if text.startswith("{"):
-            frame = json.loads(text)
-            if frame["kind"] == "snapshot":
-                samples = len(frame["samples"])
-            elif frame["kind"] == "samples":
-                samples += len(frame["samples"])
-        else:
-            for status in ("succeeded", "failed", "cancelled", "timed_out"):
-                if f'data-status="{status}"' in text:
-                    reason = text.split('class="reason">', 1)[-1].split("<", 1)[0]
-                    return (
-                        samples,
-                        f"{status} {reason}".strip() if status != "succeeded" else status,
-                    )
-
-
-async def _watch(server, run_id: int) -> tuple[int, str, int, bool]:
+async def _watch(server, run_id: int) -> tuple[FollowedRun, int, bool]:
     path = f"/ws/runs/{run_id}/"
     slow = connect_unread("127.0.0.1", server.port, path, receive_buffer_bytes=4096)
     reader = await WebSocket.connect("127.0.0.1", server.port, path)
@@ -51,11 +29,11 @@ async def _watch(server, run_id: int) -> tuple[int, str, int, bool]:
 
     sampler = asyncio.create_task(sample_rss())
     try:
-        samples, status = await asyncio.wait_for(_read_to_the_end(reader), RUN_TIMEOUT_S)
+        seen = await asyncio.wait_for(follow_run(reader), RUN_TIMEOUT_S)
     finally:
         sampler.cancel()
     reader.close()
-    return samples, status, rss_peak, _was_closed(slow)
+    return seen, rss_peak, _was_closed(slow)
 
 
 def _was_closed(sock: socket.socket) -> bool:
@@ -81,10 +59,10 @@ def test_a_viewer_that_never_reads_is_dropped_and_the_server_stays_small():
     with daphne_server(env) as server:
         rss_before = server.rss_bytes()
         run_id = server.queue_run("synthetic", {"samples": SAMPLES})
-        samples, status, rss_peak, dropped = asyncio.run(_watch(server, run_id))
+        seen, rss_peak, dropped = asyncio.run(_watch(server, run_id))
         log = (server.var_dir / "server.log").read_text()
     print(f"VmRSS {rss_before >> 20} MiB before, {rss_peak >> 20} MiB at most during the run")
-    assert status == "succeeded"
-    assert samples == SAMPLES  # the viewer that reads got everything
+    assert seen.status == "succeeded", seen.reason
+    assert seen.samples == SAMPLES  # the viewer that reads got everything
     assert dropped and "over 262144 bytes unread" in log
     assert rss_peak - rss_before < RSS_GROWTH_MAX_BYTES

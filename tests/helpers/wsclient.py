@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import socket
 import struct
+from dataclasses import dataclass
 
 OP_TEXT, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x8, 0x9, 0xA
 
@@ -90,3 +92,31 @@ class WebSocket:
 
     def close(self) -> None:
         self.writer.close()
+
+
+@dataclass
+class FollowedRun:
+    batches: int = 0  # "samples" frames
+    samples: int = 0
+    status: str = ""
+    reason: str = ""
+
+
+async def follow_run(ws: WebSocket) -> FollowedRun:
+    """Read a run page's stream as the page would, until the run's final status."""
+    seen = FollowedRun()
+    while True:
+        text = await ws.receive()
+        if text.startswith("{"):
+            frame = json.loads(text)
+            if frame["kind"] == "snapshot":
+                seen.samples = len(frame["samples"])
+            elif frame["kind"] == "samples":
+                seen.batches += 1
+                seen.samples += len(frame["samples"])
+            continue
+        for status in ("succeeded", "failed", "cancelled", "timed_out"):
+            if f'data-status="{status}"' in text:
+                seen.status = status
+                seen.reason = text.split('class="reason">', 1)[-1].split("<", 1)[0]
+                return seen
