@@ -51,12 +51,15 @@ def _plain_response(status: int, reason: str, body: bytes) -> bytes:
 
 def _daphne_request_class() -> type:
     from daphne.http_protocol import WebRequest
-    from twisted.internet import reactor
 
     class LimitedWebRequest(WebRequest):
         """daphne's request, refusing oversized and slow requests before holding them."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
+            # Here, not at install: importing the reactor installs one, and daphne's server
+            # installs its asyncio reactor first.
+            from twisted.internet import reactor
+
             super().__init__(*args, **kwargs)
             self._body_bytes = 0
             self._body_cap_bytes = int(settings.SYSOPS_REQUEST_BODY_MAX_BYTES)
