@@ -11,6 +11,7 @@ is told so and closed.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter, OrderedDict
 from typing import Any
@@ -30,6 +31,11 @@ from sysops.tracing.render import live_record, live_trace_state
 CLOSE_FORBIDDEN = 4403
 CLOSE_NO_SUCH_RUN = 4404
 CLOSE_TOO_MANY_VIEWERS = 4429
+
+# Snapshots and the dashboard's list are read and rendered on the executor's threads, not on
+# the one thread that runs the pages' views: a hundred viewers connecting at once must not
+# queue every page behind their snapshots.
+off_the_views_thread = functools.partial(database_sync_to_async, thread_sensitive=False)
 
 # Live viewers per run in this process (the consumers of one server share its event loop).
 _viewers: Counter[int] = Counter()
@@ -98,7 +104,7 @@ class RunConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=json.dumps(trace))
         return True
 
-    @database_sync_to_async
+    @off_the_views_thread
     def _render_snapshot(
         self,
     ) -> tuple[str, int, list[list[Any]], dict[str, Any] | None] | None:
@@ -153,6 +159,6 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     async def runs_changed(self, event: dict[str, Any]) -> None:
         await self.send(text_data=await self._render())
 
-    @database_sync_to_async
+    @off_the_views_thread
     def _render(self) -> str:
         return render_to_string("sysops/_recent_runs.html", {"runs": selectors.recent_runs()})
