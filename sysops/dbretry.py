@@ -28,6 +28,16 @@ def is_busy(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) and ("locked" in text or "busy" in text)
 
 
+# What SQLite (and PostgreSQL, for a read-only transaction or a full disk) say when the
+# database cannot be written at all.
+_UNWRITABLE = ("readonly", "read-only", "disk i/o", "disk is full", "unable to open")
+
+
+def is_unwritable(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, OperationalError) and any(words in text for words in _UNWRITABLE)
+
+
 def retry_busy(fn: Callable[[], T], *, what: str, retry_for_s: float = RETRY_FOR_S) -> T:
     """``fn()``, called again with backoff while the database is busy; ``fn`` must be a whole
     transaction (called outside any), so that a retry repeats all of it."""

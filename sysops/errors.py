@@ -10,13 +10,12 @@ import sys
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
-from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.http.request import split_domain_port
 from django.template.loader import render_to_string
 from django.views import defaults
 
-from sysops.dbretry import is_busy
+from sysops.dbretry import is_busy, is_unwritable
 
 RETRY_AFTER_S = 5
 
@@ -31,11 +30,11 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    """Django calls this while handling the exception: a database that cannot be written is
-    a 503 with a "try again" page, anything else the usual 500."""
+    """Django calls this while handling the exception: a database that is busy or cannot be
+    written is a 503 with a "try again" page, anything else the usual 500."""
     exc = sys.exception()
-    if isinstance(exc, DatabaseError):
-        busy = is_busy(exc)
+    busy = is_busy(exc)
+    if busy or is_unwritable(exc):
         response = HttpResponse(
             render_to_string(
                 "sysops/unavailable.html",

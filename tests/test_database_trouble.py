@@ -109,3 +109,16 @@ def test_the_runner_waits_out_a_lock_instead_of_failing_the_run(short_busy_timeo
     assert [m["seq"] for _, m in published if m.get("type") == "run.batch"] == [1]
     finished = recorder.finish(Run.Status.SUCCEEDED, "done")
     assert finished.status == Run.Status.SUCCEEDED
+
+
+def test_other_database_errors_stay_a_500():
+    from django.db import OperationalError
+    from django.test import RequestFactory
+
+    from sysops.errors import server_error
+
+    try:
+        raise OperationalError("no such table: sysops_run")
+    except OperationalError:
+        response = server_error(RequestFactory().get("/"))
+    assert response.status_code == 500
