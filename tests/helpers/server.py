@@ -125,7 +125,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def daphne_server(env: dict[str, str] | None = None) -> Iterator[Server]:
+def daphne_server(
+    env: dict[str, str] | None = None, application: str = "playground.asgi:application"
+) -> Iterator[Server]:
     with tempfile.TemporaryDirectory(prefix="sysops-server-") as var_dir:
         full_env = {
             **os.environ,
@@ -146,7 +148,7 @@ def daphne_server(env: dict[str, str] | None = None) -> Iterator[Server]:
                 "127.0.0.1",
                 "-p",
                 str(port),
-                "playground.asgi:application",
+                application,
             ],
             cwd=REPO_ROOT,
             env=full_env,
