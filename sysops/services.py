@@ -6,7 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from sysops import live
 from sysops.models import Run
@@ -20,10 +20,18 @@ def _owner(user: AbstractBaseUser | AnonymousUser | None) -> AbstractBaseUser | 
     return user if user is not None and user.is_authenticated else None
 
 
+# PostgreSQL advisory lock key of run creation ("sysops-queue" as a number).
+QUEUE_LOCK_KEY = 0x5359_5351
+
+
 def _check_quotas(owner: AbstractBaseUser | None, client_addr: str | None) -> None:
-    """Refuse a run over the total queue cap or the asker's own share of it. Under SQLite's
-    IMMEDIATE transactions the count and the insert that follows hold the write lock together,
-    so two requests cannot both take the last place."""
+    """Refuse a run over the total queue cap or the asker's own share of it. The count and the
+    insert that follows hold one lock, so two requests cannot both take the last place: SQLite's
+    IMMEDIATE transactions hold its write lock; PostgreSQL takes a transaction-scoped advisory
+    lock."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [QUEUE_LOCK_KEY])
     queued = Run.objects.filter(status=Run.Status.QUEUED)
     total_max = settings.SYSOPS_QUEUE_MAX
     if queued.count() >= total_max:

@@ -113,3 +113,37 @@ def test_run_again_double_click_queues_one_run():
     b = client.post(f"/runs/{old.pk}/again/", {"submission": token})
     assert a["Location"] == b["Location"]
     assert Run.objects.exclude(pk=old.pk).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_submits_cannot_both_take_the_last_place(settings):
+    import threading
+
+    from django.db import connection
+
+    from sysops import services
+
+    settings.SYSOPS_QUEUED_PER_USER = 3
+    submitters = 8
+    start = threading.Barrier(submitters)
+    outcomes: list[str] = []
+
+    def submit() -> None:
+        start.wait()
+        try:
+            services.run_create(
+                experiment="epoll-echo", params={}, user=None, client_addr="10.1.1.1"
+            )
+            outcomes.append("queued")
+        except services.QuotaExceeded:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit) for _ in range(submitters)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["queued"] * 3 + ["refused"] * 5
+    assert Run.objects.count() == 3
