@@ -7,8 +7,9 @@ would see a 512 MB body only once the server holds it. So
 
 - ``LimitedWebRequest`` refuses at the socket: a declared Content-Length over the cap gets 413
   before one body byte is read, a chunked body is counted as it arrives and cut at the cap, and
-  a request whose headers and body are not complete within ``SYSOPS_REQUEST_TIMEOUT_S`` of its
-  request line gets 408 and is closed (slow headers, slow bodies, a declared body never sent).
+  a request whose headers are not complete within ``SYSOPS_REQUEST_TIMEOUT_S`` of its request
+  line, or whose body stalls that long, gets 408 and is closed (slow headers, a trickled body,
+  a declared body never sent).
   ``install()`` makes daphne use it; it is called where the ASGI application is built.
 - ``LimitedWebSocketProtocol`` disconnects a websocket client once more than
   ``SYSOPS_WS_BUFFER_MAX_BYTES`` of frames wait in the server for it (a viewer that stopped
@@ -79,6 +80,7 @@ def _daphne_request_class() -> type:
                 self._refuse(413, "Content Too Large")
                 return
             super().gotLength(length)
+            self._restart_deadline()  # the headers are in: now the body may not stall
 
         def handleContentChunk(self, data: bytes) -> None:  # noqa: N802
             if self._refused:
@@ -87,6 +89,7 @@ def _daphne_request_class() -> type:
             if self._body_bytes > self._body_cap_bytes:
                 self._refuse(413, "Content Too Large")
                 return
+            self._restart_deadline()
             super().handleContentChunk(data)
 
         def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:  # noqa: N802
@@ -98,6 +101,10 @@ def _daphne_request_class() -> type:
         def connectionLost(self, reason: Any) -> None:  # noqa: N802
             self._cancel_deadline()
             super().connectionLost(reason)
+
+        def _restart_deadline(self) -> None:
+            if self._deadline.active():
+                self._deadline.reset(settings.SYSOPS_REQUEST_TIMEOUT_S)
 
         def _cancel_deadline(self) -> None:
             if self._deadline.active():

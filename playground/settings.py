@@ -140,10 +140,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_db.sqlite3")}
 
 # What one request may make the server hold (playground/http_limits.py): a body over the cap is
-# refused with 413 before it is read; headers and body must arrive within the timeout of the
-# request line. An endpoint that takes more (an import) gets its own cap by path prefix here.
+# refused with 413 before it is read; the headers must arrive within the timeout of the request
+# line, and the body may not stall longer than that. An endpoint that takes more (the bundle
+# import) gets its own cap by path prefix (REQUEST_BODY_MAX_BYTES_BY_PATH, below).
 SYSOPS_REQUEST_BODY_MAX_BYTES = int(os.environ.get("SYSOPS_REQUEST_BODY_MAX_BYTES", 1 << 20))
-REQUEST_BODY_MAX_BYTES_BY_PATH: dict[str, int] = {}
 SYSOPS_REQUEST_TIMEOUT_S = float(os.environ.get("SYSOPS_REQUEST_TIMEOUT_S", 30))
 DATA_UPLOAD_MAX_MEMORY_SIZE = SYSOPS_REQUEST_BODY_MAX_BYTES
 
@@ -182,6 +182,12 @@ SYSOPS_OUTPUT_CAP_BYTES = int(os.environ.get("SYSOPS_OUTPUT_CAP_BYTES", 16 << 20
 SYSOPS_MAX_EVENTS = int(os.environ.get("SYSOPS_MAX_EVENTS", 500_000))
 SYSOPS_TRACE_MAX_EVENTS = int(os.environ.get("SYSOPS_TRACE_MAX_EVENTS", 1_000_000))
 SYSOPS_RUN_DIR = Path(os.environ.get("SYSOPS_RUN_DIR", "/tmp"))
+# The largest run or comparison bundle an import accepts (sysops/bundle.py); the upload view
+# reads no more than this of the body, whatever a global request cap allows elsewhere.
+SYSOPS_BUNDLE_MAX_BYTES = int(os.environ.get("SYSOPS_BUNDLE_MAX_BYTES", 5 << 20))
+# Up to twice that reaches the import view, which refuses an oversized bundle with its own page;
+# beyond, the server refuses the body unread.
+REQUEST_BODY_MAX_BYTES_BY_PATH = {"/runs/import/": 2 * SYSOPS_BUNDLE_MAX_BYTES}
 # Per-run scratch filesystems of experiments about disks (file-io): on the disk that holds var/,
 # never on a tmpfs (see sysops/agent/scratch.py).
 SYSOPS_SCRATCH_DIR = Path(os.environ.get("SYSOPS_SCRATCH_DIR", VAR_DIR / "scratch"))

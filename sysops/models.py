@@ -143,6 +143,15 @@ class Run(models.Model):
     # Live batches are numbered so a viewer can tell what its snapshot already holds.
     last_seq = models.IntegerField(default=0)
 
+    # "Run again" (with or without changes) records the run it came from, to compare with it.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    # A run imported from another instance's bundle (sysops/bundle.py): shown read-only, never
+    # queued or claimed; ``imported_from`` says where it came from (instance, run id, sha256).
+    imported = models.BooleanField(default=False)
+    imported_from = models.JSONField(default=dict, blank=True)
+
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

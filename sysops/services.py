@@ -55,6 +55,7 @@ def run_create(
     params: dict[str, Any],
     trace_mode: str = Run.TraceMode.OFF,
     user: AbstractBaseUser | AnonymousUser | None,
+    parent: Run | None = None,
     client_addr: str | None = None,
     submission: str | None = None,
 ) -> Run:
@@ -71,6 +72,7 @@ def run_create(
                 params=params,
                 trace_mode=trace_mode,
                 user=owner,
+                parent=parent,
                 client_addr=client_addr,
                 submission=submission or None,
             )

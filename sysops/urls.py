@@ -1,6 +1,6 @@
 from django.urls import path
 
-from sysops import downloads, views
+from sysops import compare_views, downloads, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -10,4 +10,9 @@ urlpatterns = [
     path("runs/<int:run_id>/cancel/", views.run_cancel, name="run-cancel"),
     path("runs/<int:run_id>/again/", views.run_again, name="run-again"),
     path("runs/<int:run_id>/trace/<str:fmt>/", downloads.trace_download, name="trace-download"),
+    path("runs/<int:run_id>/bundle.json", compare_views.run_bundle, name="run-bundle"),
+    path("runs/import/", compare_views.bundle_import, name="bundle-import"),
+    path("compare/", compare_views.compare_pick, name="compare-pick"),
+    path("compare/<str:ids>/", compare_views.compare, name="compare"),
+    path("compare/<str:ids>/bundle.json", compare_views.compare_bundle, name="compare-bundle"),
 ]

@@ -15,9 +15,10 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidde
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from sysops import permissions, selectors, services
+from sysops import comparison, permissions, selectors, services
 from sysops.experiments import registry
 from sysops.experiments.base import Experiment
+from sysops.history import HistoryFilterForm, is_staff
 from sysops.models import Run
 from sysops.tracing import errnos
 from sysops.tracing.categories import CATEGORIES
@@ -55,17 +56,14 @@ def experiment(request: HttpRequest, slug: str) -> HttpResponse:
     exp = registry.get(slug)
     if exp is None:
         raise Http404("no such experiment")
+    based_on = _based_on(request, exp)
+    initial = exp.form_data(based_on.params, based_on.trace_mode) if based_on else None
     if request.method == "POST":
         params, trace_mode, form = exp.clean_params(request.POST)
         if params is not None:
-            return _queue(request, exp, form, params, trace_mode)
-        return _experiment_page(request, exp, form, status=400)
-    return _experiment_page(request, exp, exp.form_class())
-
-
-# A quota refusal asks a script to come back later; a person reads the message on the form.
-QUOTA_RETRY_AFTER_S = 30
-_SUBMISSION_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+            return _queue(request, exp, form, params, trace_mode, parent=based_on)
+        return _experiment_page(request, exp, form, status=400, based_on=based_on)
+    return _experiment_page(request, exp, exp.form_class(initial=initial), based_on=based_on)
 
 
 def _experiment_page(
@@ -75,18 +73,25 @@ def _experiment_page(
     *,
     status: int = 200,
     refusal: str = "",
+    based_on: Run | None = None,
 ) -> HttpResponse:
-    return render(
-        request,
-        "sysops/experiment.html",
-        {
-            "experiment": exp,
-            "form": form,
-            "sandbox": selectors.sandbox_report(),
-            "refusal": refusal,
-        },
-        status=status,
-    )
+    context: dict[str, Any] = {
+        "experiment": exp,
+        "form": form,
+        "sandbox": selectors.sandbox_report(),
+        "refusal": refusal,
+    }
+    if based_on is not None:
+        # What the page tells the edited form apart from, as the browser would post it.
+        initial = exp.form_data(based_on.params, based_on.trace_mode)
+        context["based_on"] = based_on
+        context["based_on_values"] = comparison.form_values(exp.form_class(initial=initial))
+    return render(request, "sysops/experiment.html", context, status=status)
+
+
+# A quota refusal asks a script to come back later; a person reads the message on the form.
+QUOTA_RETRY_AFTER_S = 30
+_SUBMISSION_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 def client_address(request: HttpRequest) -> str | None:
@@ -107,6 +112,8 @@ def _queue(
     form: forms.Form,
     params: dict[str, Any],
     trace_mode: str,
+    *,
+    parent: Run | None,
 ) -> HttpResponse:
     """Queue the run (or find the one this submission queued) and go to it; over a quota,
     429 with the reason next to the submit button, and nothing queued."""
@@ -117,12 +124,15 @@ def _queue(
             params=params,
             trace_mode=trace_mode,
             user=request.user,
+            parent=parent,
             client_addr=client_address(request),
             submission=submission if _SUBMISSION_RE.fullmatch(submission) else None,
         )
     except services.QuotaExceeded as refusal:
         if wants_html(request):
-            response = _experiment_page(request, exp, form, status=429, refusal=str(refusal))
+            response = _experiment_page(
+                request, exp, form, status=429, refusal=str(refusal), based_on=parent
+            )
         else:
             response = JsonResponse({"error": str(refusal)}, status=429)
         response["Retry-After"] = str(QUOTA_RETRY_AFTER_S)
@@ -130,11 +140,23 @@ def _queue(
     return redirect(run)
 
 
+def _based_on(request: HttpRequest, exp: Experiment) -> Run | None:
+    """The run a "run again with changes" form starts from (``?from=<id>``, then a hidden field)."""
+    value = request.POST.get("from") if request.method == "POST" else request.GET.get("from")
+    if not value:
+        return None
+    if not value.isdigit() or len(value) > 12:
+        raise Http404("no such run")
+    return get_object_or_404(Run, pk=int(value), experiment=exp.slug)
+
+
 @require_safe
 @user_required
 def history(request: HttpRequest) -> HttpResponse:
-    page = Paginator(Run.objects.select_related("user"), 50).get_page(request.GET.get("page"))
-    return render(request, "sysops/history.html", {"page": page})
+    filters = HistoryFilterForm(request.GET or None, staff=is_staff(request.user))
+    runs = filters.runs() if filters.is_bound else Run.objects.select_related("user", "host")
+    page = Paginator(runs, 50).get_page(request.GET.get("page"))
+    return render(request, "sysops/history.html", {"page": page, "filters": filters})
 
 
 @require_safe
@@ -144,6 +166,10 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     context = selectors.run_context(run)
     context["sandbox"] = selectors.sandbox_report()
     context["can_cancel"] = permissions.can_cancel(request.user, run.user_id)
+    context["compare_candidates"] = comparison.candidates(run)
+    if run.parent_id is not None and run.parent is not None:
+        context["changes"] = comparison.param_changes(run.parent, run)
+        context["parent_compare_ids"] = comparison.ids_text([run.parent, run])
     if run.trace_mode != Run.TraceMode.OFF:
         context["trace_help"] = errnos.help_tables()
         context["trace_categories"] = CATEGORIES
@@ -172,4 +198,4 @@ def run_again(request: HttpRequest, run_id: int) -> HttpResponse:
     params, trace_mode, form = exp.clean_params(exp.form_data(old.params, old.trace_mode))
     if params is None:
         return _experiment_page(request, exp, form, status=400)
-    return _queue(request, exp, form, params, trace_mode)
+    return _queue(request, exp, form, params, trace_mode, parent=old)

@@ -4,29 +4,23 @@
 (function () {
   "use strict";
   const COLORS = ["#1a56db", "#e8590c", "#0f766e", "#9333ea", "#b3261e", "#ca8a04"];
-  const specEl = document.getElementById("charts-spec");
-  const live = document.getElementById("run-live");
-  if (!specEl || !live) return;
-  const MAX_LOG_LINES = Number(live.dataset.maxLogLines); // the server's LOG_LINES_SHOWN
 
-  const charts = JSON.parse(specEl.textContent).map((spec) => ({
-    spec,
-    rows: new Map(), // x -> array of y per series
-    plot: null,
-  }));
-  const chartOfSeries = new Map();
-  charts.forEach((chart) => chart.spec.series.forEach((s, i) => chartOfSeries.set(s, [chart, i])));
-
-  function makePlot(chart) {
-    const el = document.getElementById("chart-" + chart.spec.id);
+  // A chart spec may give each series its colour and dash pattern (the comparison page colours
+  // by run, and tells a run's series apart by dash); by default series take the palette in order.
+  function makePlot(spec, el) {
     const width = Math.max(320, el.clientWidth - 16);
-    const series = [{ label: chart.spec.x_label }].concat(
-      chart.spec.series.map((name, i) => ({
-        label: (chart.spec.labels || {})[name] || name,
-        stroke: COLORS[i % COLORS.length],
+    const colorOf = (i) => (spec.colors || [])[i] || COLORS[i % COLORS.length];
+    const series = [{ label: spec.x_label }].concat(
+      spec.series.map((name, i) => ({
+        label: (spec.labels || {})[name] || name,
+        stroke: colorOf(i),
+        dash: (spec.dashes || [])[i] || [],
         spanGaps: true,
-        paths: chart.spec.points ? () => null : undefined,
-        points: chart.spec.points ? { show: true, size: 5, fill: COLORS[i % COLORS.length] } : { show: false },
+        paths: spec.points ? () => null : undefined,
+        // A dashed series drawn as points shows hollow ones instead.
+        points: spec.points
+          ? { show: true, size: 5, fill: ((spec.dashes || [])[i] || []).length ? "#fff" : colorOf(i), stroke: colorOf(i) }
+          : { show: false },
       }))
     );
     return new uPlot(
@@ -34,14 +28,14 @@
         width,
         height: 280,
         scales: {
-          x: chart.spec.x_log ? { time: false, distr: 3 } : { time: false },
-          y: chart.spec.y_log ? { distr: 3 } : {},
+          x: spec.x_log ? { time: false, distr: 3 } : { time: false },
+          y: spec.y_log ? { distr: 3 } : {},
         },
-        axes: [{ label: chart.spec.x_label }, { label: chart.spec.y_label, size: 70 }],
+        axes: [{ label: spec.x_label }, { label: spec.y_label, size: 70 }],
         series,
-        hooks: { draw: [(u) => drawMarks(u, chart.spec.x_marks || [])] },
+        hooks: { draw: [(u) => drawMarks(u, spec.x_marks || [])] },
       },
-      [[]].concat(chart.spec.series.map(() => [])),
+      [[]].concat(spec.series.map(() => [])),
       el
     );
   }
@@ -66,10 +60,42 @@
     ctx.restore();
   }
 
+  // Charts fed with [series, x, y] samples: rows map x -> array of y per series.
+  function chartsOf(specs) {
+    const charts = specs.map((spec) => ({ spec, rows: new Map(), plot: null }));
+    const chartOfSeries = new Map();
+    charts.forEach((chart) => chart.spec.series.forEach((s, i) => chartOfSeries.set(s, [chart, i])));
+    function add(samples) {
+      for (const [series, x, y] of samples) {
+        const hit = chartOfSeries.get(series);
+        if (!hit) continue;
+        const [chart, i] = hit;
+        let row = chart.rows.get(x);
+        if (!row) chart.rows.set(x, (row = new Array(chart.spec.series.length).fill(null)));
+        row[i] = y;
+      }
+    }
+    return { charts, add };
+  }
+
   function data(chart) {
     const xs = Array.from(chart.rows.keys()).sort((a, b) => a - b);
     return [xs].concat(chart.spec.series.map((_, i) => xs.map((x) => chart.rows.get(x)[i] ?? null)));
   }
+
+  function draw(chart) {
+    if (!chart.rows.size) return;
+    if (!chart.plot) chart.plot = makePlot(chart.spec, document.getElementById("chart-" + chart.spec.id));
+    chart.plot.setData(data(chart));
+  }
+
+  window.SysopsCharts = { chartsOf, draw };
+
+  const specEl = document.getElementById("charts-spec");
+  const live = document.getElementById("run-live");
+  if (!specEl || !live) return;
+  const MAX_LOG_LINES = Number(live.dataset.maxLogLines); // the server's LOG_LINES_SHOWN
+  const { charts, add } = chartsOf(JSON.parse(specEl.textContent));
 
   let pending = false;
   function scheduleDraw() {
@@ -77,24 +103,13 @@
     pending = true;
     requestAnimationFrame(() => {
       pending = false;
-      for (const chart of charts) {
-        if (!chart.rows.size) continue;
-        if (!chart.plot) chart.plot = makePlot(chart);
-        chart.plot.setData(data(chart));
-      }
+      charts.forEach(draw);
       live.dataset.points = String(charts.reduce((n, c) => n + c.rows.size, 0));
     });
   }
 
   function addSamples(samples) {
-    for (const [series, x, y] of samples) {
-      const hit = chartOfSeries.get(series);
-      if (!hit) continue;
-      const [chart, i] = hit;
-      let row = chart.rows.get(x);
-      if (!row) chart.rows.set(x, (row = new Array(chart.spec.series.length).fill(null)));
-      row[i] = y;
-    }
+    add(samples);
     scheduleDraw();
   }
 

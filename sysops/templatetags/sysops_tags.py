@@ -81,3 +81,14 @@ def submission_field() -> str:
     return format_html(
         '<input type="hidden" name="submission" value="{}">', secrets.token_urlsafe(24)
     )
+
+
+@register.filter
+def signed(value: Any, digits: int | None = None) -> str:
+    """A difference with its sign ("+3", "−1.5", "0"), for deltas against a baseline."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return "—"
+    text = f"{abs(value):,.{int(digits)}f}" if digits is not None else f"{abs(value):,}"
+    if float(text.replace(",", "")) == 0:
+        return "0"
+    return ("+" if value > 0 else "−") + text
