@@ -98,6 +98,19 @@ def test_a_declared_body_never_sent_is_closed_after_the_timeout(server):
     assert TIMEOUT_S * 0.5 < elapsed_s < TIMEOUT_S + 10
 
 
+def test_a_body_that_keeps_coming_is_not_cut_by_the_timeout(server):
+    """The timeout is on stalls: a slow but steady upload outlasting it still arrives."""
+    body = b"username=a&password=b"
+    with _connect(server) as sock:
+        sock.sendall(_head(str(len(body))))
+        for byte in body[:3]:
+            time.sleep(TIMEOUT_S * 0.6)
+            sock.sendall(bytes([byte]))
+        sock.sendall(body[3:])
+        answer = _response(sock)
+    assert answer.startswith(b"HTTP/1.1 403"), answer[:100]  # Django's answer (no CSRF token)
+
+
 def test_slow_headers_are_closed_after_the_timeout(server):
     with _connect(server) as sock:
         started = time.monotonic()
