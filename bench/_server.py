@@ -4,71 +4,24 @@ embedded agent, test experiments enabled; and a headless Chromium to watch it wi
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
-import subprocess
 import sys
-import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-VENV_BIN = Path(sys.executable).parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from tests.helpers.server import daphne_server  # noqa: E402
+
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager
 def app_server() -> Iterator[str]:
-    """Yields the base URL of a fresh server; everything it made is removed afterwards."""
-    with tempfile.TemporaryDirectory(prefix="sysops-bench-") as var_dir:
-        env = {
-            **os.environ,
-            "SYSOPS_VAR_DIR": var_dir,
-            "SYSOPS_TEST_EXPERIMENTS": "1",
-            "DJANGO_SETTINGS_MODULE": "playground.settings",
-        }
-        env.pop("DATABASE_URL", None)
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO_ROOT, env=env, check=True
-        )
-        port = _free_port()
-        server = subprocess.Popen(
-            [
-                str(VENV_BIN / "daphne"),
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "playground.asgi:application",
-            ],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    urllib.request.urlopen(base + "/", timeout=2).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        raise RuntimeError("the app server did not start") from None
-                    time.sleep(0.2)
-            yield base
-        finally:
-            server.terminate()
-            server.wait(timeout=20)
+    """Yields the base URL of a fresh server (tests/helpers/server.py: its own database, the
+    request limits and the embedded agent); everything it made is removed afterwards."""
+    with daphne_server() as server:
+        yield server.url
 
 
 @contextlib.contextmanager

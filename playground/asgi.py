@@ -13,8 +13,10 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
+from playground import http_limits  # noqa: E402
+from playground.security import NotFoundConsumer, StaticFiles  # noqa: E402
 from sysops.agent.agent import ensure_embedded_agent  # noqa: E402
 from sysops.routing import websocket_urlpatterns  # noqa: E402
 
@@ -30,12 +32,17 @@ class EmbeddedAgent:
         return await self.app(scope, receive, send)
 
 
+# Oversized and slow requests are refused by daphne itself, before it holds their bodies.
+http_limits.install()
+
 application = EmbeddedAgent(
     ProtocolTypeRouter(
         {
-            "http": ASGIStaticFilesHandler(django_asgi_app),
+            "http": http_limits.BodyLimitMiddleware(StaticFiles(django_asgi_app)),
             "websocket": AllowedHostsOriginValidator(
-                AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+                AuthMiddlewareStack(
+                    URLRouter([*websocket_urlpatterns, re_path(r"", NotFoundConsumer.as_asgi())])
+                )
             ),
         }
     )

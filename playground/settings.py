@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -64,6 +65,19 @@ CSRF_TRUSTED_ORIGINS = [
     o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
 ]
 
+# Served behind HTTPS (a TLS-terminating proxy that sets X-Forwarded-Proto): cookies only over
+# HTTPS, HSTS, plain HTTP redirected. `manage.py check --deploy` is clean in this mode.
+SYSOPS_HTTPS = _env_bool("SYSOPS_HTTPS")
+if SYSOPS_HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = int(os.environ.get("SYSOPS_HSTS_SECONDS", 365 * 24 * 3600))
+    # Subdomains and the browsers' preload list concern the whole domain, not this site:
+    # the operator decides them, so their reminders are silenced here.
+    SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
+
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",
@@ -74,11 +88,13 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_htmx",
+    "axes",
     "sysops",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "playground.security.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -86,6 +102,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a lock-out into the page below.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "playground.urls"
@@ -121,6 +139,19 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_db.sqlite3")}
 
+# What one request may make the server hold (playground/http_limits.py): a body over the cap is
+# refused with 413 before it is read; the headers must arrive within the timeout of the request
+# line, and the body may not stall longer than that. An endpoint that takes more (the bundle
+# import) gets its own cap by path prefix (REQUEST_BODY_MAX_BYTES_BY_PATH, below).
+SYSOPS_REQUEST_BODY_MAX_BYTES = int(os.environ.get("SYSOPS_REQUEST_BODY_MAX_BYTES", 1 << 20))
+SYSOPS_REQUEST_TIMEOUT_S = float(os.environ.get("SYSOPS_REQUEST_TIMEOUT_S", 30))
+DATA_UPLOAD_MAX_MEMORY_SIZE = SYSOPS_REQUEST_BODY_MAX_BYTES
+
+# Live viewers of one run per server process; beyond it a viewer is told to reload later.
+SYSOPS_MAX_VIEWERS_PER_RUN = int(os.environ.get("SYSOPS_MAX_VIEWERS_PER_RUN", 200))
+# A websocket viewer whose unread frames pile up past this in the server is disconnected.
+SYSOPS_WS_BUFFER_MAX_BYTES = int(os.environ.get("SYSOPS_WS_BUFFER_MAX_BYTES", 4 << 20))
+
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CHANNEL_LAYERS = {
@@ -130,12 +161,16 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "sysops.layers.SharedMessageLayer"}}
 
 # Embedded mode: the agent runs inside the web process unless a standalone agent is used.
 SYSOPS_EMBEDDED_AGENT = _env_bool("SYSOPS_EMBEDDED_AGENT", not REDIS_URL)
 SYSOPS_MAX_RUNNING = int(os.environ.get("SYSOPS_MAX_RUNNING", os.cpu_count() or 1))
 SYSOPS_ALLOW_UNSANDBOXED = _env_bool("SYSOPS_ALLOW_UNSANDBOXED")
+# Fair use: runs one person (a user; the client address where there are no users) may have
+# waiting, and runs waiting in all. A run over either is refused with the reason, and 429.
+SYSOPS_QUEUED_PER_USER = int(os.environ.get("SYSOPS_QUEUED_PER_USER", 5))
+SYSOPS_QUEUE_MAX = int(os.environ.get("SYSOPS_QUEUE_MAX", 100))
 # Development switch: run where the host cannot give a run its memory, pids and cpu cgroup;
 # every such run is marked UNBOUNDED. Off, such runs are refused with the reason.
 SYSOPS_ALLOW_UNBOUNDED = _env_bool("SYSOPS_ALLOW_UNBOUNDED")
@@ -150,6 +185,9 @@ SYSOPS_RUN_DIR = Path(os.environ.get("SYSOPS_RUN_DIR", "/tmp"))
 # The largest run or comparison bundle an import accepts (sysops/bundle.py); the upload view
 # reads no more than this of the body, whatever a global request cap allows elsewhere.
 SYSOPS_BUNDLE_MAX_BYTES = int(os.environ.get("SYSOPS_BUNDLE_MAX_BYTES", 5 << 20))
+# Up to twice that reaches the import view, which refuses an oversized bundle with its own page;
+# beyond, the server refuses the body unread.
+REQUEST_BODY_MAX_BYTES_BY_PATH = {"/runs/import/": 2 * SYSOPS_BUNDLE_MAX_BYTES}
 # Per-run scratch filesystems of experiments about disks (file-io): on the disk that holds var/,
 # never on a tmpfs (see sysops/agent/scratch.py).
 SYSOPS_SCRATCH_DIR = Path(os.environ.get("SYSOPS_SCRATCH_DIR", VAR_DIR / "scratch"))
@@ -170,6 +208,17 @@ SYSOPS_LIMITS_MAX_WALL_S = float(os.environ.get("SYSOPS_LIMITS_MAX_WALL_S", 600)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    "sysops.login_throttle.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Sign-in throttle (django-axes): this many failures from one address, or for one user name,
+# lock that address or that name out for the cool-off; a success clears the count.
+AXES_FAILURE_LIMIT = int(os.environ.get("SYSOPS_LOGIN_FAILURE_LIMIT", 5))
+AXES_COOLOFF_TIME = timedelta(seconds=float(os.environ.get("SYSOPS_LOGIN_COOLOFF_S", 900)))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 
@@ -187,5 +236,8 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"sysops": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")}},
+    "loggers": {
+        name: {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")}
+        for name in ("sysops", "playground")
+    },
 }

@@ -8,3 +8,8 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("sysops.urls")),
 ]
+
+# Pages that say what went wrong and what to do: an unknown Host names the setting to change, a
+# database that cannot be written is a 503 "try again".
+handler400 = "sysops.errors.bad_request"
+handler500 = "sysops.errors.server_error"

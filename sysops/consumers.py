@@ -2,16 +2,23 @@
 
 A viewer first joins the run's group, then gets a snapshot read from the database; live batches
 numbered at or below the snapshot are already in it and are dropped, so nothing is shown twice
-and nothing committed is missed.
+and nothing committed is missed. A batch that skips a number means this viewer lost one (the
+channel layer drops messages to a full channel): it gets a fresh snapshot instead.
+
+Each server process keeps at most SYSOPS_MAX_VIEWERS_PER_RUN live viewers per run; the next one
+is told so and closed.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+from collections import Counter, OrderedDict
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 from django.template.loader import render_to_string
 
 from sysops import permissions, selectors
@@ -20,22 +27,70 @@ from sysops.live import RUNS_GROUP, run_group
 from sysops.models import Run
 from sysops.tracing.render import live_record, live_trace_state
 
+# Close codes (4000-4999 are the application's): htmx's ws extension does not reconnect on them.
+CLOSE_FORBIDDEN = 4403
+CLOSE_NO_SUCH_RUN = 4404
+CLOSE_TOO_MANY_VIEWERS = 4429
+
+# Snapshots and the dashboard's list are read and rendered on the executor's threads, not on
+# the one thread that runs the pages' views: a hundred viewers connecting at once must not
+# queue every page behind their snapshots.
+off_the_views_thread = functools.partial(database_sync_to_async, thread_sensitive=False)
+
+# Live viewers per run in this process (the consumers of one server share its event loop).
+_viewers: Counter[int] = Counter()
+
+
+def viewer_count(run_id: int) -> int:
+    return _viewers[run_id]
+
+
+# The JSON frames of the latest batches, serialised once for all the viewers in this process.
+_frame_texts: OrderedDict[tuple[int, int], list[str]] = OrderedDict()
+FRAME_TEXTS_KEPT = 64
+
+
+def frame_texts(batch: RunBatch) -> list[str]:
+    key = (batch.run, batch.seq)
+    texts = _frame_texts.get(key)
+    if texts is None:
+        texts = _frame_texts[key] = [json.dumps(frame) for frame in batch.frames()]
+        if len(_frame_texts) > FRAME_TEXTS_KEPT:
+            _frame_texts.popitem(last=False)
+    return texts
+
 
 class RunConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
         self.group = run_group(self.run_id)
         self.seq = 0
+        self.counted = False
         if not permissions.can_use(self.scope.get("user")):
-            await self.close(code=4403)
+            await self.close(code=CLOSE_FORBIDDEN)
             return
+        cap = settings.SYSOPS_MAX_VIEWERS_PER_RUN
+        if _viewers[self.run_id] >= cap:
+            await self.accept()
+            await self.send(
+                text_data=render_to_string("sysops/_viewer_limit.html", {"viewers_max": cap})
+            )
+            await self.close(code=CLOSE_TOO_MANY_VIEWERS)
+            return
+        _viewers[self.run_id] += 1
+        self.counted = True
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         if not await self._send_snapshot():
-            await self.close(code=4404)
+            await self.close(code=CLOSE_NO_SUCH_RUN)
 
     async def disconnect(self, code: int) -> None:
-        await self.channel_layer.group_discard(self.group, self.channel_name)
+        if self.counted:
+            self.counted = False
+            _viewers[self.run_id] -= 1
+            if _viewers[self.run_id] <= 0:
+                del _viewers[self.run_id]
+            await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def _send_snapshot(self) -> bool:
         rendered = await self._render_snapshot()
@@ -49,7 +104,7 @@ class RunConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=json.dumps(trace))
         return True
 
-    @database_sync_to_async
+    @off_the_views_thread
     def _render_snapshot(
         self,
     ) -> tuple[str, int, list[list[Any]], dict[str, Any] | None] | None:
@@ -76,10 +131,14 @@ class RunConsumer(AsyncWebsocketConsumer):
         batch = RunBatch.from_message(event)
         if batch.seq <= self.seq:
             return
+        if batch.seq > self.seq + 1:
+            # Batches in between were lost on the way: the database has them all.
+            await self._send_snapshot()
+            return
         self.seq = batch.seq
         await self.send(text_data=batch.html)
-        for frame in batch.frames():
-            await self.send(text_data=json.dumps(frame))
+        for text in frame_texts(batch):
+            await self.send(text_data=text)
 
     async def run_refresh(self, event: dict[str, Any]) -> None:
         """A change made outside a runner's batches (claimed, cancelled while queued, recovered)."""
@@ -89,7 +148,7 @@ class RunConsumer(AsyncWebsocketConsumer):
 class DashboardConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         if not permissions.can_use(self.scope.get("user")):
-            await self.close(code=4403)
+            await self.close(code=CLOSE_FORBIDDEN)
             return
         await self.channel_layer.group_add(RUNS_GROUP, self.channel_name)
         await self.accept()
@@ -100,6 +159,6 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     async def runs_changed(self, event: dict[str, Any]) -> None:
         await self.send(text_data=await self._render())
 
-    @database_sync_to_async
+    @off_the_views_thread
     def _render(self) -> str:
         return render_to_string("sysops/_recent_runs.html", {"runs": selectors.recent_runs()})

@@ -48,17 +48,23 @@ class RunQuerySet(models.QuerySet["Run"]):
             )
         )
 
-    def cancel_queued(self, run_id: int) -> bool:
+    def cancel_queued(self, run_id: int, *, by: Any = None) -> bool:
+        """``by``: the user who cancelled it (None: anonymous, on a loopback install)."""
         return bool(
             self.filter(pk=run_id, status=Run.Status.QUEUED).update(
                 status=Run.Status.CANCELLED,
                 reason="cancelled before it started",
                 finished_at=timezone.now(),
+                cancelled_by=by,
             )
         )
 
-    def request_cancel(self, run_id: int) -> bool:
-        return bool(self.filter(pk=run_id, status=Run.Status.RUNNING).update(cancel_requested=True))
+    def request_cancel(self, run_id: int, *, by: Any = None) -> bool:
+        return bool(
+            self.filter(pk=run_id, status=Run.Status.RUNNING).update(
+                cancel_requested=True, cancelled_by=by
+            )
+        )
 
     def finish(self, run_id: int, status: str, reason: str, **fields: Any) -> bool:
         """running → ``status`` (terminal) with its reason, and any other ``fields`` written in
@@ -114,6 +120,19 @@ class Run(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     host = models.ForeignKey(Host, null=True, blank=True, on_delete=models.SET_NULL)
+    # Who asked for it to stop, when someone did (the owner or a staff member).
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    # Where the request that queued it came from: the quota key of an install without users.
+    client_addr = models.GenericIPAddressField(null=True, blank=True)
+    # The one-time token of the form submission that created it: a second POST of the same
+    # form (a double click) finds this run instead of queueing another.
+    submission = models.CharField(max_length=64, null=True, blank=True, unique=True)
 
     # Who owns the run while it runs: the agent that claimed it and its runner process.
     claimed_by = models.CharField(max_length=255, blank=True)

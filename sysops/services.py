@@ -4,11 +4,48 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 
 from sysops import live
 from sysops.models import Run
+
+
+class QuotaExceeded(Exception):
+    """A run refused by a quota; the message is for the person who asked."""
+
+
+def _owner(user: AbstractBaseUser | AnonymousUser | None) -> AbstractBaseUser | None:
+    return user if user is not None and user.is_authenticated else None
+
+
+# PostgreSQL advisory lock key of run creation ("sysops-queue" as a number).
+QUEUE_LOCK_KEY = 0x5359_5351
+
+
+def _check_quotas(owner: AbstractBaseUser | None, client_addr: str | None) -> None:
+    """Refuse a run over the total queue cap or the asker's own share of it. The count and the
+    insert that follows hold one lock, so two requests cannot both take the last place: SQLite's
+    IMMEDIATE transactions hold its write lock; PostgreSQL takes a transaction-scoped advisory
+    lock."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [QUEUE_LOCK_KEY])
+    queued = Run.objects.filter(status=Run.Status.QUEUED)
+    total_max = settings.SYSOPS_QUEUE_MAX
+    if queued.count() >= total_max:
+        raise QuotaExceeded(
+            f"The queue is full ({total_max} runs waiting). Try again when some have started."
+        )
+    # Without users (a loopback install), the client address stands for the person.
+    mine = queued.filter(user=owner) if owner else queued.filter(user=None, client_addr=client_addr)
+    own_max = settings.SYSOPS_QUEUED_PER_USER
+    if mine.count() >= own_max:
+        raise QuotaExceeded(
+            f"You already have {own_max} runs waiting, the most one person may queue. "
+            "Wait for one to start, or cancel one."
+        )
 
 
 @transaction.atomic
@@ -19,24 +56,42 @@ def run_create(
     trace_mode: str = Run.TraceMode.OFF,
     user: AbstractBaseUser | AnonymousUser | None,
     parent: Run | None = None,
+    client_addr: str | None = None,
+    submission: str | None = None,
 ) -> Run:
-    run = Run.objects.create(
-        experiment=experiment,
-        params=params,
-        trace_mode=trace_mode,
-        user=user if user is not None and user.is_authenticated else None,
-        parent=parent,
-    )
+    """Queue a run, or return the one this form ``submission`` already queued (a double
+    click); raises QuotaExceeded, creating nothing, when a quota refuses it."""
+    if submission and (earlier := Run.objects.filter(submission=submission).first()):
+        return earlier
+    owner = _owner(user)
+    _check_quotas(owner, client_addr)
+    try:
+        with transaction.atomic():
+            run = Run.objects.create(
+                experiment=experiment,
+                params=params,
+                trace_mode=trace_mode,
+                user=owner,
+                parent=parent,
+                client_addr=client_addr,
+                submission=submission or None,
+            )
+    except IntegrityError:
+        # The same submission committed by a concurrent request between our look and insert.
+        if submission:
+            return Run.objects.get(submission=submission)
+        raise
     transaction.on_commit(lambda: live.run_queued(run.pk))
     return run
 
 
 @transaction.atomic
-def run_cancel(*, run: Run) -> Run:
-    """A queued run ends here and now; a running one is asked to stop (its runner sees the flag)."""
-    if Run.objects.cancel_queued(run.pk):
+def run_cancel(*, run: Run, by: AbstractBaseUser | AnonymousUser | None = None) -> Run:
+    """A queued run ends here and now; a running one is asked to stop (its runner sees the flag).
+    The caller checks that ``by`` may (permissions.can_cancel); the run records who it was."""
+    if Run.objects.cancel_queued(run.pk, by=_owner(by)):
         transaction.on_commit(lambda: live.run_status_changed(run.pk))
     else:
-        Run.objects.request_cancel(run.pk)
+        Run.objects.request_cancel(run.pk, by=_owner(by))
     run.refresh_from_db()
     return run

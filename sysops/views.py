@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import functools
+import ipaddress
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
+from django import forms
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseForbidden,
+    JsonResponse,
+)
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from sysops import comparison, permissions, selectors, services
 from sysops.experiments import registry
@@ -32,7 +42,7 @@ def user_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
     return wrapped
 
 
-@require_GET
+@require_safe
 @user_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     return render(
@@ -48,7 +58,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @user_required
 def experiment(request: HttpRequest, slug: str) -> HttpResponse:
     exp = registry.get(slug)
@@ -59,27 +69,83 @@ def experiment(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST":
         params, trace_mode, form = exp.clean_params(request.POST)
         if params is not None:
-            run = services.run_create(
-                experiment=exp.slug,
-                params=params,
-                trace_mode=trace_mode,
-                user=request.user,
-                parent=based_on,
-            )
-            return redirect(run)
-        status = 400
-    else:
-        form, status = exp.form_class(initial=initial), 200
+            return _queue(request, exp, form, params, trace_mode, parent=based_on)
+        return _experiment_page(request, exp, form, status=400, based_on=based_on)
+    return _experiment_page(request, exp, exp.form_class(initial=initial), based_on=based_on)
+
+
+def _experiment_page(
+    request: HttpRequest,
+    exp: Experiment,
+    form: forms.Form,
+    *,
+    status: int = 200,
+    refusal: str = "",
+    based_on: Run | None = None,
+) -> HttpResponse:
     context: dict[str, Any] = {
         "experiment": exp,
         "form": form,
         "sandbox": selectors.sandbox_report(),
+        "refusal": refusal,
     }
     if based_on is not None:
         # What the page tells the edited form apart from, as the browser would post it.
+        initial = exp.form_data(based_on.params, based_on.trace_mode)
         context["based_on"] = based_on
         context["based_on_values"] = comparison.form_values(exp.form_class(initial=initial))
     return render(request, "sysops/experiment.html", context, status=status)
+
+
+# A quota refusal asks a script to come back later; a person reads the message on the form.
+QUOTA_RETRY_AFTER_S = 30
+_SUBMISSION_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def client_address(request: HttpRequest) -> str | None:
+    try:
+        return str(ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")))
+    except ValueError:
+        return None
+
+
+def wants_html(request: HttpRequest) -> bool:
+    """A browser asks for HTML; a script (curl, a client library) gets JSON."""
+    return "text/html" in request.headers.get("Accept", "")
+
+
+def _queue(
+    request: HttpRequest,
+    exp: Experiment,
+    form: forms.Form,
+    params: dict[str, Any],
+    trace_mode: str,
+    *,
+    parent: Run | None,
+) -> HttpResponse:
+    """Queue the run (or find the one this submission queued) and go to it; over a quota,
+    429 with the reason next to the submit button, and nothing queued."""
+    submission = request.POST.get("submission", "")
+    try:
+        run = services.run_create(
+            experiment=exp.slug,
+            params=params,
+            trace_mode=trace_mode,
+            user=request.user,
+            parent=parent,
+            client_addr=client_address(request),
+            submission=submission if _SUBMISSION_RE.fullmatch(submission) else None,
+        )
+    except services.QuotaExceeded as refusal:
+        if wants_html(request):
+            response = _experiment_page(
+                request, exp, form, status=429, refusal=str(refusal), based_on=parent
+            )
+        else:
+            response = JsonResponse({"error": str(refusal)}, status=429)
+        response["Retry-After"] = str(QUOTA_RETRY_AFTER_S)
+        return response
+    return redirect(run)
 
 
 def _based_on(request: HttpRequest, exp: Experiment) -> Run | None:
@@ -92,7 +158,7 @@ def _based_on(request: HttpRequest, exp: Experiment) -> Run | None:
     return get_object_or_404(Run, pk=int(value), experiment=exp.slug)
 
 
-@require_GET
+@require_safe
 @user_required
 def history(request: HttpRequest) -> HttpResponse:
     filters = HistoryFilterForm(request.GET or None, staff=is_staff(request.user))
@@ -101,12 +167,13 @@ def history(request: HttpRequest) -> HttpResponse:
     return render(request, "sysops/history.html", {"page": page, "filters": filters})
 
 
-@require_GET
+@require_safe
 @user_required
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_object_or_404(Run.objects.select_related("host"), pk=run_id)
     context = selectors.run_context(run)
     context["sandbox"] = selectors.sandbox_report()
+    context["can_cancel"] = permissions.can_cancel(request.user, run.user_id)
     context["compare_candidates"] = comparison.candidates(run)
     if run.parent_id is not None and run.parent is not None:
         context["changes"] = comparison.param_changes(run.parent, run)
@@ -120,7 +187,12 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_POST
 @user_required
 def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = services.run_cancel(run=get_object_or_404(Run, pk=run_id))
+    run = get_object_or_404(Run, pk=run_id)
+    if not permissions.can_cancel(request.user, run.user_id):
+        return HttpResponseForbidden(
+            "Only the person who started this run, or staff, may cancel it."
+        )
+    run = services.run_cancel(run=run, by=request.user)
     return redirect(run)
 
 
@@ -133,19 +205,11 @@ def run_again(request: HttpRequest, run_id: int) -> HttpResponse:
         raise Http404("that experiment no longer exists")
     params, trace_mode, form = exp.clean_params(exp.form_data(old.params, old.trace_mode))
     if params is None:
-        return render(
-            request,
-            "sysops/experiment.html",
-            {"experiment": exp, "form": form, "sandbox": selectors.sandbox_report()},
-            status=400,
-        )
-    run = services.run_create(
-        experiment=exp.slug, params=params, trace_mode=trace_mode, user=request.user, parent=old
-    )
-    return redirect(run)
+        return _experiment_page(request, exp, form, status=400)
+    return _queue(request, exp, form, params, trace_mode, parent=old)
 
 
-@require_GET
+@require_safe
 @user_required
 def run_timeline(request: HttpRequest, run_id: int) -> HttpResponse:
     """The stored trace as timeline slices, at most ``MAX_SLICES`` of them, for the

@@ -9,11 +9,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from sysops.agent import partial
 from sysops.batch import RunBatch
+from sysops.dbretry import retry_busy
 from sysops.experiments.base import Chart
 from sysops.live import RUNS_GROUP, run_group, runs_changed
 from sysops.models import Host, Run, RunLog, SampleChunk, TraceChunk
@@ -158,27 +159,48 @@ class RunRecorder:
                 "summary": self._summary.to_dict(),
             }
             changed.add("trace")
-        with transaction.atomic():
-            seq = self.run.last_seq + 1
-            self.run.last_seq = seq
-            self.run.heartbeat_at = timezone.now()
-            if samples:
-                SampleChunk.objects.create(run=self.run, seq=seq, samples=samples)
-            if trace:
-                TraceChunk.objects.create(
-                    run=self.run,
-                    seq=seq,
-                    count=len(trace),
-                    data=TraceChunk.pack([stored_record(e) for e in trace]),
-                )
+        return retry_busy(
+            lambda: self._write(samples, logs, changed, trace, status_changed),
+            what=f"run {self.run.pk}: storing a batch",
+        )
+
+    def _write(
+        self,
+        samples: list[list[Any]],
+        logs: list[RunLog],
+        changed: set[str],
+        trace: list[TraceEvent],
+        status_changed: bool,
+    ) -> bool:
+        """One batch in one transaction; rolled back whole (and retried) on a busy database."""
+        last_seq = self.run.last_seq
+        try:
+            with transaction.atomic():
+                seq = self.run.last_seq + 1
+                self.run.last_seq = seq
+                self.run.heartbeat_at = timezone.now()
+                if samples:
+                    SampleChunk.objects.create(run=self.run, seq=seq, samples=samples)
+                if trace:
+                    TraceChunk.objects.create(
+                        run=self.run,
+                        seq=seq,
+                        count=len(trace),
+                        data=TraceChunk.pack([stored_record(e) for e in trace]),
+                    )
+                for entry in logs:
+                    entry.seq = seq
+                RunLog.objects.bulk_create(logs)
+                fields = {"last_seq", "heartbeat_at", *changed}
+                self.run.save(update_fields=sorted(fields))
+                cancel = Run.objects.values_list("cancel_requested", flat=True).get(pk=self.run.pk)
+                batch = self._batch(seq, samples, logs, changed, trace, status_changed)
+                transaction.on_commit(lambda: self._send(batch))
+        except OperationalError:
+            self.run.last_seq = last_seq
             for entry in logs:
-                entry.seq = seq
-            RunLog.objects.bulk_create(logs)
-            fields = {"last_seq", "heartbeat_at", *changed}
-            self.run.save(update_fields=sorted(fields))
-            cancel = Run.objects.values_list("cancel_requested", flat=True).get(pk=self.run.pk)
-            batch = self._batch(seq, samples, logs, changed, trace, status_changed)
-            transaction.on_commit(lambda: self._send(batch))
+                entry.pk = None
+            raise
         return cancel
 
     def _send(self, batch: RunBatch) -> None:
@@ -212,7 +234,10 @@ class RunRecorder:
         batch tells viewers whichever it is."""
         self.flush(force=True)
         fields = {"progress": 1.0} if status == Run.Status.SUCCEEDED else {}
-        if not Run.objects.finish(self.run.pk, status, reason, **fields):
+        if not retry_busy(
+            lambda: Run.objects.finish(self.run.pk, status, reason, **fields),
+            what=f"run {self.run.pk}: storing its end",
+        ):
             self.log(
                 f"the run had already ended; this runner's verdict ({status}: {reason}) was not "
                 "recorded",

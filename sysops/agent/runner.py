@@ -26,6 +26,7 @@ from sysops.agent import rundirs, scratch
 from sysops.agent.events import BadLine, LineSplitter, parse_line
 from sysops.agent.recorder import MAX_RESULT_ROWS, Publish, RunRecorder
 from sysops.agent.tracer import TraceCapture
+from sysops.dbretry import retry_busy
 from sysops.experiments import limits, registry
 from sysops.experiments.base import Chart
 from sysops.models import Run, RunLog
@@ -44,6 +45,11 @@ class _RunEnds(Exception):
     def __init__(self, status: str, reason: str) -> None:
         super().__init__(reason)
         self.status, self.reason = status, reason
+
+
+def _save(run: Run, field: str) -> None:
+    """One field of the run, stored even while another process holds the database's lock."""
+    retry_busy(lambda: run.save(update_fields=[field]), what=f"run {run.pk}: storing {field}")
 
 
 def build_policy(run: Run, params: dict[str, Any], code_dir: Path) -> sandbox.Policy:
@@ -98,7 +104,7 @@ def _execute(run: Run, recorder: RunRecorder) -> None:
         raise _RunEnds(Run.Status.FAILED, f"sandbox refused: {report.reason}")
     if unsandboxed:
         run.unsandboxed = True
-        run.save(update_fields=["unsandboxed"])
+        _save(run, "unsandboxed")
         recorder.log(
             f"UNSANDBOXED: {report.reason}; running with rlimits only because "
             "SYSOPS_ALLOW_UNSANDBOXED is set",
@@ -155,7 +161,7 @@ def _mark_unbounded(run: Run, recorder: RunRecorder, why: str) -> None:
     if run.unbounded:
         return
     run.unbounded = True
-    run.save(update_fields=["unbounded"])
+    _save(run, "unbounded")
     recorder.log(
         f"UNBOUNDED: {why}; running without memory, pids and cpu cgroup limits because "
         "SYSOPS_ALLOW_UNBOUNDED is set",
@@ -172,7 +178,7 @@ def _lease_uid(run: Run) -> sandbox.UidLease:
     except sandbox.UidUnavailable as exc:
         raise _RunEnds(Run.Status.FAILED, f"sandbox refused: no sandbox uid: {exc}") from exc
     run.sandbox_uid = lease.uid
-    run.save(update_fields=["sandbox_uid"])
+    _save(run, "sandbox_uid")
     return lease
 
 

@@ -53,6 +53,18 @@ class ExperimentForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.order_fields([name for name in self.fields if name != "trace"] + ["trace"])
+        # A choice given twice (``layers=native&layers=native``) counts once, in every
+        # experiment's multiple-choice fields, before their budgets are computed.
+        for choices in self.fields.values():
+            if isinstance(choices, forms.MultipleChoiceField):
+                choices.to_python = _distinct(choices.to_python)  # type: ignore[method-assign]
+
+
+def _distinct(to_python: Callable[[Any], list[Any]]) -> Callable[[Any], list[Any]]:
+    def distinct_to_python(value: Any) -> list[Any]:
+        return list(dict.fromkeys(to_python(value)))
+
+    return distinct_to_python
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from typing import Any
 
 from django import template
@@ -126,6 +127,15 @@ def spread(dist: Any) -> str | SafeString:
 def has_ratios(rows: Any) -> bool:
     """True when some row has a ratio to the native layer: otherwise the column is left out."""
     return any(isinstance(r, dict) and r.get("ratio_to_native") is not None for r in rows or ())
+
+
+@register.simple_tag
+def submission_field() -> str:
+    """A one-time token for a form that queues a run: the view queues one run per token, so a
+    double click (or a resent POST) leads to the run the first click made."""
+    return format_html(
+        '<input type="hidden" name="submission" value="{}">', secrets.token_urlsafe(24)
+    )
 
 
 @register.filter
