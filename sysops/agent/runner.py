@@ -311,6 +311,8 @@ class _Passes:
         capture: TraceCapture | None,
     ) -> _PassResult:
         events_r, events_w = os.pipe()
+        if capture is not None:
+            capture.watch_events_pipe(events_w)
         try:
             proc = sandbox.start(
                 self.policy,

@@ -47,9 +47,17 @@ class TraceCapture:
         self._events: queue.SimpleQueue[list[TraceEvent]] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._parser = TraceParser()
+        self._marker_only: frozenset[str] = frozenset()
         self.filter = MarkerFilter()
         self._thread = threading.Thread(target=self._drain, name="trace-reader", daemon=True)
         self._thread.start()
+
+    def watch_events_pipe(self, fd: int) -> None:
+        """The worker's events pipe (either end): its writes are the harness's, not the
+        experiment's. Call before the tracer starts."""
+        self.filter = MarkerFilter(
+            events_pipe=f"pipe:[{os.fstat(fd).st_ino}]", marker_only=self._marker_only
+        )
 
     def wrapper(self, cpu: int | None = None) -> tuple[str, ...]:
         """strace's argv; with ``cpu``, tracer and tracees share that one CPU. Every traced call

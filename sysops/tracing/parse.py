@@ -102,8 +102,9 @@ class TraceEvent:
     decoration of a top-level descriptor. ``ts`` is the start of the call in seconds (None on
     notes strace prints without a timestamp); ``duration_s`` comes from ``-T``. ``cut_short``
     marks calls that never returned (their process was killed, or the trace ended first) and
-    kills. ``seq`` numbers events in the order the parser emits them, which for a split call is
-    when its second half arrives.
+    kills. ``harness`` marks what the worker did for itself rather than for the experiment
+    (set by :class:`sysops.tracing.filter.MarkerFilter`). ``seq`` numbers events in the order
+    the parser emits them, which for a split call is when its second half arrives.
     """
 
     seq: int
@@ -121,9 +122,11 @@ class TraceEvent:
     category: str = "other"
     cut_short: bool = False
     raw: str = ""
+    harness: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; ``fd_paths`` keys become strings, as JSON requires."""
+        """A JSON-ready dict; ``fd_paths`` keys become strings, as JSON requires; ``harness``
+        only when true."""
         return {
             "seq": self.seq,
             "pid": self.pid,
@@ -140,6 +143,8 @@ class TraceEvent:
             "category": self.category,
             "cut_short": self.cut_short,
             "raw": self.raw,
+            # Only where set: most events are the experiment's, and storage is per event.
+            **({"harness": True} if self.harness else {}),
         }
 
     @classmethod
