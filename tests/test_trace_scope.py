@@ -65,3 +65,22 @@ def test_a_workload_that_makes_failing_calls_has_exactly_those_errors():
     # The refused connect is the workload's only failing call.
     assert failed == [("connect", "ECONNREFUSED")]
     assert run.trace["summary"]["total"]["errors"] == 1
+
+
+def test_a_traced_class_stores_only_that_class():
+    run = traced_run("workload", {"case": "calls", "count": 0, "trace_set": "%network"})
+    assert run.status == Run.Status.SUCCEEDED, run.reason
+    assert run.trace["status"] == "done", run.trace
+    names = Counter(e["name"] for e in selectors.trace_events(run) if e["kind"] == "syscall")
+    assert set(names) == {"socket", "connect"}, names
+    assert run.trace["summary"]["total"]["errors"] == 1  # the refused connect
+
+
+def test_a_traced_list_stores_only_those_calls_of_the_parent_and_its_child():
+    run = traced_run("workload", {"case": "calls", "count": 0, "trace_set": "getppid,openat"})
+    assert run.status == Run.Status.SUCCEEDED, run.reason
+    events = [e for e in selectors.trace_events(run) if e["kind"] == "syscall"]
+    opened = [e["args"][1] for e in events if e["name"] == "openat"]
+    assert opened == ['"/tmp/workload.txt"', '"/tmp/child.txt"']
+    assert [e["name"] for e in events if e["name"] != "openat"] == ["getppid"]
+    assert not [e for e in events if e["name"] in ("access", "faccessat", "faccessat2")]

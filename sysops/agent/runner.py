@@ -77,9 +77,10 @@ def _execute(run: Run, recorder: RunRecorder) -> None:
     experiment = registry.get(run.experiment)
     if experiment is None:
         raise _RunEnds(Run.Status.FAILED, f"unknown experiment {run.experiment!r}")
-    params, _, form = experiment.clean_params(experiment.form_data(run.params, run.trace_mode))
-    if params is None:
+    checked, _, form = experiment.clean_params(experiment.form_data(run.params, run.trace_mode))
+    if checked is None:
         raise _RunEnds(Run.Status.FAILED, f"invalid parameters: {form.errors.as_text()}")
+    params, trace_set, fault = experiment.split_trace_options(checked)
 
     report = sandbox.cached_host_report()
     unsandboxed = not report.can_sandbox and settings.SYSOPS_ALLOW_UNSANDBOXED
@@ -111,6 +112,7 @@ def _execute(run: Run, recorder: RunRecorder) -> None:
             policy = replace(policy, scratch_dir=run_scratch.mount_point)
             recorder.log(run_scratch.describe(), source="runner")
         passes = _Passes(run, recorder, policy, experiment.probe, work_dir, experiment.rate_metric)
+        passes.trace_set = trace_set
         traced = run.trace_mode != Run.TraceMode.OFF
         measured = passes.run(params, label=MEASURED_PASS, progress=(0.0, 0.7 if traced else 1.0))
         verdict = measured.stop or _verdict(measured)
@@ -284,6 +286,7 @@ class _Passes:
     ) -> None:
         self.run_row, self.recorder, self.policy = run, recorder, policy
         self.probe, self.work_dir, self.rate_metric = probe, work_dir, rate_metric
+        self.trace_set = ""  # strace -e trace=, see sysops.tracing.scope
 
     def run(
         self,
@@ -296,7 +299,9 @@ class _Passes:
         owner_uid = self.policy.sandbox_uid
         if owner_uid is None:
             owner_uid = os.geteuid()
-        capture = TraceCapture(self.work_dir, owner_uid=owner_uid) if traced else None
+        capture = None
+        if traced:
+            capture = TraceCapture(self.work_dir, owner_uid=owner_uid, trace_set=self.trace_set)
         try:
             return self._run(params, label, progress, capture)
         finally:

@@ -21,6 +21,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+from sysops.tracing import scope
 from sysops.tracing.filter import MarkerFilter
 from sysops.tracing.parse import TraceEvent, TraceParser
 
@@ -33,8 +34,18 @@ STRING_BYTES = 64
 
 
 class TraceCapture:
-    def __init__(self, parent_dir: Path, *, owner_uid: int) -> None:
-        """``owner_uid``: the uid strace runs as (the run's sandbox uid)."""
+    def __init__(
+        self,
+        parent_dir: Path,
+        *,
+        owner_uid: int,
+        trace_set: str = "",
+        fault: scope.Fault | None = None,
+    ) -> None:
+        """``owner_uid``: the uid strace runs as (the run's sandbox uid). ``trace_set``,
+        ``fault``: what to trace and inject (:mod:`sysops.tracing.scope`, already validated)."""
+        self._filter_args = scope.strace_filter_args(trace_set, fault)
+        self._marker_only = scope.marker_only(fault.syscall if fault else trace_set)
         self._dir = Path(tempfile.mkdtemp(prefix="sysops-trace-", dir=parent_dir))
         self.fifo = self._dir / f"{os.urandom(8).hex()}.strace"
         os.mkfifo(self.fifo, 0o600)
@@ -47,8 +58,7 @@ class TraceCapture:
         self._events: queue.SimpleQueue[list[TraceEvent]] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._parser = TraceParser()
-        self._marker_only: frozenset[str] = frozenset()
-        self.filter = MarkerFilter()
+        self.filter = MarkerFilter(marker_only=self._marker_only)
         self._thread = threading.Thread(target=self._drain, name="trace-reader", daemon=True)
         self._thread.start()
 
@@ -63,7 +73,18 @@ class TraceCapture:
         """strace's argv; with ``cpu``, tracer and tracees share that one CPU. Every traced call
         stops the tracee and wakes strace: across CPUs of a VM each wake-up is an IPI, and
         `bench/tracing_cost.py` measured ~100 µs per traced call against ~20 µs pinned."""
-        strace = (STRACE, "-f", "-ttt", "-T", "-yy", "-s", str(STRING_BYTES), "-o", str(self.fifo))
+        strace = (
+            STRACE,
+            "-f",
+            *self._filter_args,
+            "-ttt",
+            "-T",
+            "-yy",
+            "-s",
+            str(STRING_BYTES),
+            "-o",
+            str(self.fifo),
+        )
         if cpu is None or not os.path.exists(TASKSET):
             return strace
         return (TASKSET, "--cpu-list", str(cpu), *strace)

@@ -42,9 +42,13 @@ class SyscallCostForm(ExperimentForm):
         min_value=5, max_value=500, initial=30, help_text="Measured repetitions per layer."
     )
     warmup = warmup_field(max_value=20, initial=3)
+    # The probe's own files for these calls (probe.FAULT_PATHS): a fault pass fails one of them.
+    fault_paths = {"read": "/dev/zero", "write": "/dev/null"}
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        if data.get("inject_syscall") and data["inject_syscall"] != data.get("call"):
+            self.add_error("inject_syscall", "Inject into the call being measured.")
         layers = data.get("layers") or []
         if "vdso" in layers and data.get("call") not in (None, "clock_gettime"):
             self.add_error("layers", "The vDSO layer applies only to clock_gettime.")
