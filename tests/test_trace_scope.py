@@ -50,6 +50,7 @@ def test_a_syscall_cost_write_trace_has_no_fingerprint_import_or_event_pipe_call
     assert not [e for e in calls if "vulnerabilities" in " ".join(e["args"])]
     assert not [e for e in calls if e.get("errno")]
     assert run.trace["summary"]["total"]["errors"] == 0
+    assert run.trace["expected_events"] == len(writes) - 2  # the ETA's count: the timed calls
     # The harness's calls are kept, marked, for the "show harness calls" switch.
     harness = [e for e in events if e.get("harness")]
     assert [e for e in harness if "pipe:" in (e["fd_paths"].get("0") or "")]

@@ -110,3 +110,30 @@ def test_strace_argv_is_built_from_checked_values_only():
         scope.Fault("read:error=EIO", "EIO", 3, "/dev/zero")
     with pytest.raises(ValueError):
         scope.Fault("access", "EIO", 3, "/dev/zero")
+
+
+def test_the_form_estimates_a_full_traces_cost_from_its_calls_and_this_hosts_cost(
+    client, settings, tmp_path
+):
+    from sysops.tracing import cost
+
+    settings.VAR_DIR = tmp_path
+    cost.record(20.0, events=5_000)
+    query = {**GOOD_COST, "layers": ["python", "ctypes"], "repetitions": "9", "warmup": "1"}
+    response = client.get("/experiments/syscall-cost/trace-estimate/", query)
+    assert response.status_code == 200
+    text = response.content.decode()
+    # 1,000 iterations × (9 + 1) repetitions × 2 layers, at 20 µs each: 0.4 s.
+    assert "20,000 calls" in text and "400 ms" in text and "20 µs" in text, text
+    page = client.get("/experiments/syscall-cost/").content.decode()
+    assert 'id="trace-estimate"' in page
+
+
+def test_the_eta_comes_from_the_rate_so_far():
+    from sysops.tracing.cost import eta_text
+
+    assert eta_text(1_000, 11_000, elapsed_s=2.0) == (
+        "traced pass: 1,000 of ~11,000 calls, about 20 s left"
+    )
+    assert eta_text(0, 11_000, elapsed_s=2.0) == ""
+    assert eta_text(5, None, elapsed_s=2.0) == ""

@@ -138,7 +138,7 @@
     if (state.events != null) total = state.events;
     const parts = [];
     if (state.passed) parts.push(state.passed + ".");
-    if (state.status === "tracing") parts.push("Tracing…");
+    if (state.status === "tracing") parts.push(state.eta_text ? "Tracing: " + state.eta_text + "." : "Tracing…");
     const el = $("trace-state");
     el.replaceChildren(text("span", "", parts.join(" ")));
     if (state.reason) el.append(" ", text("strong", "bad", state.reason));

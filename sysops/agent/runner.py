@@ -28,6 +28,7 @@ from sysops.agent.recorder import MAX_RESULT_ROWS, Publish, RunRecorder
 from sysops.agent.tracer import TraceCapture
 from sysops.experiments import limits, registry
 from sysops.models import Run, RunLog
+from sysops.tracing import cost as trace_cost
 
 STDERR_CAP_BYTES = 64 << 10
 # The pass whose events are the run's figures; other passes (the untraced reference, the traced
@@ -117,7 +118,8 @@ def _execute(run: Run, recorder: RunRecorder) -> None:
         measured = passes.run(params, label=MEASURED_PASS, progress=(0.0, 0.7 if traced else 1.0))
         verdict = measured.stop or _verdict(measured)
         if verdict.status == Run.Status.SUCCEEDED and traced:
-            _trace(passes, report, experiment.sampled_params(params), params, measured)
+            expected = getattr(form, "expected_calls", None)
+            _trace(passes, report, experiment.sampled_params(params), params, measured, expected)
         raise verdict
     finally:
         # Before the work dir goes: the scratch filesystem is mounted inside it.
@@ -185,9 +187,11 @@ def _trace(
     sampled: dict[str, Any],
     params: dict[str, Any],
     measured: _PassResult,
+    expected_calls: int | None,
 ) -> None:
     """The traced pass (and, for "sampled", an untraced pass of the same short work first, so
-    the observer effect compares like with like). Figures stay those of the measured pass."""
+    the observer effect compares like with like). Figures stay those of the measured pass.
+    ``expected_calls``: what the full work traces, for the page's ETA."""
     recorder, run = passes.recorder, passes.run_row
     unavailable = [c for c in (report.check("ptrace"), report.check("strace")) if c and not c.ok]
     if unavailable or passes.policy.unsandboxed:
@@ -212,13 +216,16 @@ def _trace(
         status="tracing",
         reason="",
         passed=f"traced pass: {which} ({_describe(work)}); figures come from the untraced pass",
+        expected_events=expected_calls if full and not passes.trace_set else None,
+        tracing_since=time.time(),
     )
     result = passes.run(work, label="traced pass", progress=(0.8, 0.2), traced=True)
     if result.stop and result.stop.status == Run.Status.CANCELLED:
         raise result.stop
-    recorder.set_trace(
-        **_trace_verdict(result, reference, recorder.trace_total, passes.rate_metric)
-    )
+    verdict = _trace_verdict(result, reference, recorder.trace_total, passes.rate_metric)
+    recorder.set_trace(**verdict)
+    observer = verdict.get("observer") or {}
+    trace_cost.record(observer.get("per_event_us"), recorder.trace_total)
 
 
 def _describe(params: dict[str, Any]) -> str:

@@ -11,9 +11,11 @@ The summary's HTML is one template (``sysops/_trace_summary.html``), its CSV one
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
+from sysops.tracing.cost import eta_text
 from sysops.tracing.parse import TraceEvent
 
 EventLike = TraceEvent | Mapping[str, Any]
@@ -71,6 +73,11 @@ def live_trace_state(trace: Mapping[str, Any]) -> dict[str, Any]:
     own), with the observer effect already in words."""
     state = {k: v for k, v in trace.items() if k != "summary"}
     state["observer_text"] = observer_sentence(trace.get("observer"))
+    if trace.get("status") == "tracing" and trace.get("tracing_since"):
+        elapsed_s = time.time() - float(trace["tracing_since"])
+        state["eta_text"] = eta_text(
+            int(trace.get("events") or 0), trace.get("expected_events"), elapsed_s
+        )
     return state
 
 
