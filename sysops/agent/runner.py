@@ -15,7 +15,8 @@ import shutil
 import signal
 import subprocess
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,18 @@ from sysops.agent.tracer import TraceCapture
 from sysops.experiments import limits, registry
 from sysops.models import Run, RunLog
 from sysops.tracing import cost as trace_cost
+from sysops.tracing import scope
+from sysops.tracing.parse import TraceEvent
+from sysops.tracing.render import call_text
+from sysops.worker.toolkit.faults import FAULT_PARAM
 
 STDERR_CAP_BYTES = 64 << 10
 # The pass whose events are the run's figures; other passes (the untraced reference, the traced
 # pass) contribute only their progress, logs and errors, under their label.
 MEASURED_PASS = "measured pass"
+# The pass under an injected fault: its result rows (what each layer saw) are the run's too.
+FAULT_PASS = "fault pass"
+FAULT_LINES_LOGGED = 20
 BAD_LINES_LOGGED = 100
 READ_CHUNK_BYTES = 64 << 10
 
@@ -120,6 +128,8 @@ def _execute(run: Run, recorder: RunRecorder) -> None:
         if verdict.status == Run.Status.SUCCEEDED and traced:
             expected = getattr(form, "expected_calls", None)
             _trace(passes, report, experiment.sampled_params(params), params, measured, expected)
+        if verdict.status == Run.Status.SUCCEEDED and fault is not None:
+            _fault_pass(passes, report, experiment.sampled_params(params), fault)
         raise verdict
     finally:
         # Before the work dir goes: the scratch filesystem is mounted inside it.
@@ -228,6 +238,49 @@ def _trace(
     trace_cost.record(observer.get("per_event_us"), recorder.trace_total)
 
 
+def _fault_pass(
+    passes: _Passes, report: sandbox.HostReport, work: dict[str, Any], fault: scope.Fault
+) -> None:
+    """The short work again under strace, with ``fault`` injected: the probe's result rows say
+    what each layer saw, and strace's own lines show the calls it failed."""
+    recorder = passes.recorder
+    unavailable = [c for c in (report.check("ptrace"), report.check("strace")) if c and not c.ok]
+    if unavailable or passes.policy.unsandboxed or scope.seccomp_bpf_problem():
+        reason = "; ".join(f"{c.name}: {c.detail}" for c in unavailable) or (
+            scope.seccomp_bpf_problem() or "unsandboxed runs are not traced"
+        )
+        recorder.log(f"no fault injection on this host: {reason}", level="error", source="runner")
+        return
+    recorder.log(f"fault pass: {fault.describe()}", source="runner")
+    faulted = {"syscall": fault.syscall, "errno": fault.errno, "when": fault.when}
+    result = passes.run(
+        {**work, FAULT_PARAM: faulted}, label=FAULT_PASS, progress=(0.95, 0.05), fault=fault
+    )
+    if result.stop and result.stop.status == Run.Status.CANCELLED:
+        raise result.stop
+    if result.stop or result.errors or not result.done:
+        failure = result.stop.reason if result.stop else _verdict(result).reason
+        recorder.log(f"the fault pass failed: {failure}", level="error", source="runner")
+    injected = [e for e in result.fault_events if "(INJECTED)" in (e.ret or "")]
+    for event in injected[:FAULT_LINES_LOGGED]:
+        recorder.log(f"strace: [pid {event.pid}] {call_text(event)}", source="runner")
+    recorder.on_event(
+        {
+            "type": "result",
+            "rows": [
+                {
+                    "metric": f"{fault.syscall} calls failed by strace, {fault.errno} injected",
+                    "value": len(injected),
+                    "unit": "calls",
+                    "note": f"{fault.describe()}. Counted in strace's own output (lines marked "
+                    "INJECTED): one per process that reached that call.",
+                    "layer": "strace",
+                }
+            ],
+        }
+    )
+
+
 def _describe(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in params.items())
 
@@ -272,6 +325,8 @@ class _PassResult:
     work_ns: int | None
     results: list[dict[str, Any]]
     began: bool = True
+    # A fault pass's trace: kept here, not stored as the run's trace.
+    fault_events: list[TraceEvent] = field(default_factory=list)
 
     def metric(self, name: str | None) -> float | None:
         row = next((r for r in self.results if name and r.get("metric") == name), None)
@@ -302,15 +357,18 @@ class _Passes:
         label: str,
         progress: tuple[float, float],
         traced: bool = False,
+        fault: scope.Fault | None = None,
     ) -> _PassResult:
         owner_uid = self.policy.sandbox_uid
         if owner_uid is None:
             owner_uid = os.geteuid()
         capture = None
-        if traced:
-            capture = TraceCapture(self.work_dir, owner_uid=owner_uid, trace_set=self.trace_set)
+        if traced or fault:
+            capture = TraceCapture(
+                self.work_dir, owner_uid=owner_uid, trace_set=self.trace_set, fault=fault
+            )
         try:
-            return self._run(params, label, progress, capture)
+            return self._run(params, label, progress, capture, keep_trace=fault is not None)
         finally:
             if capture is not None:
                 capture.close()
@@ -321,7 +379,11 @@ class _Passes:
         label: str,
         progress: tuple[float, float],
         capture: TraceCapture | None,
+        keep_trace: bool = False,
     ) -> _PassResult:
+        """``keep_trace``: the trace goes to the result, not to the run's stored trace."""
+        kept: list[TraceEvent] = []
+        on_trace = kept.extend if keep_trace else self.recorder.on_trace
         events_r, events_w = os.pipe()
         if capture is not None:
             capture.watch_events_pipe(events_w)
@@ -354,20 +416,22 @@ class _Passes:
                 proc.stdin.close()
             except BrokenPipeError:
                 pass
-            stop = _pump(state, proc, events_r, proc.stderr.fileno(), self.policy, capture)
+            stop = _pump(
+                state, proc, events_r, proc.stderr.fileno(), self.policy, capture, on_trace
+            )
             if stop is not None:
                 proc.kill()
             proc.wait()
             outcome = proc.outcome()
             if capture is not None:
-                self.recorder.on_trace(capture.finish())
+                on_trace(capture.finish())
         finally:
             os.close(events_r)
             proc.kill()
             proc.cleanup()
         began = capture.filter.began if capture else True
         return _PassResult(
-            stop, outcome, state.errors, state.done, state.work_ns, state.results, began
+            stop, outcome, state.errors, state.done, state.work_ns, state.results, began, kept
         )
 
 
@@ -384,6 +448,8 @@ class _PassState:
     def __init__(self, recorder: RunRecorder, label: str, progress: tuple[float, float]) -> None:
         self.recorder, self.label = recorder, label
         self.measured = label == MEASURED_PASS
+        # A fault pass's rows say what each layer saw under the fault: the run keeps them.
+        self.keeps_results = self.measured or label == FAULT_PASS
         self.offset, self.span = progress
         self.errors: list[str] = []
         self.done = False
@@ -407,6 +473,8 @@ class _PassState:
                 "value": self.offset + self.span * float(event["value"]),
                 "message": message if self.measured else f"{self.label} · {message}",
             }
+        elif kind == "result" and self.keeps_results:
+            pass
         elif not self.measured:
             if kind in ("log", "error"):
                 message = f"{self.label}: {event.get('message', '')}"
@@ -423,6 +491,7 @@ def _pump(
     stderr_fd: int,
     policy: sandbox.Policy,
     capture: TraceCapture | None,
+    on_trace: Callable[[list[TraceEvent]], None],
 ) -> _RunEnds | None:
     """Read events and stderr until both close; returns why the pass must stop early, if so."""
     recorder = state.recorder
@@ -459,7 +528,7 @@ def _pump(
                     stderr_bytes += len(line)
                     recorder.log(line.decode("utf-8", "replace"), level="warning", source="stderr")
         if capture is not None:
-            recorder.on_trace(capture.take())
+            on_trace(capture.take())
             if recorder.trace_total >= trace_cap:
                 return _RunEnds(Run.Status.FAILED, f"the cap of {trace_cap:,} trace events reached")
         if total_bytes > output_cap:

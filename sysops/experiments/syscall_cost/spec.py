@@ -7,6 +7,7 @@ from django import forms
 
 from sysops.experiments.base import Chart, Experiment, ExperimentForm
 from sysops.experiments.fields import warmup_field
+from sysops.experiments.syscall_cost import probe
 
 CALLS = [
     ("getppid", "getppid()"),
@@ -42,8 +43,8 @@ class SyscallCostForm(ExperimentForm):
         min_value=5, max_value=500, initial=30, help_text="Measured repetitions per layer."
     )
     warmup = warmup_field(max_value=20, initial=3)
-    # The probe's own files for these calls (probe.FAULT_PATHS): a fault pass fails one of them.
-    fault_paths = {"read": "/dev/zero", "write": "/dev/null"}
+    # A fault pass fails a call on the probe's own file for it.
+    fault_paths = {call: probe.DEVICES[call][0] for call in probe.FAULT_CALLS}
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
