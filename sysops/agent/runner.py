@@ -26,7 +26,7 @@ from sysops import sandbox
 from sysops.agent import rundirs, scratch
 from sysops.agent.events import BadLine, LineSplitter, parse_line
 from sysops.agent.recorder import MAX_RESULT_ROWS, Publish, RunRecorder
-from sysops.agent.tracer import TraceCapture
+from sysops.agent.tracer import TraceCapture, keep_off_cpu
 from sysops.experiments import limits, registry
 from sysops.models import Run, RunLog
 from sysops.tracing import cost as trace_cost
@@ -367,9 +367,14 @@ class _Passes:
             capture = TraceCapture(
                 self.work_dir, owner_uid=owner_uid, trace_set=self.trace_set, fault=fault
             )
+        # The runner's own work (storing, publishing) keeps off the traced pass's CPU too.
+        affinity = os.sched_getaffinity(0)
         try:
+            if capture is not None:
+                keep_off_cpu(_trace_cpu(self.run_row.pk))
             return self._run(params, label, progress, capture, keep_trace=fault is not None)
         finally:
+            os.sched_setaffinity(0, affinity)
             if capture is not None:
                 capture.close()
 

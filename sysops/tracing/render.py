@@ -61,10 +61,28 @@ def strace_line(event: TraceEvent) -> str:
 
 
 def stored_record(event: TraceEvent) -> dict[str, Any]:
-    """What a trace chunk stores of an event: its fields; the raw line would double the size
-    and ``call_text`` rebuilds it."""
-    record = event.to_dict()
-    del record["raw"]
+    """What a trace chunk stores of an event: its fields (``TraceEvent.to_dict`` without
+    ``raw``: the raw line would double the size and ``call_text`` rebuilds it). Built directly,
+    not through to_dict: the runner stores every event of a trace, and this is its hot path."""
+    fd_paths = event.fd_paths
+    record = {
+        "seq": event.seq,
+        "pid": event.pid,
+        "ts": event.ts,
+        "kind": event.kind,
+        "name": event.name,
+        "args": event.args,  # serialised at once, never kept: no copy needed
+        "ret": event.ret,
+        "retval": event.retval,
+        "errno": event.errno,
+        "errmsg": event.errmsg,
+        "duration_s": event.duration_s,
+        "fd_paths": {str(key): path for key, path in fd_paths.items()} if fd_paths else {},
+        "category": event.category,
+        "cut_short": event.cut_short,
+    }
+    if event.harness:
+        record["harness"] = True
     return record
 
 
