@@ -75,8 +75,8 @@ def drained_fifo() -> Iterator[Path]:
             os.close(fd)
 
 
-def ours_us(calls: int, env: dict[str, str]) -> tuple[float, int]:
-    """µs per traced event of our traced pass, and the CPU the runner pinned it to."""
+def ours_us(calls: int, env: dict[str, str], *extra: str) -> tuple[float, int]:
+    """µs added per call by our traced pass, and the CPU the runner pinned it to."""
     done = subprocess.run(
         [
             sys.executable,
@@ -89,6 +89,7 @@ def ours_us(calls: int, env: dict[str, str]) -> tuple[float, int]:
             f"count={calls}",
             "--trace",
             "full",
+            *extra,
         ],
         cwd=REPO_ROOT,
         env=env,
@@ -116,7 +117,7 @@ def main() -> None:
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO_ROOT, env=env, check=True
         )
-        plain, null, peer, outside, ours, ratios = [], [], [], [], [], []
+        plain, null, peer, outside, ours, ratios, untraced_set = [], [], [], [], [], [], []
         for _ in range(args.reps):
             base = loop_ns([], n)
             plain.append(base / n)
@@ -127,6 +128,7 @@ def main() -> None:
                 peer_by_cpu[cpu] = (loop_ns(strace_argv(fifo, (), cpu), n) - base) / n / 1e3
             seccomp = strace_argv("/dev/null", ("--seccomp-bpf", "-e", "trace=openat"), cpus[0])
             outside.append((loop_ns(seccomp, n) - base) / n)
+            untraced_set.append(ours_us(n, env, "--param", "trace_set=openat")[0] * 1e3)
             us, cpu = ours_us(n, env)
             ours.append(us)
             peer.append(peer_by_cpu[cpu])
@@ -140,6 +142,7 @@ def main() -> None:
     print(f"  ... ours (FIFO parsed, filtered, stored; in the sandbox): {med(ours):.1f}")
     print(f"  ratio ours / peer on the same CPU: median {med(ratios):.2f} (goal: at most 1.3)")
     print(f"  outside the traced set (--seccomp-bpf -e trace=openat): {med(outside):.0f} ns added")
+    print(f"  ... ours, trace set openat (getppid untraced): {med(untraced_set):.0f} ns added")
 
 
 def _trace_cpu(run_id: int) -> int:

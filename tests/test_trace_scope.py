@@ -6,17 +6,19 @@ from collections import Counter
 import pytest
 
 from sysops import selectors
-from sysops.agent.runner import execute
 from sysops.models import Run
+from tests.test_tracing_pipeline import traced_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
+# EIO into a read that would succeed.
+EIO_INTO_READ = {"inject_syscall": "read", "inject_errno": "EIO"}
 
 
-def traced_run(experiment, params, mode="full"):
-    run = Run.objects.create(
-        experiment=experiment, params=params, trace_mode=mode, status=Run.Status.RUNNING
-    )
-    return execute(run.pk, lambda group, message: None)
+def fault_run(experiment, params, mode):
+    """A run with a fault pass, and its rows about the fault by layer."""
+    run = traced_run(experiment, {**params, **EIO_INTO_READ}, mode=mode)
+    assert run.status == Run.Status.SUCCEEDED, run.reason
+    return run, {row["layer"]: row for row in run.results if "injected" in row["metric"]}
 
 
 def experiment_calls(run):
@@ -95,13 +97,9 @@ def test_an_injected_eio_on_the_third_read_shows_at_every_layer_and_the_run_repo
         "iterations": 1000,
         "repetitions": 5,
         "warmup": 0,
-        "inject_syscall": "read",
-        "inject_errno": "EIO",
         "inject_when": 3,
     }
-    run = traced_run("syscall-cost", params, mode="off")
-    assert run.status == Run.Status.SUCCEEDED, run.reason
-    faulted = {row["layer"]: row for row in run.results if "injected" in row["metric"]}
+    run, faulted = fault_run("syscall-cost", params, mode="off")
     assert set(faulted) == {"python", "ctypes", "native", "strace"}, run.results
     for layer in ("python", "ctypes", "native"):
         row = faulted[layer]
@@ -123,13 +121,9 @@ def test_errno_boundary_shows_an_injected_eio_as_each_layer_gets_it():
         "warmup": 0,
         "interrupt_ms": 1,
         "interruptions": 1,
-        "inject_syscall": "read",
-        "inject_errno": "EIO",
         "inject_when": 2,
     }
-    run = traced_run("errno-boundary", params, mode="sampled")
-    assert run.status == Run.Status.SUCCEEDED, run.reason
-    faulted = {row["layer"]: row for row in run.results if "injected" in row["metric"]}
+    _, faulted = fault_run("errno-boundary", params, mode="sampled")
     assert {layer: row["value"] for layer, row in faulted.items()} == {
         "raw": errno.EIO,
         "libc": errno.EIO,

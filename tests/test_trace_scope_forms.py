@@ -5,17 +5,11 @@ import pytest
 from sysops.experiments import registry
 from sysops.models import Run
 from sysops.tracing import scope
+from tests import test_forms
 
 pytestmark = pytest.mark.django_db
 
-GOOD_COST = {
-    "call": "read",
-    "layers": ["python", "native"],
-    "iterations": "1000",
-    "repetitions": "5",
-    "warmup": "0",
-    "trace": "full",
-}
+GOOD_COST = {**test_forms.GOOD_COST, "call": "read", "trace": "full"}
 
 
 def post(client, data):
