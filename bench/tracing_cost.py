@@ -5,8 +5,11 @@ run; and what a call outside the traced set costs under ``--seccomp-bpf``.
 
 The work is a Python loop of N getppid calls in /usr/bin/python3 (the sandbox's interpreter);
 ours is the ``workload`` experiment's getppid loop through ``run_experiment --trace full``,
-whose observer effect (traced minus untraced work, per event) is the figure. Every figure is
-the median of --reps runs, the variants interleaved. Run from the repository root:
+whose observer effect (traced minus untraced work, per event) is the figure. Each figure is
+given twice: wall time, which on a CPU shared with other work measures that work too, and CPU
+time (the tracer's and its tracees', plus the reader's: the bench's drain thread, our runner),
+which holds still. Every figure is the median of --reps runs, the variants interleaved. Run from
+the repository root:
 
     .venv/bin/python bench/tracing_cost.py [--calls 50000] [--reps 5]
 """
@@ -14,8 +17,9 @@ the median of --reps runs, the variants interleaved. Run from the repository roo
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -23,6 +27,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -38,18 +43,38 @@ LOOP = (
     "for _ in range({n}): os.getppid()\n"
     "print(time.perf_counter_ns() - t)\n"
 )
-OURS = re.compile(r"took ([0-9.]+) ms untraced and ([0-9.]+) ms traced")
-RUN_ID = re.compile(r"run #(\d+)")
 
 
-def loop_ns(prefix: tuple[str, ...] | list[str], calls: int) -> int:
-    done = subprocess.run(
-        [*prefix, PYTHON, "-S", "-c", LOOP.format(n=calls)],
-        capture_output=True,
-        text=True,
-        check=True,
+@dataclass(frozen=True)
+class Cost:
+    """What a loop cost: wall time in its own clock, CPU time of its whole process tree (the
+    tracer and its tracees) and of this process (the FIFO's drain thread)."""
+
+    wall_ns: int
+    cpu_s: float
+
+    def added_us(self, base: Cost, calls: int) -> tuple[float, float]:
+        """µs per call added over ``base``: (wall, CPU)."""
+        return (
+            (self.wall_ns - base.wall_ns) / calls / 1e3,
+            (self.cpu_s - base.cpu_s) / calls * 1e6,
+        )
+
+
+def loop(prefix: tuple[str, ...] | list[str], calls: int) -> Cost:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    proc = subprocess.Popen(
+        [*prefix, PYTHON, "-S", "-c", LOOP.format(n=calls)], stdout=subprocess.PIPE, text=True
     )
-    return int(done.stdout.split()[-1])
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    # wait4's usage counts the child and every descendant it reaped: strace and its tracees.
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0, out
+    now = resource.getrusage(resource.RUSAGE_SELF)
+    drain_s = (now.ru_utime + now.ru_stime) - (own.ru_utime + own.ru_stime)
+    return Cost(int(out.split()[-1]), usage.ru_utime + usage.ru_stime + drain_s)
 
 
 @contextmanager
@@ -75,8 +100,8 @@ def drained_fifo() -> Iterator[Path]:
             os.close(fd)
 
 
-def ours_us(calls: int, env: dict[str, str], *extra: str) -> tuple[float, int]:
-    """µs added per call by our traced pass, and the CPU the runner pinned it to."""
+def ours_us(calls: int, env: dict[str, str], *extra: str) -> tuple[float, float | None, int]:
+    """µs added per call by our traced pass (wall, CPU) and the CPU it was pinned to."""
     done = subprocess.run(
         [
             sys.executable,
@@ -89,6 +114,7 @@ def ours_us(calls: int, env: dict[str, str], *extra: str) -> tuple[float, int]:
             f"count={calls}",
             "--trace",
             "full",
+            "--json",
             *extra,
         ],
         cwd=REPO_ROOT,
@@ -97,11 +123,13 @@ def ours_us(calls: int, env: dict[str, str], *extra: str) -> tuple[float, int]:
         text=True,
         check=True,
     )
-    match = OURS.search(done.stdout)
-    run = RUN_ID.search(done.stderr)
-    assert match and run, (done.stdout, done.stderr)
-    untraced_ms, traced_ms = float(match[1]), float(match[2])
-    return (traced_ms - untraced_ms) * 1e3 / calls, _trace_cpu(int(run[1]))
+    run = json.loads(done.stdout)
+    observer = run["trace"]["observer"]
+    wall_us = (observer["traced_work_s"] - observer["untraced_work_s"]) * 1e6 / calls
+    cpu_us = observer.get("cpu_per_event_us")
+    if cpu_us is not None:
+        cpu_us = cpu_us * observer["events"] / calls
+    return wall_us, cpu_us, _trace_cpu(int(run["run"]))
 
 
 def main() -> None:
@@ -117,32 +145,44 @@ def main() -> None:
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO_ROOT, env=env, check=True
         )
-        plain, null, peer, outside, ours, ratios, untraced_set = [], [], [], [], [], [], []
+        rows: dict[str, list[tuple[float, float | None]]] = {
+            "bare strace, same flags, -o /dev/null": [],
+            "bare strace, same flags, -o a FIFO only drained (the peer)": [],
+            "ours (FIFO parsed, filtered, stored; in the sandbox)": [],
+            "outside the traced set: bare strace --seccomp-bpf -e trace=openat": [],
+            "outside the traced set: ours, trace set openat": [],
+        }
+        names = list(rows)
+        plain, ratios, cpu_ratios = [], [], []
         for _ in range(args.reps):
-            base = loop_ns([], n)
-            plain.append(base / n)
+            base = loop([], n)
+            plain.append(base.wall_ns / n)
             # The peer on every CPU: ours runs on the one its run id picks.
             peer_by_cpu = {}
             for cpu in cpus:
-                null.append((loop_ns(strace_argv("/dev/null", (), cpu), n) - base) / n / 1e3)
-                peer_by_cpu[cpu] = (loop_ns(strace_argv(fifo, (), cpu), n) - base) / n / 1e3
+                rows[names[0]].append(loop(strace_argv("/dev/null", (), cpu), n).added_us(base, n))
+                peer_by_cpu[cpu] = loop(strace_argv(fifo, (), cpu), n).added_us(base, n)
             seccomp = strace_argv("/dev/null", ("--seccomp-bpf", "-e", "trace=openat"), cpus[0])
-            outside.append((loop_ns(seccomp, n) - base) / n)
-            untraced_set.append(ours_us(n, env, "--param", "trace_set=openat")[0] * 1e3)
-            us, cpu = ours_us(n, env)
-            ours.append(us)
-            peer.append(peer_by_cpu[cpu])
-            ratios.append(us / peer_by_cpu[cpu])
+            rows[names[3]].append(loop(seccomp, n).added_us(base, n))
+            rows[names[4]].append(ours_us(n, env, "--param", "trace_set=openat")[:2])
+            wall_us, cpu_us, cpu = ours_us(n, env)
+            rows[names[2]].append((wall_us, cpu_us))
+            rows[names[1]].append(peer_by_cpu[cpu])
+            ratios.append(wall_us / peer_by_cpu[cpu][0])
+            if cpu_us is not None:
+                cpu_ratios.append(cpu_us / peer_by_cpu[cpu][1])
     med = statistics.median
     print(f"work: {n:,} getppid calls from a Python loop, median of {args.reps} runs")
     print(f"  flags, both: {' '.join(strace_argv('FIFO', (), cpus[0]))}")
     print(f"  untraced: {med(plain):.0f} ns per call")
-    print(f"  µs added per traced syscall, bare strace, same flags, -o /dev/null: {med(null):.1f}")
-    print(f"  ... bare strace, same flags, -o a FIFO only drained (the peer): {med(peer):.1f}")
-    print(f"  ... ours (FIFO parsed, filtered, stored; in the sandbox): {med(ours):.1f}")
-    print(f"  ratio ours / peer on the same CPU: median {med(ratios):.2f} (goal: at most 1.3)")
-    print(f"  outside the traced set (--seccomp-bpf -e trace=openat): {med(outside):.0f} ns added")
-    print(f"  ... ours, trace set openat (getppid untraced): {med(untraced_set):.0f} ns added")
+    print("  µs added per call (wall | CPU of tracer, tracees and reader):")
+    for name, values in rows.items():
+        cpu_values = [c for _, c in values if c is not None]
+        cpu_text = f"{med(cpu_values):7.2f}" if cpu_values else "      —"
+        print(f"    {med(w for w, _ in values):7.2f} | {cpu_text}  {name}")
+    print(f"  ratio ours / peer on the same CPU, wall: median {med(ratios):.2f} (goal: <= 1.3)")
+    if cpu_ratios:
+        print(f"  ratio ours / peer, CPU time: median {med(cpu_ratios):.2f}")
 
 
 def _trace_cpu(run_id: int) -> int:

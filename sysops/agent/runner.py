@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import selectors
 import shutil
 import signal
@@ -303,6 +304,11 @@ def _trace_verdict(
         "events": events,
         "per_event_us": (traced_s - untraced_s) / events * 1e6 if events else None,
     }
+    traced_cpu_s, untraced_cpu_s = result.cpu_s(), reference.cpu_s()
+    if events and traced_cpu_s is not None and untraced_cpu_s is not None:
+        # CPU time holds still where wall time does not (a CPU shared with other work): the
+        # tracer's, the tracees' (the cgroup's account) and this runner's parsing and storing.
+        observer["cpu_per_event_us"] = (traced_cpu_s - untraced_cpu_s) / events * 1e6
     untraced_rate, traced_rate = reference.metric(rate_metric), result.metric(rate_metric)
     if untraced_rate and traced_rate:
         # Fixed-time work takes as long traced as untraced: what tracing costs is the rate.
@@ -327,6 +333,12 @@ class _PassResult:
     began: bool = True
     # A fault pass's trace: kept here, not stored as the run's trace.
     fault_events: list[TraceEvent] = field(default_factory=list)
+    runner_cpu_s: float = 0.0  # this runner's own CPU time during the pass
+
+    def cpu_s(self) -> float | None:
+        """CPU time of the pass: its cgroup's (sandbox, worker, tracer) and the runner's."""
+        cgroup_s = self.outcome.cpu_s
+        return None if cgroup_s is None else cgroup_s + self.runner_cpu_s
 
     def metric(self, name: str | None) -> float | None:
         row = next((r for r in self.results if name and r.get("metric") == name), None)
@@ -369,10 +381,16 @@ class _Passes:
             )
         # The runner's own work (storing, publishing) keeps off the traced pass's CPU too.
         affinity = os.sched_getaffinity(0)
+        started = resource.getrusage(resource.RUSAGE_SELF)
         try:
             if capture is not None:
                 keep_off_cpu(_trace_cpu(self.run_row.pk))
-            return self._run(params, label, progress, capture, keep_trace=fault is not None)
+            result = self._run(params, label, progress, capture, keep_trace=fault is not None)
+            ended = resource.getrusage(resource.RUSAGE_SELF)
+            result.runner_cpu_s = (ended.ru_utime + ended.ru_stime) - (
+                started.ru_utime + started.ru_stime
+            )
+            return result
         finally:
             os.sched_setaffinity(0, affinity)
             if capture is not None:
