@@ -8,8 +8,11 @@ ours is the ``workload`` experiment's getppid loop through ``run_experiment --tr
 whose observer effect (traced minus untraced work, per event) is the figure. Each figure is
 given twice: wall time, which on a CPU shared with other work measures that work too, and CPU
 time (the tracer's and its tracees', plus the reader's: the bench's drain thread, our runner),
-which holds still. Every figure is the median of --reps runs, the variants interleaved. Run from
-the repository root:
+which holds still. Every figure is the median of --reps runs, the variants interleaved. The
+peer that counts is bare strace around the same sandbox and worker as ours: on a busy host a
+traced call waits far longer in the sandbox (its cgroup) than outside it, which is the
+sandbox's doing, not the tracer's. Run from the repository root (the sandbox needs
+SYSOPS_SANDBOX_UIDS like a run):
 
     .venv/bin/python bench/tracing_cost.py [--calls 50000] [--reps 5]
 """
@@ -34,9 +37,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+import django  # noqa: E402
+
 from sysops.agent.tracer import drain, open_fifo, strace_argv  # noqa: E402
 
 PYTHON = "/usr/bin/python3"
+WORKLOAD = "sysops.experiments.workload.probe"
 LOOP = (
     "import os, time\n"
     "t = time.perf_counter_ns()\n"
@@ -77,13 +83,49 @@ def loop(prefix: tuple[str, ...] | list[str], calls: int) -> Cost:
     return Cost(int(out.split()[-1]), usage.ru_utime + usage.ru_stime + drain_s)
 
 
+def sandboxed(calls: int, code_dir: Path, wrapper: tuple[str, ...]) -> Cost:
+    """The workload's getppid loop in the worker in the real sandbox (its uid, rlimits, cgroup),
+    as a run's pass starts it, under ``wrapper``; wall time is the worker's own, between its
+    markers, as ours; CPU time is the sandbox cgroup's (strace runs in it) and the drain's."""
+    from sysops import sandbox
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    events_r, events_w = os.pipe()
+    policy = sandbox.Policy(code_dir=code_dir)
+    proc = sandbox.start(
+        policy,
+        sandbox.worker_command(policy),
+        pass_fds=(events_w,),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        wrapper=wrapper,
+    )
+    os.close(events_w)
+    assert proc.stdin is not None
+    job = {"probe": WORKLOAD, "params": {"case": "getppid_loop", "count": calls}}
+    proc.stdin.write(json.dumps({**job, "events_fd": events_w}).encode())
+    proc.stdin.close()
+    with os.fdopen(events_r, "rb") as events:
+        lines = events.read().splitlines()
+    proc.wait()
+    outcome = proc.outcome()
+    proc.cleanup()
+    done = next(json.loads(line) for line in lines if b'"type":"done"' in line)
+    now = resource.getrusage(resource.RUSAGE_SELF)
+    drain_s = (now.ru_utime + now.ru_stime) - (own.ru_utime + own.ru_stime)
+    return Cost(done["work_ns"], (outcome.cpu_s or 0.0) + drain_s)
+
+
 @contextmanager
 def drained_fifo() -> Iterator[Path]:
     """A FIFO opened as the tracer's is, that a thread drains as the tracer's does
     (``sysops.agent.tracer.drain``) and throws away."""
     with tempfile.TemporaryDirectory(prefix="sysops-bench-fifo-") as directory:
         fifo = Path(directory) / "trace.strace"
-        os.mkfifo(fifo, 0o600)
+        os.mkfifo(fifo)
+        # strace runs as the sandbox's uid for the sandboxed peer; this FIFO is only drained.
+        os.chmod(directory, 0o755)
+        os.chmod(fifo, 0o666)
         fd = open_fifo(fifo)
         stop = threading.Event()
 
@@ -141,33 +183,44 @@ def main() -> None:
     cpus = sorted(os.sched_getaffinity(0))
     with tempfile.TemporaryDirectory(prefix="sysops-bench-") as var_dir, drained_fifo() as fifo:
         env = {**os.environ, "SYSOPS_VAR_DIR": var_dir, "SYSOPS_TEST_EXPERIMENTS": "1"}
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
+        django.setup()
+        from sysops import sandbox
+
         env.pop("DATABASE_URL", None)
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO_ROOT, env=env, check=True
         )
         rows: dict[str, list[tuple[float, float | None]]] = {
             "bare strace, same flags, -o /dev/null": [],
-            "bare strace, same flags, -o a FIFO only drained (the peer)": [],
+            "bare strace, same flags, -o a FIFO only drained": [],
+            "... around the same sandbox and worker as ours (the peer)": [],
             "ours (FIFO parsed, filtered, stored; in the sandbox)": [],
             "outside the traced set: bare strace --seccomp-bpf -e trace=openat": [],
             "outside the traced set: ours, trace set openat": [],
         }
         names = list(rows)
         plain, ratios, cpu_ratios = [], [], []
+        os.chmod(var_dir, 0o755)  # the sandbox uid reads the staged code
+        code_dir = Path(var_dir) / "code"
+        sandbox.stage_code(code_dir)
         for _ in range(args.reps):
             base = loop([], n)
             plain.append(base.wall_ns / n)
-            # The peer on every CPU: ours runs on the one its run id picks.
+            sandboxed_base = sandboxed(n, code_dir, ())
+            # The peers on every CPU: ours runs on the one its run id picks.
             peer_by_cpu = {}
             for cpu in cpus:
                 rows[names[0]].append(loop(strace_argv("/dev/null", (), cpu), n).added_us(base, n))
-                peer_by_cpu[cpu] = loop(strace_argv(fifo, (), cpu), n).added_us(base, n)
+                rows[names[1]].append(loop(strace_argv(fifo, (), cpu), n).added_us(base, n))
+                traced = sandboxed(n, code_dir, strace_argv(fifo, (), cpu))
+                peer_by_cpu[cpu] = traced.added_us(sandboxed_base, n)
             seccomp = strace_argv("/dev/null", ("--seccomp-bpf", "-e", "trace=openat"), cpus[0])
-            rows[names[3]].append(loop(seccomp, n).added_us(base, n))
-            rows[names[4]].append(ours_us(n, env, "--param", "trace_set=openat")[:2])
+            rows[names[4]].append(loop(seccomp, n).added_us(base, n))
+            rows[names[5]].append(ours_us(n, env, "--param", "trace_set=openat")[:2])
             wall_us, cpu_us, cpu = ours_us(n, env)
-            rows[names[2]].append((wall_us, cpu_us))
-            rows[names[1]].append(peer_by_cpu[cpu])
+            rows[names[3]].append((wall_us, cpu_us))
+            rows[names[2]].append(peer_by_cpu[cpu])
             ratios.append(wall_us / peer_by_cpu[cpu][0])
             if cpu_us is not None:
                 cpu_ratios.append(cpu_us / peer_by_cpu[cpu][1])
