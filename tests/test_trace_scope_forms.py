@@ -124,7 +124,7 @@ def test_the_form_estimates_a_full_traces_cost_from_its_calls_and_this_hosts_cos
 
 
 def test_the_eta_comes_from_the_rate_so_far():
-    from sysops.tracing.cost import eta_text
+    from sysops.tracing.render import eta_text
 
     assert eta_text(1_000, 11_000, elapsed_s=2.0) == (
         "traced pass: 1,000 of ~11,000 calls, about 20 s left"

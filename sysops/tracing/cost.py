@@ -22,6 +22,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from sysops.tracing.render import duration_text
+
 STRACE = "/usr/bin/strace"
 TASKSET = "/usr/bin/taskset"
 PYTHON = "/usr/bin/python3"
@@ -133,25 +135,7 @@ def estimate_text(calls: int | None, trace_set: str, cost: PerEventCost | None) 
     bound = "at most " if trace_set else ""
     return (
         f"A full trace stops the worker on {bound}{calls:,} calls: about "
-        f"{_duration(seconds)} on top of the work, at {cost.us:.0f} µs per traced call on this "
+        f"{duration_text(seconds)} on top of the work, at {cost.us:.0f} µs per traced call on this "
         f"host ({'measured by' if cost.source == 'traced runs' else 'from a'} {cost.source}). "
         "A sampled trace traces a short sample only."
     )
-
-
-def eta_text(events: int, expected: int | None, elapsed_s: float) -> str:
-    """The traced pass's remaining time, from its rate so far."""
-    if not expected or events <= 0 or elapsed_s <= 0:
-        return ""
-    if events >= expected:
-        return "traced pass: finishing"
-    remaining_s = (expected - events) * elapsed_s / events
-    return f"traced pass: {events:,} of ~{expected:,} calls, about {_duration(remaining_s)} left"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1e3:.0f} ms"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.0f} min"

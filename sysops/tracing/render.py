@@ -6,6 +6,7 @@
 - ``live_record``: what a browser gets for one event: its fields and its ``text``.
 - ``summary_lines``: the ``strace -c`` table as text, from a stored summary (the CLI).
 - ``observer_sentence``: the observer effect in words, whatever is missing.
+- ``eta_text``: the traced pass's time left, from its rate so far.
 The summary's HTML is one template (``sysops/_trace_summary.html``), its CSV one exporter.
 """
 
@@ -15,7 +16,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from sysops.tracing.cost import eta_text
 from sysops.tracing.parse import TraceEvent
 
 EventLike = TraceEvent | Mapping[str, Any]
@@ -147,3 +147,24 @@ def observer_sentence(observer: Mapping[str, Any] | None) -> str:
         f"Observer effect: the same work took {untraced_s * 1e3:.1f} ms untraced and "
         f"{traced_s * 1e3:.1f} ms traced ({times}{each})."
     )
+
+
+def eta_text(events: int, expected: int | None, elapsed_s: float) -> str:
+    """The traced pass's remaining time, from its rate so far."""
+    if not expected or events <= 0 or elapsed_s <= 0:
+        return ""
+    if events >= expected:
+        return "traced pass: finishing"
+    remaining_s = (expected - events) * elapsed_s / events
+    return (
+        f"traced pass: {events:,} of ~{expected:,} calls, about {duration_text(remaining_s)} left"
+    )
+
+
+def duration_text(seconds: float) -> str:
+    """``350 ms``, ``42 s``, ``7 min``: an estimate's precision."""
+    if seconds < 1:
+        return f"{seconds * 1e3:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min"
