@@ -131,3 +131,19 @@ def test_the_eta_comes_from_the_rate_so_far():
     )
     assert eta_text(0, 11_000, elapsed_s=2.0) == ""
     assert eta_text(5, None, elapsed_s=2.0) == ""
+
+
+def test_a_bundle_keeps_the_trace_set_and_the_harness_count(client):
+    from sysops import bundle
+    from tests.test_bundle import exported, stored_run, upload
+
+    original = stored_run()
+    original.params = {**original.params, "trace_set": "getppid"}
+    original.trace["summary"]["harness_calls"] = 7
+    original.save()
+    response = upload(client, exported(original))
+    assert response.status_code == 302, response.content.decode()[:500]
+    imported = Run.objects.exclude(pk=original.pk).get()
+    assert imported.params["trace_set"] == "getppid"
+    assert imported.trace["summary"]["harness_calls"] == 7
+    assert bundle.run_record(imported)["trace"] == bundle.run_record(original)["trace"]
