@@ -394,8 +394,13 @@ def _trace(trace: Any, where: str) -> dict[str, Any]:
 
 
 def _summary(summary: Any, where: str) -> dict[str, Any]:
-    if not isinstance(summary, dict) or set(summary) != {"rows", "total"}:
-        raise Invalid(f"{where}: must be an object with rows and total")
+    # harness_calls (the worker's own calls, left out of the counts) came later: optional.
+    if not isinstance(summary, dict) or not {"rows", "total"} <= set(summary) <= {
+        "rows",
+        "total",
+        "harness_calls",
+    }:
+        raise Invalid(f"{where}: must be an object with rows and total (and harness_calls)")
     out_rows = []
     for i, row in enumerate(_list(summary["rows"], f"{where}.rows", MAX_SUMMARY_ROWS, "rows")):
         at = f"{where}.rows[{i}]"
@@ -420,6 +425,11 @@ def _summary(summary: Any, where: str) -> dict[str, Any]:
             "errors": _count(total["errors"], f"{where}.total.errors"),
             "total_s": _number(total["total_s"], f"{where}.total.total_s"),
         },
+        **(
+            {"harness_calls": _count(summary["harness_calls"], f"{where}.harness_calls")}
+            if "harness_calls" in summary
+            else {}
+        ),
     }
 
 

@@ -5,6 +5,7 @@ from sysops import compare_views, downloads, views
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("experiments/<slug:slug>/", views.experiment, name="experiment"),
+    path("experiments/<slug:slug>/trace-estimate/", views.trace_estimate, name="trace-estimate"),
     path("runs/", views.history, name="history"),
     path("runs/<int:run_id>/", views.run_detail, name="run-detail"),
     path("runs/<int:run_id>/cancel/", views.run_cancel, name="run-cancel"),

@@ -28,6 +28,7 @@ from sysops.experiments import registry
 from sysops.experiments.base import Experiment
 from sysops.history import HistoryFilterForm, is_staff
 from sysops.models import Run
+from sysops.tracing import cost as trace_cost
 from sysops.tracing import errnos
 from sysops.tracing.categories import CATEGORIES
 
@@ -225,3 +226,18 @@ def run_timeline(request: HttpRequest, run_id: int) -> HttpResponse:
         if window[name] is not None and not math.isfinite(window[name]):
             return HttpResponseBadRequest(f"{name} must be a number of seconds")
     return JsonResponse(selectors.trace_calls(run).window(window["start"], window["end"]))
+
+
+@require_safe
+@user_required
+def trace_estimate(request: HttpRequest, slug: str) -> HttpResponse:
+    """The form's trace-cost sentence for the parameters typed so far (htmx, on change)."""
+    exp = registry.get(slug)
+    if exp is None:
+        raise Http404("no such experiment")
+    form = exp.form_class(request.GET)
+    form.is_valid()  # clean() counts the calls even when another field is wrong
+    calls = getattr(form, "expected_calls", None)
+    trace_set = form.cleaned_data.get("trace_set", "") if hasattr(form, "cleaned_data") else ""
+    text = trace_cost.estimate_text(calls, trace_set, trace_cost.per_event_cost())
+    return HttpResponse(text, content_type="text/plain; charset=utf-8")

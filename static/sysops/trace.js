@@ -12,7 +12,7 @@
   const $ = (id) => document.getElementById(id);
   const linesEl = $("trace-lines");
   const detailEl = $("trace-detail");
-  const filters = { name: $("trace-name"), category: $("trace-category"), pid: $("trace-pid"), failed: $("trace-failed") };
+  const filters = { name: $("trace-name"), category: $("trace-category"), pid: $("trace-pid"), failed: $("trace-failed"), harness: $("trace-harness") };
 
   let events = []; // newest last, at most KEEP
   let total = 0;
@@ -41,6 +41,8 @@
     const pid = filters.pid.value.trim();
     if (pid && String(e.pid) !== pid) return false;
     if (filters.failed.checked && !failed(e)) return false;
+    // The worker's own calls (sysops/tracing/filter.py) are hidden unless asked for.
+    if (e.harness && !(filters.harness && filters.harness.checked)) return false;
     return true;
   }
 
@@ -51,7 +53,7 @@
 
   function lineOf(e) {
     const row = document.createElement("div");
-    row.className = "tl cat-" + (e.category || "other") + (failed(e) ? " failed" : "");
+    row.className = "tl cat-" + (e.category || "other") + (failed(e) ? " failed" : "") + (e.harness ? " harness" : "");
     row.dataset.seq = e.seq;
     row.append(text("span", "pid", String(e.pid ?? "").padStart(6) + " "), text("span", "t", rel(e.ts).padEnd(12) + " "));
     // The line as the server rendered it (sysops/tracing/render.py): one renderer for the page,
@@ -121,7 +123,7 @@
     }
     const rows = [
       ["pid", e.pid], ["time", rel(e.ts) + " s"], ["syscall", e.name], ["category", e.category],
-      ["return", e.ret], ["duration", e.duration_s != null ? (e.duration_s * 1e6).toFixed(1) + " µs" : "—"],
+      ["return", e.ret], ["made by", e.harness ? "the harness (the worker, for itself)" : "the experiment"], ["duration", e.duration_s != null ? (e.duration_s * 1e6).toFixed(1) + " µs" : "—"],
     ];
     const table = document.createElement("table");
     for (const [k, v] of rows) {
@@ -149,7 +151,7 @@
     if (state.events != null) total = state.events;
     const parts = [];
     if (state.passed) parts.push(state.passed + ".");
-    if (state.status === "tracing") parts.push("Tracing…");
+    if (state.status === "tracing") parts.push(state.eta_text ? "Tracing: " + state.eta_text + "." : "Tracing…");
     const el = $("trace-state");
     el.replaceChildren(text("span", "", parts.join(" ")));
     if (state.reason) el.append(" ", text("strong", "bad", state.reason));

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import selectors
 import shutil
 import signal
 import subprocess
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +27,24 @@ from sysops import sandbox
 from sysops.agent import rundirs, scratch
 from sysops.agent.events import BadLine, LineSplitter, parse_line
 from sysops.agent.recorder import MAX_RESULT_ROWS, Publish, RunRecorder
-from sysops.agent.tracer import TraceCapture
+from sysops.agent.tracer import TraceCapture, keep_off_cpu
 from sysops.dbretry import retry_busy
 from sysops.experiments import limits, registry
 from sysops.experiments.base import Chart
 from sysops.models import Run, RunLog
+from sysops.tracing import cost as trace_cost
+from sysops.tracing import scope
+from sysops.tracing.parse import TraceEvent
+from sysops.tracing.render import call_text
+from sysops.worker.toolkit.faults import FAULT_PARAM
 
 STDERR_CAP_BYTES = 64 << 10
 # The pass whose events are the run's figures; other passes (the untraced reference, the traced
 # pass) contribute only their progress, logs and errors, under their label.
 MEASURED_PASS = "measured pass"
+# The pass under an injected fault: its result rows (what each layer saw) are the run's too.
+FAULT_PASS = "fault pass"
+FAULT_LINES_LOGGED = 20
 BAD_LINES_LOGGED = 100
 READ_CHUNK_BYTES = 64 << 10
 
@@ -94,9 +104,10 @@ def _execute(run: Run, recorder: RunRecorder) -> None:
     experiment = registry.get(run.experiment)
     if experiment is None:
         raise _RunEnds(Run.Status.FAILED, f"unknown experiment {run.experiment!r}")
-    params, _, form = experiment.clean_params(experiment.form_data(run.params, run.trace_mode))
-    if params is None:
+    checked, _, form = experiment.clean_params(experiment.form_data(run.params, run.trace_mode))
+    if checked is None:
         raise _RunEnds(Run.Status.FAILED, f"invalid parameters: {form.errors.as_text()}")
+    params, trace_set, fault = experiment.split_trace_options(checked)
 
     report = sandbox.cached_host_report()
     unsandboxed = not report.can_sandbox and settings.SYSOPS_ALLOW_UNSANDBOXED
@@ -128,12 +139,17 @@ def _execute(run: Run, recorder: RunRecorder) -> None:
             policy = replace(policy, scratch_dir=run_scratch.mount_point)
             recorder.log(run_scratch.describe(), source="runner")
         passes = _Passes(run, recorder, policy, experiment.probe, work_dir, experiment.rate_metric)
+        passes.trace_set = trace_set
         traced = run.trace_mode != Run.TraceMode.OFF
         measured = passes.run(params, label=MEASURED_PASS, progress=(0.0, 0.7 if traced else 1.0))
         verdict = measured.stop or _verdict(measured)
         recorder.measured_complete = verdict.status == Run.Status.SUCCEEDED
         if verdict.status == Run.Status.SUCCEEDED and traced:
-            _trace(passes, report, experiment.sampled_params(params), params, measured)
+            expected = getattr(form, "expected_calls", None)
+            _trace(passes, report, experiment.sampled_params(params), params, measured, expected)
+        if verdict.status == Run.Status.SUCCEEDED and fault is not None:
+            _fault_pass(passes, report, experiment.sampled_params(params), fault)
+        if verdict.status == Run.Status.SUCCEEDED and (traced or fault is not None):
             # The run's last progress line is the measured pass's, whatever ran after it.
             progress = {"value": recorder.run.progress, "message": passes.measured_message}
             recorder.on_event({"type": "progress", **progress})
@@ -204,9 +220,11 @@ def _trace(
     sampled: dict[str, Any],
     params: dict[str, Any],
     measured: _PassResult,
+    expected_calls: int | None,
 ) -> None:
     """The traced pass (and, for "sampled", an untraced pass of the same short work first, so
-    the observer effect compares like with like). Figures stay those of the measured pass."""
+    the observer effect compares like with like). Figures stay those of the measured pass.
+    ``expected_calls``: what the full work traces, for the page's ETA."""
     recorder, run = passes.recorder, passes.run_row
     unavailable = [c for c in (report.check("ptrace"), report.check("strace")) if c and not c.ok]
     if unavailable or passes.policy.unsandboxed:
@@ -231,12 +249,58 @@ def _trace(
         status="tracing",
         reason="",
         passed=f"traced pass: {which} ({_describe(work)}); figures come from the untraced pass",
+        expected_events=expected_calls if full and not passes.trace_set else None,
+        tracing_since=time.time(),
     )
     result = passes.run(work, label="traced pass", progress=(0.8, 0.2), traced=True)
     if result.stop and result.stop.status == Run.Status.CANCELLED:
         raise result.stop
-    recorder.set_trace(
-        **_trace_verdict(result, reference, recorder.trace_total, passes.rate_metric)
+    verdict = _trace_verdict(result, reference, recorder.trace_total, passes.rate_metric)
+    recorder.set_trace(**verdict)
+    observer = verdict.get("observer") or {}
+    trace_cost.record(observer.get("per_event_us"), recorder.trace_total)
+
+
+def _fault_pass(
+    passes: _Passes, report: sandbox.HostReport, work: dict[str, Any], fault: scope.Fault
+) -> None:
+    """The short work again under strace, with ``fault`` injected: the probe's result rows say
+    what each layer saw, and strace's own lines show the calls it failed."""
+    recorder = passes.recorder
+    unavailable = [c for c in (report.check("ptrace"), report.check("strace")) if c and not c.ok]
+    if unavailable or passes.policy.unsandboxed or scope.seccomp_bpf_problem():
+        reason = "; ".join(f"{c.name}: {c.detail}" for c in unavailable) or (
+            scope.seccomp_bpf_problem() or "unsandboxed runs are not traced"
+        )
+        recorder.log(f"no fault injection on this host: {reason}", level="error", source="runner")
+        return
+    recorder.log(f"fault pass: {fault.describe()}", source="runner")
+    faulted = {"syscall": fault.syscall, "errno": fault.errno, "when": fault.when}
+    result = passes.run(
+        {**work, FAULT_PARAM: faulted}, label=FAULT_PASS, progress=(0.95, 0.05), fault=fault
+    )
+    if result.stop and result.stop.status == Run.Status.CANCELLED:
+        raise result.stop
+    if result.stop or result.errors or not result.done:
+        failure = result.stop.reason if result.stop else _verdict(result).reason
+        recorder.log(f"the fault pass failed: {failure}", level="error", source="runner")
+    injected = [e for e in result.fault_events if "(INJECTED)" in (e.ret or "")]
+    for event in injected[:FAULT_LINES_LOGGED]:
+        recorder.log(f"strace: [pid {event.pid}] {call_text(event)}", source="runner")
+    recorder.on_event(
+        {
+            "type": "result",
+            "rows": [
+                {
+                    "metric": f"{fault.syscall} calls failed by strace, {fault.errno} injected",
+                    "value": len(injected),
+                    "unit": "calls",
+                    "note": f"{fault.describe()}. Counted in strace's own output (lines marked "
+                    "INJECTED): one per process that reached that call.",
+                    "layer": "strace",
+                }
+            ],
+        }
     )
 
 
@@ -262,6 +326,11 @@ def _trace_verdict(
         "events": events,
         "per_event_us": (traced_s - untraced_s) / events * 1e6 if events else None,
     }
+    traced_cpu_s, untraced_cpu_s = result.cpu_s(), reference.cpu_s()
+    if events and traced_cpu_s is not None and untraced_cpu_s is not None:
+        # CPU time holds still where wall time does not (a CPU shared with other work): the
+        # tracer's, the tracees' (the cgroup's account) and this runner's parsing and storing.
+        observer["cpu_per_event_us"] = (traced_cpu_s - untraced_cpu_s) / events * 1e6
     untraced_rate, traced_rate = reference.metric(rate_metric), result.metric(rate_metric)
     if untraced_rate and traced_rate:
         # Fixed-time work takes as long traced as untraced: what tracing costs is the rate.
@@ -284,6 +353,14 @@ class _PassResult:
     work_ns: int | None
     results: list[dict[str, Any]]
     began: bool = True
+    # A fault pass's trace: kept here, not stored as the run's trace.
+    fault_events: list[TraceEvent] = field(default_factory=list)
+    runner_cpu_s: float = 0.0  # this runner's own CPU time during the pass
+
+    def cpu_s(self) -> float | None:
+        """CPU time of the pass: its cgroup's (sandbox, worker, tracer) and the runner's."""
+        cgroup_s = self.outcome.cpu_s
+        return None if cgroup_s is None else cgroup_s + self.runner_cpu_s
 
     def metric(self, name: str | None) -> float | None:
         row = next((r for r in self.results if name and r.get("metric") == name), None)
@@ -307,6 +384,7 @@ class _Passes:
         self.probe, self.work_dir, self.rate_metric = probe, work_dir, rate_metric
         # The measured pass's last progress line: other passes show it, never their own rate.
         self.measured_message = ""
+        self.trace_set = ""  # strace -e trace=, see sysops.tracing.scope
 
     def run(
         self,
@@ -315,14 +393,30 @@ class _Passes:
         label: str,
         progress: tuple[float, float],
         traced: bool = False,
+        fault: scope.Fault | None = None,
     ) -> _PassResult:
         owner_uid = self.policy.sandbox_uid
         if owner_uid is None:
             owner_uid = os.geteuid()
-        capture = TraceCapture(self.work_dir, owner_uid=owner_uid) if traced else None
+        capture = None
+        if traced or fault:
+            capture = TraceCapture(
+                self.work_dir, owner_uid=owner_uid, trace_set=self.trace_set, fault=fault
+            )
+        # The runner's own work (storing, publishing) keeps off the traced pass's CPU too.
+        affinity = os.sched_getaffinity(0)
+        started = resource.getrusage(resource.RUSAGE_SELF)
         try:
-            return self._run(params, label, progress, capture)
+            if capture is not None:
+                keep_off_cpu(_trace_cpu(self.run_row.pk))
+            result = self._run(params, label, progress, capture, keep_trace=fault is not None)
+            ended = resource.getrusage(resource.RUSAGE_SELF)
+            result.runner_cpu_s = (ended.ru_utime + ended.ru_stime) - (
+                started.ru_utime + started.ru_stime
+            )
+            return result
         finally:
+            os.sched_setaffinity(0, affinity)
             if capture is not None:
                 capture.close()
 
@@ -332,8 +426,14 @@ class _Passes:
         label: str,
         progress: tuple[float, float],
         capture: TraceCapture | None,
+        keep_trace: bool = False,
     ) -> _PassResult:
+        """``keep_trace``: the trace goes to the result, not to the run's stored trace."""
+        kept: list[TraceEvent] = []
+        on_trace = kept.extend if keep_trace else self.recorder.on_trace
         events_r, events_w = os.pipe()
+        if capture is not None:
+            capture.watch_events_pipe(events_w)
         try:
             proc = sandbox.start(
                 self.policy,
@@ -363,13 +463,15 @@ class _Passes:
                 proc.stdin.close()
             except BrokenPipeError:
                 pass
-            stop = _pump(state, proc, events_r, proc.stderr.fileno(), self.policy, capture)
+            stop = _pump(
+                state, proc, events_r, proc.stderr.fileno(), self.policy, capture, on_trace
+            )
             if stop is not None:
                 proc.kill()
             proc.wait()
             outcome = proc.outcome()
             if capture is not None:
-                self.recorder.on_trace(capture.finish())
+                on_trace(capture.finish())
         finally:
             os.close(events_r)
             proc.kill()
@@ -378,7 +480,7 @@ class _Passes:
         if state.measured:
             self.measured_message = self.recorder.run.progress_message
         return _PassResult(
-            stop, outcome, state.errors, state.done, state.work_ns, state.results, began
+            stop, outcome, state.errors, state.done, state.work_ns, state.results, began, kept
         )
 
 
@@ -402,6 +504,8 @@ class _PassState:
         self.recorder, self.label = recorder, label
         self.measured_message = measured_message
         self.measured = label == MEASURED_PASS
+        # A fault pass's rows say what each layer saw under the fault: the run keeps them.
+        self.keeps_results = self.measured or label == FAULT_PASS
         self.offset, self.span = progress
         self.errors: list[str] = []
         self.done = False
@@ -431,6 +535,8 @@ class _PassState:
                 "value": self.offset + self.span * float(event["value"]),
                 "message": message,
             }
+        elif kind == "result" and self.keeps_results:
+            pass
         elif not self.measured:
             if kind in ("log", "error"):
                 message = f"{self.label}: {event.get('message', '')}"
@@ -447,6 +553,7 @@ def _pump(
     stderr_fd: int,
     policy: sandbox.Policy,
     capture: TraceCapture | None,
+    on_trace: Callable[[list[TraceEvent]], None],
 ) -> _RunEnds | None:
     """Read events and stderr until both close; returns why the pass must stop early, if so."""
     recorder = state.recorder
@@ -483,7 +590,7 @@ def _pump(
                     stderr_bytes += len(line)
                     recorder.log(line.decode("utf-8", "replace"), level="warning", source="stderr")
         if capture is not None:
-            recorder.on_trace(capture.take())
+            on_trace(capture.take())
             if recorder.trace_total >= trace_cap:
                 return _RunEnds(Run.Status.FAILED, f"the cap of {trace_cap:,} trace events reached")
         if total_bytes > output_cap:

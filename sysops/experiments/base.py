@@ -13,6 +13,11 @@ from django import forms
 from django.conf import settings
 
 from sysops.models import Run
+from sysops.tracing import scope
+
+# Form fields about the trace rather than the experiment: kept in the run's params (so a run
+# again or the runner's re-validation sees them) but never handed to the probe.
+TRACE_OPTION_FIELDS = ("trace_set", "inject_syscall", "inject_errno", "inject_when")
 
 MAN_PAGE_URL = "https://man7.org/linux/man-pages/man{section}/{name}.{section}.html"
 
@@ -31,8 +36,37 @@ class ExperimentForm(forms.Form):
         help_text="Figures always come from an untraced pass; a trace is an extra pass.",
     )
 
+    trace_set = forms.CharField(
+        required=False,
+        initial="all",
+        max_length=1000,
+        label="Trace set",
+        help_text=(
+            "Like strace -e trace=: all, a class (file, network, process, memory, signal) or "
+            "syscall names separated by commas. Calls outside it are not stopped (strace "
+            "--seccomp-bpf), so they cost almost nothing, and are not stored."
+        ),
+    )
+    # {syscall: the path its fault demo uses}: experiments that teach errno with a fault
+    # injected by strace set this; the form then offers the inject_* fields.
+    fault_paths: Mapping[str, str] = {}
+    # Set by refuse_full_trace_over_cap: how many calls a full trace of this work traces.
+    expected_calls: int | None = None
+
     def clean_trace(self) -> str:
         return self.cleaned_data.get("trace") or Run.TraceMode.OFF
+
+    def clean_trace_set(self) -> str:
+        try:
+            return scope.parse_trace_set(self.cleaned_data.get("trace_set"))
+        except scope.TraceSetError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+    def clean_inject_syscall(self) -> str:
+        syscall = self.cleaned_data.get("inject_syscall") or ""
+        if syscall and scope.seccomp_bpf_problem():
+            raise forms.ValidationError(f"No fault injection here: {scope.seccomp_bpf_problem()}")
+        return syscall
 
     def refuse_full_trace_over_cap(
         self,
@@ -42,8 +76,9 @@ class ExperimentForm(forms.Form):
     ) -> None:
         """A full trace of ``calls`` traced calls would be cut by the event cap: say so next to
         the trace field, before any run."""
+        self.expected_calls = calls
         cap = settings.SYSOPS_TRACE_MAX_EVENTS
-        if data.get("trace") == Run.TraceMode.FULL and calls > cap:
+        if data.get("trace") == Run.TraceMode.FULL and calls > cap and not data.get("trace_set"):
             self.add_error(
                 "trace",
                 f"A full trace of {calls:,} calls is over the {cap:,}-event cap: choose"
@@ -52,12 +87,51 @@ class ExperimentForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.order_fields([name for name in self.fields if name != "trace"] + ["trace"])
+        if self.fault_paths:
+            self.fields["inject_syscall"] = forms.ChoiceField(
+                choices=[("", "none")]
+                + [(name, f"{name} on {path}") for name, path in self.fault_paths.items()],
+                required=False,
+                label="Inject a fault into",
+                help_text=(
+                    "An extra pass under strace -e inject: the chosen call fails with the errno "
+                    "below, and the results show what each layer saw."
+                ),
+            )
+            self.fields["inject_errno"] = forms.ChoiceField(
+                choices=[(name, name) for name in scope.INJECTABLE_ERRNOS],
+                initial="EIO",
+                required=False,
+                label="Errno to inject",
+            )
+            self.fields["inject_when"] = forms.IntegerField(
+                min_value=1,
+                max_value=scope.INJECT_WHEN_MAX,
+                initial=3,
+                required=False,
+                label="On call number",
+                help_text="Counted per process, on that file only (strace's when=N).",
+            )
+        trace_fields = ["trace", "trace_set", "inject_syscall", "inject_errno", "inject_when"]
+        self.order_fields([name for name in self.fields if name not in trace_fields] + trace_fields)
+
         # A choice given twice (``layers=native&layers=native``) counts once, in every
         # experiment's multiple-choice fields, before their budgets are computed.
         for choices in self.fields.values():
             if isinstance(choices, forms.MultipleChoiceField):
                 choices.to_python = _distinct(choices.to_python)  # type: ignore[method-assign]
+
+    def trace_options(self, params: dict[str, Any]) -> None:
+        """Keep in ``params`` only the trace options that do something: a set when tracing,
+        a fault when one is chosen."""
+        if not params.get("trace_set") or params.get("trace") == Run.TraceMode.OFF:
+            params.pop("trace_set", None)
+        if not params.get("inject_syscall"):
+            for name in ("inject_syscall", "inject_errno", "inject_when"):
+                params.pop(name, None)
+        else:
+            params["inject_errno"] = params.get("inject_errno") or "EIO"
+            params["inject_when"] = params.get("inject_when") or 3
 
 
 def _distinct(to_python: Callable[[Any], list[Any]]) -> Callable[[Any], list[Any]]:
@@ -139,7 +213,23 @@ class Experiment:
         if not form.is_valid():
             return None, Run.TraceMode.OFF, form
         params = dict(form.cleaned_data)
+        if isinstance(form, ExperimentForm):
+            form.trace_options(params)
         return params, params.pop("trace"), form
+
+    def split_trace_options(
+        self, params: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], str, scope.Fault | None]:
+        """(the probe's params, the trace set, the fault) from a run's stored params."""
+        probe_params = {k: v for k, v in params.items() if k not in TRACE_OPTION_FIELDS}
+        fault = None
+        syscall = params.get("inject_syscall")
+        paths = getattr(self.form_class, "fault_paths", {})
+        if syscall and syscall in paths:
+            fault = scope.Fault(
+                syscall, str(params["inject_errno"]), int(params["inject_when"]), paths[syscall]
+            )
+        return probe_params, str(params.get("trace_set") or ""), fault
 
     def form_data(self, params: Mapping[str, Any], trace_mode: str) -> dict[str, Any]:
         """Stored parameters back as form input (run again, re-validation in the runner)."""

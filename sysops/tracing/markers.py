@@ -5,18 +5,32 @@ after (``sysops.worker.markers``, sandbox side). Each is one failing ``access(2)
 does not exist: cheap, harmless inside the sandbox, allowed by its seccomp policy, and
 unmistakable in strace's output. The
 filter in :mod:`sysops.tracing.filter` cuts the trace at them, so the interpreter's and the
-sandbox's start-up never reach the page. Depending on the C library and the seccomp policy the
-same request shows up as ``access``, ``faccessat`` or ``faccessat2``; all three are recognised.
+sandbox's start-up never reach the page. Two more mark, within the work, what the worker does
+for itself (``sysops.worker.markers.harness``). Depending on the C library and the seccomp
+policy the same request shows up as ``access``, ``faccessat`` or ``faccessat2``; all three are
+recognised.
 """
 
 from __future__ import annotations
 
 from sysops.tracing.parse import TraceEvent
-from sysops.worker.markers import BEGIN_MARKER_PATH, END_MARKER_PATH, mark_begin, mark_end
+from sysops.worker.markers import (
+    BEGIN_MARKER_PATH,
+    END_MARKER_PATH,
+    HARNESS_BEGIN_MARKER_PATH,
+    HARNESS_END_MARKER_PATH,
+    mark_begin,
+    mark_end,
+)
 
 MARKER_SYSCALLS: tuple[str, ...] = ("access", "faccessat", "faccessat2")
 
-_QUOTED_PATHS = {f'"{BEGIN_MARKER_PATH}"': "begin", f'"{END_MARKER_PATH}"': "end"}
+_QUOTED_PATHS = {
+    f'"{BEGIN_MARKER_PATH}"': "begin",
+    f'"{END_MARKER_PATH}"': "end",
+    f'"{HARNESS_BEGIN_MARKER_PATH}"': "harness-begin",
+    f'"{HARNESS_END_MARKER_PATH}"': "harness-end",
+}
 
 __all__ = [
     "BEGIN_MARKER_PATH",
@@ -29,7 +43,8 @@ __all__ = [
 
 
 def marker_of(event: TraceEvent) -> str | None:
-    """``"begin"`` or ``"end"`` if the event is a marker call, else None."""
+    """``"begin"``, ``"end"``, ``"harness-begin"`` or ``"harness-end"`` if the event is a
+    marker call, else None."""
     if event.kind != "syscall" or event.name not in MARKER_SYSCALLS:
         return None
     # access(path, mode); faccessat(dirfd, path, mode[, flags])

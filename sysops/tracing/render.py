@@ -6,11 +6,13 @@
 - ``live_record``: what a browser gets for one event: its fields and its ``text``.
 - ``summary_lines``: the ``strace -c`` table as text, from a stored summary (the CLI).
 - ``observer_sentence``: the observer effect in words, whatever is missing.
+- ``eta_text``: the traced pass's time left, from its rate so far.
 The summary's HTML is one template (``sysops/_trace_summary.html``), its CSV one exporter.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -59,10 +61,28 @@ def strace_line(event: TraceEvent) -> str:
 
 
 def stored_record(event: TraceEvent) -> dict[str, Any]:
-    """What a trace chunk stores of an event: its fields; the raw line would double the size
-    and ``call_text`` rebuilds it."""
-    record = event.to_dict()
-    del record["raw"]
+    """What a trace chunk stores of an event: its fields (``TraceEvent.to_dict`` without
+    ``raw``: the raw line would double the size and ``call_text`` rebuilds it). Built directly,
+    not through to_dict: the runner stores every event of a trace, and this is its hot path."""
+    fd_paths = event.fd_paths
+    record = {
+        "seq": event.seq,
+        "pid": event.pid,
+        "ts": event.ts,
+        "kind": event.kind,
+        "name": event.name,
+        "args": event.args,  # serialised at once, never kept: no copy needed
+        "ret": event.ret,
+        "retval": event.retval,
+        "errno": event.errno,
+        "errmsg": event.errmsg,
+        "duration_s": event.duration_s,
+        "fd_paths": {str(key): path for key, path in fd_paths.items()} if fd_paths else {},
+        "category": event.category,
+        "cut_short": event.cut_short,
+    }
+    if event.harness:
+        record["harness"] = True
     return record
 
 
@@ -71,6 +91,11 @@ def live_trace_state(trace: Mapping[str, Any]) -> dict[str, Any]:
     own), with the observer effect already in words."""
     state = {k: v for k, v in trace.items() if k != "summary"}
     state["observer_text"] = observer_sentence(trace.get("observer"))
+    if trace.get("status") == "tracing" and trace.get("tracing_since"):
+        elapsed_s = time.time() - float(trace["tracing_since"])
+        state["eta_text"] = eta_text(
+            int(trace.get("events") or 0), trace.get("expected_events"), elapsed_s
+        )
     return state
 
 
@@ -122,3 +147,24 @@ def observer_sentence(observer: Mapping[str, Any] | None) -> str:
         f"Observer effect: the same work took {untraced_s * 1e3:.1f} ms untraced and "
         f"{traced_s * 1e3:.1f} ms traced ({times}{each})."
     )
+
+
+def eta_text(events: int, expected: int | None, elapsed_s: float) -> str:
+    """The traced pass's remaining time, from its rate so far."""
+    if not expected or events <= 0 or elapsed_s <= 0:
+        return ""
+    if events >= expected:
+        return "traced pass: finishing"
+    remaining_s = (expected - events) * elapsed_s / events
+    return (
+        f"traced pass: {events:,} of ~{expected:,} calls, about {duration_text(remaining_s)} left"
+    )
+
+
+def duration_text(seconds: float) -> str:
+    """``350 ms``, ``42 s``, ``7 min``: an estimate's precision."""
+    if seconds < 1:
+        return f"{seconds * 1e3:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min"

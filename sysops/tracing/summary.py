@@ -66,10 +66,15 @@ class Summary:
 
     def __init__(self) -> None:
         self._stats: dict[str, SyscallStats] = {}
+        self.harness_calls = 0
 
     def add(self, event: TraceEvent) -> None:
-        """Count one event; anything but a returned syscall is ignored."""
+        """Count one event; anything but a returned syscall of the experiment is ignored (the
+        harness's calls only add to ``harness_calls``)."""
         if event.kind != "syscall" or (event.retval is None and event.errno is None):
+            return
+        if event.harness:
+            self.harness_calls += 1
             return
         stats = self._stats.get(event.name)
         if stats is None:
@@ -99,6 +104,7 @@ class Summary:
             ours.timed_calls += theirs.timed_calls
             ours.total_s += theirs.total_s
             ours.max_s = max(ours.max_s, theirs.max_s)
+        self.harness_calls += other.harness_calls
 
     def stats(self, name: str) -> SyscallStats | None:
         return self._stats.get(name)
@@ -142,4 +148,5 @@ class Summary:
                 "errors": self.total_errors,
                 "total_s": self.total_s,
             },
+            "harness_calls": self.harness_calls,
         }

@@ -16,7 +16,7 @@ import traceback
 
 from sysops.worker.emit import Emitter
 from sysops.worker.fingerprint import fingerprint
-from sysops.worker.markers import mark_begin, mark_end
+from sysops.worker.markers import mark_begin, mark_end, mark_imports
 
 PROBE_MODULE = re.compile(r"^sysops\.experiments\.[a-z_][a-z0-9_]*\.probe$")
 
@@ -31,6 +31,7 @@ def main() -> int:
         return 2
     try:
         run = importlib.import_module(probe).run
+        mark_imports()  # a probe's lazy imports are the interpreter's work, not the experiment's
         # The experiment's own work, bracketed for the tracer and timed for the observer effect.
         start_ns = time.perf_counter_ns()
         mark_begin()

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sysops.worker.markers import harness_call
+
 CPUINFO_PATH = Path("/proc/cpuinfo")
 VULNERABILITIES_DIR = Path("/sys/devices/system/cpu/vulnerabilities")
 CLOCKSOURCE_DIR = Path("/sys/devices/system/clocksource/clocksource0")
@@ -46,6 +48,7 @@ CLOCKSOURCE_HYPERVISORS = (
 CGROUP_CONTAINER_HINTS = ("docker", "containerd", "kubepods", "libpod", "lxc", "podman")
 
 
+@harness_call
 def fingerprint() -> dict[str, Any]:
     uname = os.uname()
     cpuinfo = _read_text(CPUINFO_PATH)

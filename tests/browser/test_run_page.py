@@ -69,6 +69,11 @@ class TracePaneTest(ChannelsLiveServerTestCase):
         page.goto(f"{self.live_server_url}/experiments/workload/")
         page.select_option("select[name=case]", "calls")
         page.select_option("select[name=trace]", "full")
+        # The trace field says what a traced call costs on this host (htmx, on load and change).
+        page.wait_for_function(
+            "() => document.getElementById('trace-estimate').textContent.includes('µs')",
+            timeout=30_000,
+        )
         page.click("button[type=submit]")
         page.wait_for_url("**/runs/*/")
         page.wait_for_selector("#trace[data-status=done]", timeout=120_000)
@@ -105,4 +110,8 @@ class TracePaneTest(ChannelsLiveServerTestCase):
             ".map(e => e.textContent.trim())); return p.size === 2 && [...p]; }"
         ).json_value()
         assert set(pids) <= set(all_pids)
+        # The worker's own calls (writing its result event) are hidden until asked for.
+        assert page.locator("#trace-lines .tl.harness").count() == 0
+        page.check("#trace-harness")
+        page.wait_for_selector("#trace-lines .tl.harness")
         page.close()

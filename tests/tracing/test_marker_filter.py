@@ -137,3 +137,37 @@ def test_it_sees_the_markers_that_mark_begin_and_mark_end_make(tmp_path):
     events = marker_filter.feed(parse_text(output.read_text()))
     assert (marker_filter.began, marker_filter.ended) == (True, True)
     assert [event.name for event in events] == ["getppid"]
+
+
+def test_it_marks_the_harness_calls_of_a_thread_and_the_event_pipe_writes():
+    text = (
+        '1 1.0 access("/sysops-trace-begin", F_OK) = -1 ENOENT (No such file or directory)\n'
+        "1 1.1 getppid() = 0\n"
+        '1 1.2 access("/sysops-harness-begin", F_OK) = -1 ENOENT (No such file or directory)\n'
+        '1 1.3 openat(AT_FDCWD, "/sys/x", O_RDONLY) = -1 ENOENT (No such file or directory)\n'
+        "2 1.35 getpid() = 2\n"
+        '1 1.4 access("/sysops-harness-end", F_OK) = -1 ENOENT (No such file or directory)\n'
+        '1 1.5 write(3<pipe:[77]>, "{}\\n", 3) = 3\n'
+        '1 1.6 write(4</dev/null>, "x", 1) = 1\n'
+        '1 1.7 access("/sysops-trace-end", F_OK) = -1 ENOENT (No such file or directory)\n'
+    )
+    marker_filter = MarkerFilter(events_pipe="pipe:[77]")
+    events = marker_filter.feed(parse_text(text))
+    assert [(e.pid, e.name, e.harness) for e in events] == [
+        (1, "getppid", False),
+        (1, "openat", True),
+        (2, "getpid", False),  # another thread is not in the harness
+        (1, "write", True),
+        (1, "write", False),
+    ]
+
+
+def test_calls_traced_only_for_the_markers_are_dropped():
+    text = (
+        '1 1.0 access("/sysops-trace-begin", F_OK) = -1 ENOENT (No such file or directory)\n'
+        '1 1.1 access("/etc/passwd", R_OK) = 0\n'
+        "1 1.2 socket(AF_INET, SOCK_STREAM, IPPROTO_IP) = 3\n"
+        '1 1.7 access("/sysops-trace-end", F_OK) = -1 ENOENT (No such file or directory)\n'
+    )
+    marker_filter = MarkerFilter(marker_only={"access", "faccessat", "faccessat2"})
+    assert [e.name for e in marker_filter.feed(parse_text(text))] == ["socket"]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sysops.worker.emit import Emitter
+from sysops.worker.toolkit.faults import Fault, fault_of, fault_rows, layer_trials
 from sysops.worker.toolkit.params import bounded_int, subset
 from sysops.worker.toolkit.rows import dist_row, errno_fields, row
 from sysops.worker.toolkit.stats import Distribution
@@ -38,6 +39,14 @@ BAD_PIPE2_FLAG = 0x40000000
 NO_SUCH_PGID = (1 << 30) - 1
 # Defensive bounds, the web form's own: a probe must never run unbounded.
 ITERATIONS_MAX = 100_000
+# A fault injected by strace (the run's fault pass) into a read that would succeed.
+FAULT_PATHS = {"read": "/dev/zero"}
+FAULT_HOW = {
+    "raw": "the syscall instruction returned -errno in rax: the kernel's own answer, no errno "
+    "variable involved.",
+    "libc": "libc's wrapper turned it into -1 and set errno, as for a real failure.",
+    "python": "os raised OSError with the errno, as for a real failure.",
+}
 REPETITIONS_MAX = 200
 WARMUP_MAX = 10
 INTERRUPT_MS_MAX = 200
@@ -148,6 +157,10 @@ def run(params: Mapping[str, Any], emit: Emitter) -> None:
     from sysops.native import load  # here, so that a missing build fails the run readably
 
     native = load("_errno")
+    fault = fault_of(params, tuple(FAULT_PATHS))
+    if fault is not None:
+        _fault_pass(native, config.layers, fault, emit)
+        return
     outcomes: dict[tuple[str, str], Outcome] = {}
     timings: dict[tuple[str, str], list[float]] = {}
     with _fixtures(native) as fx:
@@ -174,6 +187,33 @@ def run(params: Mapping[str, Any], emit: Emitter) -> None:
                         native, fx, case, layer, config
                     )
     emit.result(_rows(config, outcomes, timings))
+
+
+def _fault_pass(native: Any, layers: list[str], fault: Fault, emit: Emitter) -> None:
+    """A read that would succeed (one byte of /dev/zero), failed on purpose by strace: what
+    each layer gets back, each in a child of its own."""
+
+    def layer_call(layer: str) -> Callable[[], Callable[[], object]]:
+        def make() -> Callable[[], object]:
+            # Opened in the trial's child, which keeps none of the parent's descriptors.
+            fd = os.open(FAULT_PATHS[fault.syscall], os.O_RDONLY | os.O_CLOEXEC)
+            if layer == "python":
+                return lambda: os.read(fd, 1)
+
+            def native_read() -> object:
+                done = native.refused("read", layer, 1, fd=fd)
+                if done["errno"]:
+                    # What C saw, carried up as an exception only to be reported.
+                    raise OSError(done["errno"], f"{layer} read returned {done['result']}")
+                return done["result"]
+
+            return native_read
+
+        return make
+
+    emit.log(f"{fault.describe()}: each layer makes {fault.when + 2} reads of /dev/zero")
+    trials = layer_trials({layer: layer_call(layer) for layer in layers}, fault)
+    emit.result(fault_rows(fault, trials, LAYER_LABELS, FAULT_HOW))
 
 
 def _checked(params: Mapping[str, Any]) -> Config:

@@ -54,6 +54,8 @@ class ErrnoBoundaryForm(ExperimentForm):
         help_text="Interrupted reads per layer (each takes the delay above).",
     )
 
+    fault_paths = probe.FAULT_PATHS
+
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         cases, layers = data.get("cases") or [], data.get("layers") or []

@@ -24,6 +24,7 @@ from sysops.worker.emit import Emitter
 if TYPE_CHECKING:
     from sysops.native.golang import GoServer
 from sysops.worker.fingerprint import fingerprint
+from sysops.worker.toolkit.faults import Fault, fault_of, fault_rows, layer_trials
 from sysops.worker.toolkit.params import bounded_int, choice, subset
 from sysops.worker.toolkit.rows import dist_row, with_ratios
 from sysops.worker.toolkit.timing import interleaved
@@ -50,10 +51,25 @@ WARMUP_DEFAULT = 3
 VDSO_CLOCKSOURCES = ("tsc", "kvm-clock", "arch_sys_counter", "hyperv_clocksource_tsc_page")
 
 Measure = Callable[[int], int]
+# The file each transfer call uses (and a fault pass fails on): (path, open flags).
+DEVICES = {"read": ("/dev/zero", os.O_RDONLY), "write": ("/dev/null", os.O_WRONLY)}
+# A fault injected by strace (the run's fault pass): into these calls, seen from these layers.
+FAULT_CALLS = ("read", "write")
+FAULT_LAYERS = ("python", "ctypes", "native")
+FAULT_HOW = {
+    "python": "os raised OSError with the errno, as Python does for every failed call.",
+    "ctypes": "libc returned -1 and set errno; the probe read it with ctypes.get_errno().",
+    "native": "the C loop's syscall(2) returned -1 with errno set; the extension raised "
+    "OSError from it.",
+}
 
 
 def run(params: Mapping[str, Any], emit: Emitter) -> None:
     call, layers, iterations, repetitions, warmup = _checked(params)
+    fault = fault_of(params, FAULT_CALLS)
+    if fault is not None:
+        _fault_pass(call, [layer for layer in layers if layer in FAULT_LAYERS], fault, emit)
+        return
     if "vdso" in layers and call != "clock_gettime":
         emit.log(f"the vdso layer applies only to clock_gettime; skipped for {call}")
         layers.remove("vdso")
@@ -86,6 +102,28 @@ def run(params: Mapping[str, Any], emit: Emitter) -> None:
     emit.result(_rows(call, layers, per_call_ns, _go_facts() if go else ""))
 
 
+def _fault_pass(call: str, layers: list[str], fault: Fault, emit: Emitter) -> None:
+    """Each layer makes a few calls under the injected fault, in a child of its own."""
+    if fault.syscall != call or not layers:
+        raise ValueError(
+            f"a fault into {fault.syscall} needs call={fault.syscall} and a C, "
+            "ctypes or Python layer"
+        )
+
+    def layer_call(layer: str) -> Callable[[], Callable[[], object]]:
+        def make() -> Callable[[], object]:
+            # Opened in the trial's child, which keeps none of the parent's descriptors (and
+            # closed when it exits).
+            measure = _measure(layer, call, _open_device(call), None)
+            return lambda: measure(1)
+
+        return make
+
+    emit.log(f"{fault.describe()}: each layer makes {fault.when + 2} calls in a child of its own")
+    trials = layer_trials({layer: layer_call(layer) for layer in layers}, fault)
+    emit.result(fault_rows(fault, trials, LAYER_LABELS, FAULT_HOW))
+
+
 def _checked(params: Mapping[str, Any]) -> tuple[str, list[str], int, int, int]:
     return (
         choice(params, "call", CALLS),
@@ -100,17 +138,19 @@ def _checked(params: Mapping[str, Any]) -> tuple[str, list[str], int, int, int]:
 def _open_fd(call: str) -> Iterator[int]:
     """/dev/zero to read from, /dev/null to write to: the cheapest files there are, so the
     figure is the syscall path rather than a file system."""
-    if call == "read":
-        fd = os.open("/dev/zero", os.O_RDONLY | os.O_CLOEXEC)
-    elif call == "write":
-        fd = os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC)
-    else:
+    if call not in DEVICES:
         yield -1
         return
+    fd = _open_device(call)
     try:
         yield fd
     finally:
         os.close(fd)
+
+
+def _open_device(call: str) -> int:
+    path, flags = DEVICES[call]
+    return os.open(path, flags | os.O_CLOEXEC)
 
 
 def _per_call(measure: Measure, iterations: int) -> Callable[[], float]:

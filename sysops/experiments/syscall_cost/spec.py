@@ -7,6 +7,7 @@ from django import forms
 
 from sysops.experiments.base import Chart, Experiment, ExperimentForm
 from sysops.experiments.fields import warmup_field
+from sysops.experiments.syscall_cost import probe
 
 CALLS = [
     ("getppid", "getppid()"),
@@ -42,9 +43,13 @@ class SyscallCostForm(ExperimentForm):
         min_value=5, max_value=500, initial=30, help_text="Measured repetitions per layer."
     )
     warmup = warmup_field(max_value=20, initial=3)
+    # A fault pass fails a call on the probe's own file for it.
+    fault_paths = {call: probe.DEVICES[call][0] for call in probe.FAULT_CALLS}
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        if data.get("inject_syscall") and data["inject_syscall"] != data.get("call"):
+            self.add_error("inject_syscall", "Inject into the call being measured.")
         layers = data.get("layers") or []
         if "vdso" in layers and data.get("call") not in (None, "clock_gettime"):
             self.add_error("layers", "The vDSO layer applies only to clock_gettime.")

@@ -167,7 +167,11 @@ def _as_json(run: Run) -> dict[str, Any]:
         "unsandboxed": run.unsandboxed,
         "params": run.params,
         "trace_mode": run.trace_mode,
-        "trace": {key: trace.get(key) for key in ("status", "reason", "summary") if key in trace},
+        "trace": {
+            key: trace.get(key)
+            for key in ("status", "reason", "summary", "observer")
+            if key in trace
+        },
         "host": run.host.fingerprint if run.host else None,
         "results": run.results,
     }

@@ -2,6 +2,8 @@
 statfs, its device from mountinfo), transparent huge pages, sysctls, rlimits, the page size,
 and the process's huge-page use. Every read is best-effort: None when a file is missing or
 unreadable (inside the sandbox much of /sys and /proc/sys may be absent), never an exception.
+Looking a fact up is the harness's work, not the experiment's: its calls are bracketed as such
+in a trace (``sysops.worker.markers.harness``) and hidden from the page by default.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import resource
 from pathlib import Path
 from typing import Any
 
+from sysops.worker.markers import harness_call
 from sysops.worker.toolkit.libc import libc
 
 MOUNTINFO_PATH = Path("/proc/self/mountinfo")
@@ -55,6 +58,7 @@ SCRATCH_FACTS_NAME = ".sysops-scratch.json"
 RLIMITS = ("RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_AS", "RLIMIT_FSIZE", "RLIMIT_CPU")
 
 
+@harness_call
 def filesystem(path: str | os.PathLike[str]) -> dict[str, Any]:
     """``{type, magic, is_disk, device, mount_point, fs_options, block_size}`` of the
     filesystem holding ``path``. ``type`` comes from statfs (the kernel's word, not a mount
@@ -107,6 +111,7 @@ def _mount_of(path: str) -> dict[str, str] | None:
     return best
 
 
+@harness_call
 def logical_block_size(path: str | os.PathLike[str]) -> int | None:
     """The device's logical block size (O_DIRECT's alignment unit), from /sys/dev/block."""
     try:
@@ -122,6 +127,7 @@ def logical_block_size(path: str | os.PathLike[str]) -> int | None:
     return None
 
 
+@harness_call
 def dio_alignment(path: str | os.PathLike[str]) -> dict[str, int] | None:
     """O_DIRECT's alignment for the regular file at ``path``, as its filesystem states it
     (statx STATX_DIOALIGN, Linux 6.1+): ``{memory_bytes, offset_bytes}`` (a buffer's address
@@ -140,6 +146,7 @@ def dio_alignment(path: str | os.PathLike[str]) -> dict[str, int] | None:
     return {"memory_bytes": memory, "offset_bytes": offset}
 
 
+@harness_call
 def scratch_facts(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The runner's note on a scratch directory (``backing``: the filesystem and device that
     hold its image; ``loop_device``, ``loop_direct_io``, ``cap_bytes``), or None."""
@@ -151,12 +158,14 @@ def scratch_facts(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
     return facts if isinstance(facts, dict) else None
 
 
+@harness_call
 def thp() -> dict[str, str | None]:
     """Transparent huge pages: the selected ``enabled`` and ``defrag`` modes (the word in
     brackets: "always", "madvise", "never"), None where /sys does not say."""
     return {name: _bracketed(_read_text(THP_DIR / name)) for name in ("enabled", "defrag")}
 
 
+@harness_call
 def thp_inferred() -> str | None:
     """The THP ``enabled`` mode as the kernel applies it to this process, where /sys is not
     there to say (inside the sandbox): a fresh anonymous private map is THP-eligible by default
@@ -204,6 +213,7 @@ def _bracketed(text: str | None) -> str | None:
     return text.strip() or None
 
 
+@harness_call
 def sysctl(name: str) -> str | None:
     """``net.core.rmem_max`` → the text of /proc/sys/net/core/rmem_max, stripped."""
     if ".." in name or name.startswith("/"):
@@ -212,10 +222,12 @@ def sysctl(name: str) -> str | None:
     return None if text is None else " ".join(text.split())
 
 
+@harness_call
 def sysctls(*names: str) -> dict[str, str | None]:
     return {name: sysctl(name) for name in names}
 
 
+@harness_call
 def rlimits(names: tuple[str, ...] = RLIMITS) -> dict[str, tuple[int | None, int | None]]:
     """(soft, hard) per rlimit; None stands for unlimited."""
     out = {}
@@ -225,10 +237,12 @@ def rlimits(names: tuple[str, ...] = RLIMITS) -> dict[str, tuple[int | None, int
     return out
 
 
+@harness_call
 def page_size() -> int:
     return os.sysconf("SC_PAGESIZE")
 
 
+@harness_call
 def smaps_rollup() -> dict[str, int]:
     """This process's memory totals in bytes (Rss, AnonHugePages, …) from smaps_rollup."""
     totals: dict[str, int] = {}
@@ -240,6 +254,7 @@ def smaps_rollup() -> dict[str, int]:
     return totals
 
 
+@harness_call
 def kernel_release() -> str:
     return os.uname().release
 
