@@ -12,6 +12,8 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
+from sysops import stages
+
 
 class Host(models.Model):
     """A host fingerprint as a worker reported it (kernel, CPU, mitigations, clocksource…)."""
@@ -123,6 +125,10 @@ class Run(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     # Live batches are numbered so a viewer can tell what its snapshot already holds.
     last_seq = models.IntegerField(default=0)
+    # When the run reached each stage of its start (sysops/stages.py): {name: epoch ns}.
+    stages = models.JSONField(default=dict, blank=True)
+    # Runs that ran beside this one at some moment: its timings shared the CPUs with them.
+    overlapped = models.JSONField(default=list, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -143,6 +149,14 @@ class Run(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in self.TERMINAL
+
+    @property
+    def timeline(self) -> list[stages.Step]:
+        return stages.timeline(self.stages)
+
+    @property
+    def stages_json(self) -> str:
+        return json.dumps(self.stages, sort_keys=True)
 
     @property
     def duration_s(self) -> float | None:

@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 
-from sysops import live
+from sysops import live, stages
 from sysops.models import Run
 
 
@@ -18,15 +18,24 @@ def run_create(
     params: dict[str, Any],
     trace_mode: str = Run.TraceMode.OFF,
     user: AbstractBaseUser | AnonymousUser | None,
+    received_ns: int | None = None,
 ) -> Run:
+    """A queued run; ``received_ns`` is when its request arrived (its first stage)."""
     run = Run.objects.create(
         experiment=experiment,
         params=params,
         trace_mode=trace_mode,
         user=user if user is not None and user.is_authenticated else None,
+        stages={"post": received_ns or stages.now_ns()},
     )
-    transaction.on_commit(lambda: live.run_queued(run.pk))
+    transaction.on_commit(lambda: _queued(run.pk))
     return run
+
+
+def _queued(run_id: int) -> None:
+    committed_ns = stages.now_ns()
+    live.run_queued(run_id)  # the agent claims it meanwhile
+    stages.mark(run_id, {"committed": committed_ns})
 
 
 @transaction.atomic

@@ -12,7 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from sysops import permissions, selectors, services
+from sysops import permissions, selectors, services, stages
 from sysops.experiments import registry
 from sysops.models import Run
 from sysops.tracing import errnos
@@ -52,10 +52,15 @@ def experiment(request: HttpRequest, slug: str) -> HttpResponse:
     if exp is None:
         raise Http404("no such experiment")
     if request.method == "POST":
+        received_ns = stages.now_ns()
         params, trace_mode, form = exp.clean_params(request.POST)
         if params is not None:
             run = services.run_create(
-                experiment=exp.slug, params=params, trace_mode=trace_mode, user=request.user
+                experiment=exp.slug,
+                params=params,
+                trace_mode=trace_mode,
+                user=request.user,
+                received_ns=received_ns,
             )
             return redirect(run)
         status = 400
@@ -98,6 +103,7 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_POST
 @user_required
 def run_again(request: HttpRequest, run_id: int) -> HttpResponse:
+    received_ns = stages.now_ns()
     old = get_object_or_404(Run, pk=run_id)
     exp = registry.get(old.experiment)
     if exp is None:
@@ -111,6 +117,10 @@ def run_again(request: HttpRequest, run_id: int) -> HttpResponse:
             status=400,
         )
     run = services.run_create(
-        experiment=exp.slug, params=params, trace_mode=trace_mode, user=request.user
+        experiment=exp.slug,
+        params=params,
+        trace_mode=trace_mode,
+        user=request.user,
+        received_ns=received_ns,
     )
     return redirect(run)

@@ -12,6 +12,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from sysops import stages
 from sysops.batch import RunBatch
 from sysops.live import RUNS_GROUP, run_group, runs_changed
 from sysops.models import Host, Run, RunLog, SampleChunk, TraceChunk
@@ -53,10 +54,23 @@ class RunRecorder:
         self._log_lines = 0
         self._rows_dropped = 0
         self._rows_bytes = 0
+        self._stages: dict[str, int] = {}
+        if run.started_at is not None:
+            self.stage("claimed", int(run.started_at.timestamp() * 1e9))
+        # The first sample or progress is flushed at once: a person waits for it.
+        self._first_live = "none"  # → "pending" → "sent"
+
+    def stage(self, name: str, at_ns: int | None = None) -> None:
+        """The run reached stage ``name`` (sysops.stages) now or at ``at_ns``; stored at the next
+        flush."""
+        if name not in self.run.stages and name not in self._stages:
+            self._stages[name] = at_ns or stages.now_ns()
 
     # --- collecting -------------------------------------------------------------------------
     def on_event(self, event: dict[str, Any]) -> None:
         kind = event["type"]
+        if kind in ("sample", "progress") and self._first_live == "none":
+            self._first_live = "pending"
         if kind == "sample":
             self._samples.append([event["series"], event["x"], event["y"]])
         elif kind == "progress":
@@ -69,6 +83,7 @@ class RunRecorder:
         elif kind == "result":
             self._add_rows(event["rows"])
         elif kind == "hello":
+            self.stage("hello")
             # The sandbox has a hostname of its own: the host is the one this runner runs on.
             fingerprint = {**event["host"], "hostname": socket.gethostname()}
             self.run.host = Host.for_fingerprint(fingerprint)
@@ -126,7 +141,9 @@ class RunRecorder:
 
     # --- writing ----------------------------------------------------------------------------
     def due(self) -> bool:
-        return time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S
+        return (
+            self._first_live == "pending" or time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S
+        )
 
     def pending(self) -> bool:
         return bool(
@@ -135,6 +152,7 @@ class RunRecorder:
             or self._changed
             or self._trace_pending
             or self._status_changed
+            or bool(self._stages)
         )
 
     def flush(self, *, force: bool = False) -> bool:
@@ -147,6 +165,10 @@ class RunRecorder:
         self._samples, self._logs, self._changed = [], [], set()
         status_changed, self._status_changed = self._status_changed, False
         trace, self._trace_pending = self._trace_pending, []
+        reached, self._stages = self._stages, {}
+        first_live = self._first_live == "pending"
+        if first_live:
+            self._first_live = "sent"
         if trace:
             self.run.trace = {
                 **self.run.trace,
@@ -172,12 +194,17 @@ class RunRecorder:
             RunLog.objects.bulk_create(logs)
             fields = {"last_seq", "heartbeat_at", *changed}
             self.run.save(update_fields=sorted(fields))
+            if reached:
+                stages.mark(self.run.pk, reached)
+                self.run.stages = {**reached, **self.run.stages}
             cancel = Run.objects.values_list("cancel_requested", flat=True).get(pk=self.run.pk)
             batch = self._batch(seq, samples, logs, changed, trace, status_changed)
-            transaction.on_commit(lambda: self._send(batch))
+            transaction.on_commit(lambda: self._send(batch, first_live=first_live))
         return cancel
 
-    def _send(self, batch: RunBatch) -> None:
+    def _send(self, batch: RunBatch, *, first_live: bool = False) -> None:
+        if first_live:
+            self.stage("first_stored")
         # Rendered here, once, after the commit: viewers only forward it. A fragment that
         # fails to render must not end the run; the data is stored, a reload shows it.
         try:
@@ -185,6 +212,8 @@ class RunRecorder:
         except Exception:  # noqa: BLE001
             log.exception("run %s: batch %s did not render", self.run.pk, batch.seq)
         self._publish(run_group(self.run.pk), batch.to_message())
+        if first_live:
+            self.stage("first_published")
         if batch.status_changed:
             self._publish(RUNS_GROUP, runs_changed(self.run.pk))
 
@@ -206,6 +235,9 @@ class RunRecorder:
             setattr(self.run, name, getattr(stored, name))
         self._status_changed = True
         self.flush(force=True)
+        if self._stages:  # reached while the last batch went out
+            stages.mark(self.run.pk, self._stages)
+            self._stages = {}
         return self.run
 
     def _batch(

@@ -59,10 +59,12 @@ def build_policy(run: Run, params: dict[str, Any], code_dir: Path) -> sandbox.Po
     )
 
 
-def execute(run_id: int, publish: Publish) -> Run:
-    """Run ``run_id`` (already claimed: status running) to a terminal state and return it."""
+def execute(run_id: int, publish: Publish, *, ready_ns: int | None = None) -> Run:
+    """Run ``run_id`` (already claimed: status running) to a terminal state and return it;
+    ``ready_ns``: when this runner was ready for it."""
     run = Run.objects.get(pk=run_id)
     recorder = RunRecorder(run, publish)
+    recorder.stage("runner_ready", ready_ns)
     try:
         _execute(run, recorder)
     except _RunEnds as stop:
@@ -327,6 +329,8 @@ class _Passes:
             raise _RunEnds(Run.Status.FAILED, f"sandbox refused: {exc}") from exc
         finally:
             os.close(events_w)
+        if label == MEASURED_PASS:
+            self.recorder.stage("sandbox_started")
         where = "" if label == MEASURED_PASS else f" for the {label}"
         self.recorder.log(f"sandbox started{where} (pid {proc.pid})", source="runner")
         if not proc.bounded:
@@ -491,7 +495,7 @@ def _verdict(result: _PassResult) -> _RunEnds:
     return _RunEnds(Run.Status.FAILED, outcome.describe())
 
 
-def serve(run_id: int) -> None:
+def serve(run_id: int, *, ready_ns: int | None = None) -> None:
     """The body of a runner process (``python -m sysops.agent.runner_process <run_id>``)."""
     # Batches go to the agent on the original stdout; anything else printed goes to stderr.
     out = os.fdopen(os.dup(1), "w", buffering=1)
@@ -502,7 +506,7 @@ def serve(run_id: int) -> None:
     def publish(group: str, message: dict[str, Any]) -> None:
         out.write(json.dumps({"group": group, "message": message}) + "\n")
 
-    execute(run_id, publish)
+    execute(run_id, publish, ready_ns=ready_ns)
 
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:

@@ -20,7 +20,7 @@ def main() -> None:
         parser.error("give a run id or --wait")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
     django.setup()
-    from sysops import sandbox
+    from sysops import sandbox, stages
     from sysops.agent.runner import serve
 
     run_id = args.run_id
@@ -30,7 +30,7 @@ def main() -> None:
         if not line.strip():
             return  # the agent went away before it needed this runner
         run_id = int(line)
-    serve(run_id)
+    serve(run_id, ready_ns=stages.now_ns())
 
 
 if __name__ == "__main__":
