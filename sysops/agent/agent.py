@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 from channels.layers import get_channel_layer
@@ -26,6 +27,7 @@ from django.utils import timezone
 
 from sysops import live, sandbox
 from sysops.agent import rundirs, scratch
+from sysops.agent.link import database_name
 from sysops.models import Run
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,9 @@ POLL_INTERVAL_S = 1.0
 RECOVER_INTERVAL_S = 10.0
 # A runner flushes a heartbeat at least every 2 s; one silent this long is gone.
 STALE_HEARTBEAT_S = 60.0
+# A runner closes its link just before it exits; its last batches are published first.
+LINK_DRAIN_TIMEOUT_S = 5.0
+RUNNER_EXIT_WAIT_S = 5.0
 
 
 def child_database_url() -> str:
@@ -75,9 +80,15 @@ class Agent:
         # The agent's own database thread: not asgiref's shared executor, whose worker thread a
         # forked server process (tests' live server) would inherit without the thread itself.
         self._db_thread: ThreadPoolExecutor | None = None
-        # A runner started ahead of time (interpreter and Django already loaded) that waits for
-        # its run id: a claimed run starts without paying for the start-up.
+        # A runner started ahead of time (interpreter and Django already loaded, a sandbox
+        # ready: sysops.agent.warm) that waits for its run id: a claimed run starts without
+        # paying for the start-up.
         self._spare: asyncio.subprocess.Process | None = None
+        # Where runners publish their batches (sysops.agent.link), and the runs whose runner is
+        # connected now, each with an event set when its link closes.
+        self.socket_path: Path | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._links: dict[int, asyncio.Event] = {}
 
     # --- called from other threads (views) ------------------------------------------------------
     def is_running(self) -> bool:
@@ -115,6 +126,7 @@ class Agent:
     async def run_forever(self) -> None:
         self.loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        await self._listen()
         log.info("agent %s started (max %d running)", self.agent_id, self.max_running)
         # What this host allows, probed once at start-up (off the loop) for the dashboard.
         report = await self.db(sandbox.cached_host_report)
@@ -143,6 +155,8 @@ class Agent:
         self._stopping = True
         if self._wake is not None:
             self._wake.set()
+        if self._server is not None:
+            self._server.close()
         for proc in [*self.running.values(), self._spare]:
             if proc is not None and proc.returncode is None:
                 proc.terminate()
@@ -200,28 +214,89 @@ class Agent:
         for group, message in live.status_messages(run_id):
             await self.publish(group, message)
 
+    async def _listen(self) -> None:
+        """Listen where runners publish: the install's socket, unless another live agent has
+        it (then one of this agent's own, which runners of a later agent will not find)."""
+        path = Path(settings.SYSOPS_AGENT_SOCKET)
+        if await _listening(path):
+            path = path.with_name(f"agent-{os.getpid()}-{id(self)}.sock")
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # left by an agent that was killed
+        self._server = await asyncio.start_unix_server(
+            self._on_runner, path=str(path), limit=1 << 24
+        )
+        self.socket_path = path
+
+    async def _on_runner(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One runner's batches. A runner this agent did not start (its agent died, the web
+        server restarted) is adopted: counted as running, its viewers get a snapshot, and its
+        run is checked when it ends."""
+        try:
+            hello = json.loads(await reader.readline())
+            run_id, pid = int(hello["run"]), int(hello["pid"])
+            if hello.get("database") != await self.db(database_name):
+                return  # a runner of another install or of the tests
+        except (ValueError, KeyError, TypeError):
+            writer.close()
+            return
+        done = self._links[run_id] = asyncio.Event()
+        adopted = run_id not in self.running
+        if adopted:
+            log.info("run %s: adopted its runner (pid %s)", run_id, pid)
+            self.running[run_id] = None
+            await self._announce(run_id)
+        try:
+            async for line in reader:
+                try:
+                    envelope = json.loads(line)
+                    await self.publish(envelope["group"], envelope["message"])
+                except (ValueError, KeyError, TypeError):
+                    log.warning("run %s: bad line from runner: %r", run_id, line[:200])
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+            done.set()
+            if self._links.get(run_id) is done:
+                del self._links[run_id]
+        if adopted and await _gone(pid):
+            reason = (
+                "its runner stopped before finishing the run (the run was adopted after a restart)"
+            )
+            if await self.db(self._fail_if_unfinished, run_id, None, reason):
+                await self._announce(run_id)
+        if adopted:  # (a runner still alive connects again)
+            self.running.pop(run_id, None)
+            if self._wake is not None:
+                self._wake.set()
+
     async def _start_runner(self) -> asyncio.subprocess.Process:
-        """A runner process that waits for a run id on its stdin."""
+        """A runner process that waits for a run id on its stdin. Its own session: a Ctrl-C
+        of the server, or its death, does not end the runs."""
         env = {**os.environ, "DATABASE_URL": await self.db(child_database_url)}
         return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "sysops.agent.runner_process",
             "--wait",
+            "--agent-socket",
+            str(self.socket_path),
             stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
             env=env,
             cwd=str(settings.BASE_DIR),
-            limit=1 << 24,
+            start_new_session=True,
         )
 
     async def _take_runner(self) -> asyncio.subprocess.Process:
         spare, self._spare = self._spare, None
         if spare is None or spare.returncode is not None:
             spare = await self._start_runner()
-        if not self._stopping:
-            self._spare = await self._start_runner()
         return spare
+
+    async def _refill_spare(self) -> None:
+        if not self._stopping and self._spare is None:
+            self._spare = await self._start_runner()
 
     async def _run(self, run_id: int) -> None:
         await self._announce(run_id)
@@ -232,15 +307,13 @@ class Agent:
             await proc.stdin.drain()
             proc.stdin.close()
             self.running[run_id] = proc
+            await self._refill_spare()  # after the hand-over: not on the run's critical path
             await self.db(_set_runner_pid, run_id, proc.pid)
-            assert proc.stdout is not None
-            async for line in proc.stdout:
-                try:
-                    envelope = json.loads(line)
-                    await self.publish(envelope["group"], envelope["message"])
-                except (ValueError, KeyError, TypeError):
-                    log.warning("run %s: bad line from runner: %r", run_id, line[:200])
             code = await proc.wait()
+            link = self._links.get(run_id)
+            if link is not None:  # its last batches, published before the verdict
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(link.wait(), LINK_DRAIN_TIMEOUT_S)
             if await self.db(self._fail_if_unfinished, run_id, code):
                 await self._announce(run_id)
         except Exception:
@@ -252,9 +325,29 @@ class Agent:
             if self._wake is not None:
                 self._wake.set()
 
-    def _fail_if_unfinished(self, run_id: int, code: int | None) -> bool:
-        reason = f"runner exited with status {code} before finishing the run"
+    def _fail_if_unfinished(self, run_id: int, code: int | None, reason: str = "") -> bool:
+        reason = reason or f"its runner exited (status {code}) before finishing the run"
         return Run.objects.finish(run_id, Run.Status.FAILED, reason)
+
+
+async def _listening(path: Path) -> bool:
+    """True when a live process accepts connections on ``path``."""
+    try:
+        _, writer = await asyncio.open_unix_connection(str(path))
+    except OSError:
+        return False
+    writer.close()
+    return True
+
+
+async def _gone(pid: int) -> bool:
+    """Wait (a little) for an adopted runner, not our child, to exit after closing its link;
+    False if it is still alive (it closed the link for another reason)."""
+    for _ in range(int(RUNNER_EXIT_WAIT_S / 0.1)):
+        if not _runner_alive(pid):
+            return True
+        await asyncio.sleep(0.1)
+    return False
 
 
 def _with_fresh_connection(fn: Callable[..., T], *args: Any) -> T:

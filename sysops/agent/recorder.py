@@ -45,7 +45,9 @@ class RunRecorder:
         self._samples: list[list[Any]] = []
         self._logs: list[RunLog] = []
         self._changed: set[str] = set()
-        self._last_flush = 0.0
+        # The first batch waits for the first sample or progress (or the usual interval): one
+        # transaction, not two, before the first figure.
+        self._last_flush = time.monotonic()
         self._trace_pending: list[TraceEvent] = []
         self._summary = Summary()
         self._summary_sent = 0.0

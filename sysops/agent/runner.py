@@ -8,7 +8,9 @@ the agent that started it picks them up and publishes them to the channel layer.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import selectors
 import shutil
@@ -22,13 +24,15 @@ from typing import Any
 from django.conf import settings
 
 from sysops import sandbox
-from sysops.agent import rundirs, scratch
+from sysops.agent import rundirs, scratch, warm
 from sysops.agent.events import BadLine, LineSplitter, parse_line
+from sysops.agent.link import AgentLink
 from sysops.agent.recorder import MAX_RESULT_ROWS, Publish, RunRecorder
 from sysops.agent.tracer import TraceCapture
 from sysops.experiments import limits, registry
 from sysops.models import Run, RunLog
 
+log = logging.getLogger(__name__)
 STDERR_CAP_BYTES = 64 << 10
 # The pass whose events are the run's figures; other passes (the untraced reference, the traced
 # pass) contribute only their progress, logs and errors, under their label.
@@ -59,23 +63,41 @@ def build_policy(run: Run, params: dict[str, Any], code_dir: Path) -> sandbox.Po
     )
 
 
-def execute(run_id: int, publish: Publish, *, ready_ns: int | None = None) -> Run:
+def execute(
+    run_id: int,
+    publish: Publish,
+    *,
+    ready_ns: int | None = None,
+    prepared: warm.Prepared | None = None,
+    link: AgentLink | None = None,
+) -> Run:
     """Run ``run_id`` (already claimed: status running) to a terminal state and return it;
-    ``ready_ns``: when this runner was ready for it."""
+    ``ready_ns``: when this runner was ready for it; ``prepared``: what a spare runner made
+    ready before it knew the run (the run takes it over, and removes it)."""
     run = Run.objects.get(pk=run_id)
     recorder = RunRecorder(run, publish)
+    if link is not None:
+        link.note = lambda message: recorder.log(message, source="runner")
     recorder.stage("runner_ready", ready_ns)
     try:
-        _execute(run, recorder)
+        _execute(run, recorder, prepared)
     except _RunEnds as stop:
         return recorder.finish(stop.status, stop.reason)
     except Exception as exc:  # noqa: BLE001 - the run must end with a reason, whatever broke
+        log.exception("run %s: runner error", run_id)
         recorder.log(f"runner error: {type(exc).__name__}: {exc}", level="error", source="runner")
-        return recorder.finish(Run.Status.FAILED, f"runner error: {type(exc).__name__}: {exc}")
+        return recorder.finish(
+            Run.Status.FAILED,
+            "the runner stopped on an internal error; its log says which (the figures so far "
+            "are kept)",
+        )
+    finally:
+        if prepared is not None:
+            prepared.discard()
     raise AssertionError("_execute always ends with _RunEnds")
 
 
-def _execute(run: Run, recorder: RunRecorder) -> None:
+def _execute(run: Run, recorder: RunRecorder, prepared: warm.Prepared | None) -> None:
     experiment = registry.get(run.experiment)
     if experiment is None:
         raise _RunEnds(Run.Status.FAILED, f"unknown experiment {run.experiment!r}")
@@ -98,13 +120,18 @@ def _execute(run: Run, recorder: RunRecorder) -> None:
         )
 
     _check_bounds(run, recorder, report)
-    lease = _lease_uid(run)
-    work_dir = rundirs.make(settings.SYSOPS_RUN_DIR, run.pk)
+    if prepared is not None:
+        lease, work_dir = prepared.lease, prepared.work_dir
+        _record_uid(run, lease)
+    else:
+        lease = _lease_uid(run)
+        work_dir = rundirs.make(settings.SYSOPS_RUN_DIR, run.pk)
     run_scratch: scratch.Scratch | None = None
     try:
         code_dir = work_dir / "code"
-        code_dir.mkdir(mode=0o755)
-        sandbox.stage_code(code_dir)
+        if prepared is None:
+            code_dir.mkdir(mode=0o755)
+            sandbox.stage_code(code_dir)
         policy = replace(
             build_policy(run, params, code_dir), unsandboxed=unsandboxed, sandbox_uid=lease.uid
         )
@@ -113,6 +140,8 @@ def _execute(run: Run, recorder: RunRecorder) -> None:
             policy = replace(policy, scratch_dir=run_scratch.mount_point)
             recorder.log(run_scratch.describe(), source="runner")
         passes = _Passes(run, recorder, policy, experiment.probe, work_dir, experiment.rate_metric)
+        if prepared is not None:
+            passes.warm = prepared.take_warm(policy)
         traced = run.trace_mode != Run.TraceMode.OFF
         measured = passes.run(params, label=MEASURED_PASS, progress=(0.0, 0.7 if traced else 1.0))
         verdict = measured.stop or _verdict(measured)
@@ -158,9 +187,13 @@ def _lease_uid(run: Run) -> sandbox.UidLease:
         lease = sandbox.lease_uid()
     except sandbox.UidUnavailable as exc:
         raise _RunEnds(Run.Status.FAILED, f"sandbox refused: no sandbox uid: {exc}") from exc
+    _record_uid(run, lease)
+    return lease
+
+
+def _record_uid(run: Run, lease: sandbox.UidLease) -> None:
     run.sandbox_uid = lease.uid
     run.save(update_fields=["sandbox_uid"])
-    return lease
 
 
 def _make_scratch(
@@ -286,6 +319,8 @@ class _Passes:
     ) -> None:
         self.run_row, self.recorder, self.policy = run, recorder, policy
         self.probe, self.work_dir, self.rate_metric = probe, work_dir, rate_metric
+        # A sandbox already started with this run's policy, its worker waiting for the job.
+        self.warm: warm.WarmSandbox | None = None
 
     def run(
         self,
@@ -312,23 +347,11 @@ class _Passes:
         progress: tuple[float, float],
         capture: TraceCapture | None,
     ) -> _PassResult:
-        events_r, events_w = os.pipe()
-        try:
-            proc = sandbox.start(
-                self.policy,
-                sandbox.worker_command(self.policy),
-                pass_fds=(events_w,),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                run_id=self.run_row.pk,
-                wrapper=capture.wrapper(_trace_cpu(self.run_row.pk)) if capture else (),
-            )
-        except sandbox.SandboxRefused as exc:
-            os.close(events_r)
-            raise _RunEnds(Run.Status.FAILED, f"sandbox refused: {exc}") from exc
-        finally:
-            os.close(events_w)
+        ready, self.warm = self.warm if label == MEASURED_PASS else None, None
+        if ready is not None:
+            proc, events_r, events_w = ready.proc, ready.events_r, ready.events_fd
+        else:
+            proc, events_r, events_w = self._start(capture)
         if label == MEASURED_PASS:
             self.recorder.stage("sandbox_started")
         where = "" if label == MEASURED_PASS else f" for the {label}"
@@ -337,6 +360,7 @@ class _Passes:
             _mark_unbounded(self.run_row, self.recorder, "the run's cgroup could not be made")
         state = _PassState(self.recorder, label, progress)
         try:
+            # (events_w is the worker's descriptor number: the runner's copy is closed.)
             job = {"probe": self.probe, "params": params, "events_fd": events_w}
             assert proc.stdin is not None and proc.stderr is not None
             try:
@@ -359,6 +383,26 @@ class _Passes:
         return _PassResult(
             stop, outcome, state.errors, state.done, state.work_ns, state.results, began
         )
+
+    def _start(self, capture: TraceCapture | None) -> tuple[sandbox.SandboxProcess, int, int]:
+        events_r, events_w = os.pipe()
+        try:
+            proc = sandbox.start(
+                self.policy,
+                sandbox.worker_command(self.policy),
+                pass_fds=(events_w,),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                run_id=self.run_row.pk,
+                wrapper=capture.wrapper(_trace_cpu(self.run_row.pk)) if capture else (),
+            )
+        except sandbox.SandboxRefused as exc:
+            os.close(events_r)
+            raise _RunEnds(Run.Status.FAILED, f"sandbox refused: {exc}") from exc
+        finally:
+            os.close(events_w)
+        return proc, events_r, events_w
 
 
 def _trace_cpu(run_id: int) -> int:
@@ -495,18 +539,44 @@ def _verdict(result: _PassResult) -> _RunEnds:
     return _RunEnds(Run.Status.FAILED, outcome.describe())
 
 
-def serve(run_id: int, *, ready_ns: int | None = None) -> None:
-    """The body of a runner process (``python -m sysops.agent.runner_process <run_id>``)."""
-    # Batches go to the agent on the original stdout; anything else printed goes to stderr.
+def serve(
+    run_id: int,
+    *,
+    ready_ns: int | None = None,
+    agent_socket: Path | None = None,
+    prepared: warm.Prepared | None = None,
+) -> None:
+    """The body of a runner process (``python -m sysops.agent.runner_process <run_id>``).
+
+    Batches go to the agent over ``agent_socket`` (sysops.agent.link) or, without one, as JSON
+    lines on the original stdout; either way a reader that goes away never ends the run."""
     out = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)
+    os.dup2(2, 1)  # anything else printed goes to stderr
     sandbox.set_child_subreaper()
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # A broken pipe is an error to handle (EPIPE), never a signal that kills the runner.
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    link = None
+    if agent_socket is not None:
+        link = AgentLink(agent_socket, run_id)
+        link.connect()
+        publish: Publish = link.publish
+    else:
 
-    def publish(group: str, message: dict[str, Any]) -> None:
-        out.write(json.dumps({"group": group, "message": message}) + "\n")
+        def publish(group: str, message: dict[str, Any]) -> None:
+            if out.closed:
+                return
+            try:
+                out.write(json.dumps({"group": group, "message": message}) + "\n")
+            except OSError:  # the agent is gone: the run goes on, recorded in the database
+                with contextlib.suppress(OSError):
+                    out.close()
 
-    execute(run_id, publish, ready_ns=ready_ns)
+    try:
+        execute(run_id, publish, ready_ns=ready_ns, prepared=prepared, link=link)
+    finally:
+        if link is not None:
+            link.close()
 
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:
