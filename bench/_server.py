@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-VENV_BIN = Path(sys.executable).parent
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
@@ -41,14 +40,8 @@ def app_server() -> Iterator[str]:
         )
         port = _free_port()
         server = subprocess.Popen(
-            [
-                str(VENV_BIN / "daphne"),
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "playground.asgi:application",
-            ],
+            # As `make run` serves: daphne with the embedded agent started at once.
+            [sys.executable, "manage.py", "serve", "-b", "127.0.0.1", "-p", str(port)],
             cwd=REPO_ROOT,
             env=env,
             stdout=subprocess.DEVNULL,

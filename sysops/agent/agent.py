@@ -131,6 +131,7 @@ class Agent:
         # What this host allows, probed once at start-up (off the loop) for the dashboard.
         report = await self.db(sandbox.cached_host_report)
         log.info("sandbox: %s", report.reason)
+        await self._refill_spare()  # the first run starts as fast as the next ones
         last_recover = -RECOVER_INTERVAL_S
         while not self._stopping:
             try:

@@ -9,6 +9,8 @@ from sysops.experiments.base import Chart, Experiment, ExperimentForm
 
 class SyntheticForm(ExperimentForm):
     samples = forms.IntegerField(min_value=1, max_value=2_000_000, initial=10_000)
+    # A paced run lasts long enough to outlive a web server killed in the middle of it.
+    interval_ms = forms.IntegerField(min_value=0, max_value=1000, initial=0, required=False)
 
 
 EXPERIMENT = Experiment(
