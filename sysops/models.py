@@ -151,6 +151,13 @@ class Run(models.Model):
         return self.status in self.TERMINAL
 
     @property
+    def queue_position(self) -> int | None:
+        """1 for the next run to start, oldest first; None when not queued."""
+        if self.status != Run.Status.QUEUED:
+            return None
+        return Run.objects.filter(status=Run.Status.QUEUED, id__lt=self.pk).count() + 1
+
+    @property
     def timeline(self) -> list[stages.Step]:
         return stages.timeline(self.stages)
 

@@ -40,6 +40,9 @@ STALE_HEARTBEAT_S = 60.0
 # A runner closes its link just before it exits; its last batches are published first.
 LINK_DRAIN_TIMEOUT_S = 5.0
 RUNNER_EXIT_WAIT_S = 5.0
+# When the queue moves, this many queued runs' pages are told their new place (the others show
+# theirs when they are loaded).
+QUEUE_PLACES_ANNOUNCED = 20
 
 
 def child_database_url() -> str:
@@ -139,12 +142,16 @@ class Agent:
                     last_recover = self.loop.time()
                     for run_id in await self.db(self.recover_stale):
                         await self._announce(run_id)
+                claimed = False
                 while len(self.running) < self.max_running:
                     run_id = await self.db(self.claim_next)
                     if run_id is None:
                         break
+                    claimed = True
                     self.running[run_id] = None
                     self._spawn(self._run(run_id))
+                if claimed:
+                    await self._announce_queue()
             except Exception:
                 log.exception("agent loop error; retrying")
             self._wake.clear()
@@ -210,6 +217,11 @@ class Agent:
             if Run.objects.finish(run.pk, Run.Status.FAILED, reason):
                 finished.append(run.pk)
         return finished
+
+    async def _announce_queue(self) -> None:
+        """The queue moved: the pages of the runs at its head show their new place."""
+        for run_id in await self.db(_queue_head):
+            await self.publish(live.run_group(run_id), {"type": "run.refresh", "run": run_id})
 
     async def _announce(self, run_id: int) -> None:
         for group, message in live.status_messages(run_id):
@@ -357,6 +369,14 @@ def _with_fresh_connection(fn: Callable[..., T], *args: Any) -> T:
         return fn(*args)
     finally:
         close_old_connections()
+
+
+def _queue_head() -> list[int]:
+    return list(
+        Run.objects.filter(status=Run.Status.QUEUED)
+        .order_by("id")
+        .values_list("id", flat=True)[:QUEUE_PLACES_ANNOUNCED]
+    )
 
 
 def _set_runner_pid(run_id: int, pid: int) -> None:
