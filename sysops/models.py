@@ -50,6 +50,15 @@ class RunQuerySet(models.QuerySet["Run"]):
             )
         )
 
+    def release(self, run_id: int) -> bool:
+        """running → queued, for a run claimed but never handed to a runner (an agent that held
+        it back for a timing run's turn and is stopping)."""
+        return bool(
+            self.filter(pk=run_id, status=Run.Status.RUNNING, runner_pid__isnull=True).update(
+                status=Run.Status.QUEUED, claimed_by="", started_at=None, heartbeat_at=None
+            )
+        )
+
     def cancel_queued(self, run_id: int) -> bool:
         return bool(
             self.filter(pk=run_id, status=Run.Status.QUEUED).update(

@@ -28,6 +28,7 @@ from django.utils import timezone
 from sysops import live, sandbox
 from sysops.agent import rundirs, scratch
 from sysops.agent.link import database_name
+from sysops.experiments import registry
 from sysops.models import Run
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,10 @@ class Agent:
         self.socket_path: Path | None = None
         self._server: asyncio.AbstractServer | None = None
         self._links: dict[int, asyncio.Event] = {}
+        # Running timing runs (nothing starts beside them), and a timing run claimed while
+        # others ran, waiting for them to end.
+        self._timing: set[int] = set()
+        self._held: int | None = None
 
     # --- called from other threads (views) ------------------------------------------------------
     def is_running(self) -> bool:
@@ -142,27 +147,63 @@ class Agent:
                     last_recover = self.loop.time()
                     for run_id in await self.db(self.recover_stale):
                         await self._announce(run_id)
-                claimed = False
-                while len(self.running) < self.max_running:
-                    run_id = await self.db(self.claim_next)
-                    if run_id is None:
-                        break
-                    claimed = True
-                    self.running[run_id] = None
-                    self._spawn(self._run(run_id))
-                if claimed:
-                    await self._announce_queue()
+                    if self._held is not None:  # alive, only waiting for its turn
+                        await self.db(_beat, self._held)
+                await self._schedule()
             except Exception:
                 log.exception("agent loop error; retrying")
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL_S)
 
+    async def _schedule(self) -> None:
+        """Claim and start runs while there is room. A timing run (Experiment.timing) has the
+        CPUs to itself: nothing is claimed beside one, and one claimed while other runs run
+        waits, claimed and saying so, until they have ended."""
+        if self._held is not None:
+            if set(self.running) == {self._held}:
+                run_id, self._held = self._held, None
+                await self.db(_mark_waiting, run_id, [])
+                await self._start(run_id, timing=True)
+            return
+        claimed = False
+        while len(self.running) < self.max_running and not self._timing & set(self.running):
+            run_id = await self.db(self.claim_next)
+            if run_id is None:
+                break
+            claimed = True
+            self.running[run_id] = None
+            timing = await self.db(_is_timing, run_id)
+            others = sorted(set(self.running) - {run_id})
+            if timing and others:
+                self._held = run_id
+                await self.db(_mark_waiting, run_id, others)
+                await self._announce(run_id)
+                break
+            await self._start(run_id, timing=timing)
+        if claimed:
+            await self._announce_queue()
+
+    async def _start(self, run_id: int, *, timing: bool) -> None:
+        """Hand the run to a runner; runs beside it (and it) record that they overlapped."""
+        if timing:
+            self._timing.add(run_id)
+        others = sorted(set(self.running) - {run_id})
+        if others:
+            await self.db(_record_overlap, run_id, others)
+            for other in others:
+                await self._announce(other)
+        self._spawn(self._run(run_id))
+
     async def stop(self) -> None:
         """Stop claiming; ask runners to stop (each records why) and wait for them."""
         self._stopping = True
         if self._wake is not None:
             self._wake.set()
+        if self._held is not None:  # back to the queue, for the next agent
+            await self.db(Run.objects.release, self._held)
+            self.running.pop(self._held, None)
+            self._held = None
         if self._server is not None:
             self._server.close()
         for proc in [*self.running.values(), self._spare]:
@@ -257,6 +298,8 @@ class Agent:
         if adopted:
             log.info("run %s: adopted its runner (pid %s)", run_id, pid)
             self.running[run_id] = None
+            if await self.db(_is_timing, run_id):
+                self._timing.add(run_id)
             await self._announce(run_id)
         try:
             async for line in reader:
@@ -280,6 +323,7 @@ class Agent:
                 await self._announce(run_id)
         if adopted:  # (a runner still alive connects again)
             self.running.pop(run_id, None)
+            self._timing.discard(run_id)
             if self._wake is not None:
                 self._wake.set()
 
@@ -335,6 +379,7 @@ class Agent:
             await self._announce(run_id)
         finally:
             self.running.pop(run_id, None)
+            self._timing.discard(run_id)
             if self._wake is not None:
                 self._wake.set()
 
@@ -369,6 +414,29 @@ def _with_fresh_connection(fn: Callable[..., T], *args: Any) -> T:
         return fn(*args)
     finally:
         close_old_connections()
+
+
+def _is_timing(run_id: int) -> bool:
+    experiment = registry.get(Run.objects.values_list("experiment", flat=True).get(pk=run_id))
+    return experiment is not None and experiment.timing
+
+
+def _mark_waiting(run_id: int, others: list[int]) -> None:
+    """Say on the run's page that it waits for ``others`` to end (nothing when they have)."""
+    running = ", ".join(f"#{other}" for other in others)
+    message = f"waiting for the CPUs: it measures timings, so it starts when {running} end"
+    Run.objects.filter(pk=run_id).update(progress_message=message[:200] if others else "")
+
+
+def _beat(run_id: int) -> None:
+    Run.objects.filter(pk=run_id).update(heartbeat_at=timezone.now())
+
+
+def _record_overlap(run_id: int, others: list[int]) -> None:
+    for target, beside in [(run_id, others), *((other, [run_id]) for other in others)]:
+        current = Run.objects.filter(pk=target).values_list("overlapped", flat=True).first()
+        if current is not None:
+            Run.objects.filter(pk=target).update(overlapped=sorted({*current, *beside}))
 
 
 def _queue_head() -> list[int]:

@@ -15,6 +15,7 @@ class SyntheticForm(ExperimentForm):
 
 EXPERIMENT = Experiment(
     slug="synthetic",
+    timing=False,  # its results are not timings: it may run beside others
     title="Synthetic samples (tests only)",
     explanation="Emits a known number of samples as fast as the worker can.",
     syscalls=("write",),
