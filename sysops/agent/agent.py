@@ -250,7 +250,10 @@ class Agent:
                 continue
             here = run.claimed_by.startswith(f"{self.hostname}:")
             if here and not _runner_alive(run.runner_pid):
-                reason = "runner died (process gone); found and finished by the agent"
+                reason = (
+                    "its runner died (the process is gone: killed, or the host restarted) "
+                    "before finishing the run; what it recorded is kept"
+                )
             elif run.heartbeat_at and now - run.heartbeat_at > timedelta(seconds=STALE_HEARTBEAT_S):
                 reason = f"runner silent for over {STALE_HEARTBEAT_S:g} s; finished by the agent"
             else:
