@@ -41,6 +41,7 @@ STALE_HEARTBEAT_S = 60.0
 # A runner closes its link just before it exits; its last batches are published first.
 LINK_DRAIN_TIMEOUT_S = 5.0
 RUNNER_EXIT_WAIT_S = 5.0
+SPARE_RUNNERS = 2
 # When the queue moves, this many queued runs' pages are told their new place (the others show
 # theirs when they are loaded).
 QUEUE_PLACES_ANNOUNCED = 20
@@ -84,10 +85,10 @@ class Agent:
         # The agent's own database thread: not asgiref's shared executor, whose worker thread a
         # forked server process (tests' live server) would inherit without the thread itself.
         self._db_thread: ThreadPoolExecutor | None = None
-        # A runner started ahead of time (interpreter and Django already loaded, a sandbox
-        # ready: sysops.agent.warm) that waits for its run id: a claimed run starts without
-        # paying for the start-up.
-        self._spare: asyncio.subprocess.Process | None = None
+        # Runners started ahead of time (interpreter and Django already loaded, a sandbox
+        # ready: sysops.agent.warm), each waiting for a run id: a claimed run starts without
+        # paying for the start-up. Oldest first: the readiest.
+        self._spares: list[asyncio.subprocess.Process] = []
         # Where runners publish their batches (sysops.agent.link), and the runs whose runner is
         # connected now, each with an event set when its link closes.
         self.socket_path: Path | None = None
@@ -206,7 +207,7 @@ class Agent:
             self._held = None
         if self._server is not None:
             self._server.close()
-        for proc in [*self.running.values(), self._spare]:
+        for proc in [*self.running.values(), *self._spares]:
             if proc is not None and proc.returncode is None:
                 proc.terminate()
         if self._tasks:
@@ -311,6 +312,9 @@ class Agent:
                     await self.publish(envelope["group"], envelope["message"])
                 except (ValueError, KeyError, TypeError):
                     log.warning("run %s: bad line from runner: %r", run_id, line[:200])
+                    continue
+                if envelope["message"].get("status") in Run.TERMINAL:
+                    self._ended(run_id)
         except ConnectionError:
             pass
         finally:
@@ -329,6 +333,14 @@ class Agent:
             self._timing.discard(run_id)
             if self._wake is not None:
                 self._wake.set()
+
+    def _ended(self, run_id: int) -> None:
+        """The run's final state is recorded: the next run may start while its runner cleans
+        up and exits (it measures nothing any more)."""
+        self.running.pop(run_id, None)
+        self._timing.discard(run_id)
+        if self._wake is not None:
+            self._wake.set()
 
     async def _start_runner(self) -> asyncio.subprocess.Process:
         """A runner process that waits for a run id on its stdin. Its own session: a Ctrl-C
@@ -349,14 +361,16 @@ class Agent:
         )
 
     async def _take_runner(self) -> asyncio.subprocess.Process:
-        spare, self._spare = self._spare, None
-        if spare is None or spare.returncode is not None:
-            spare = await self._start_runner()
-        return spare
+        self._spares = [spare for spare in self._spares if spare.returncode is None]
+        if self._spares:
+            return self._spares.pop(0)
+        return await self._start_runner()
 
     async def _refill_spare(self) -> None:
-        if not self._stopping and self._spare is None:
-            self._spare = await self._start_runner()
+        # Two: a spare loads at low priority and, on a busy host, takes longer than a short
+        # run plus a person's next click (measured: 1-5 s at a load average of 10-20).
+        while not self._stopping and len(self._spares) < SPARE_RUNNERS:
+            self._spares.append(await self._start_runner())
 
     async def _run(self, run_id: int) -> None:
         await self._announce(run_id)
