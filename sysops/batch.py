@@ -80,6 +80,30 @@ class HostView:
         self.fingerprint = fingerprint
 
 
+def warm_up_rendering() -> None:
+    """Render a batch once, so that the templates are compiled before a run's first batch (a
+    spare runner does this while it waits)."""
+    render_batch(
+        RunBatch(
+            run=0,
+            seq=0,
+            status=Run.Status.RUNNING,
+            status_changed=True,
+            reason="",
+            unsandboxed=False,
+            unbounded=False,
+            progress=0.5,
+            progress_message="",
+            phase="",
+            samples=[],
+            logs=[{"level": "info", "source": "runner", "message": ""}],
+            results=[],
+            host=None,
+            trace=None,
+        )
+    )
+
+
 def render_batch(batch: RunBatch) -> str:
     return render_to_string(
         "sysops/_run_live.html",

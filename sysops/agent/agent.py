@@ -376,6 +376,9 @@ class Agent:
         await self._announce(run_id)
         try:
             proc = await self._take_runner()
+            # A spare still loading at low priority would keep the run waiting at that priority.
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, proc.pid, 0)
             assert proc.stdin is not None
             proc.stdin.write(f"{run_id}\n".encode())
             await proc.stdin.drain()

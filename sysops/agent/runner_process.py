@@ -29,10 +29,9 @@ def main() -> None:
     if args.wait:
         warm.low_priority(True)  # a spare loads beside runs that may be measuring
     django.setup()
-    from django.template.loader import get_template
-
     from sysops import sandbox, stages
     from sysops.agent.runner import serve
+    from sysops.batch import warm_up_rendering
 
     if not args.wait:
         serve(args.run_id, ready_ns=stages.now_ns(), agent_socket=args.agent_socket)
@@ -40,7 +39,7 @@ def main() -> None:
     # Told to stop while waiting: nothing to record, only the head start to throw away.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     sandbox.cached_host_report()  # the host probe, ahead of the run too
-    get_template("sysops/_run_live.html")  # compiled once, ahead of the first batch
+    warm_up_rendering()  # templates compiled ahead of the first batch
     prepared = warm.prepare()
     warm.low_priority(False)
     try:
