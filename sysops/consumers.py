@@ -26,6 +26,7 @@ class RunConsumer(AsyncWebsocketConsumer):
         self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
         self.group = run_group(self.run_id)
         self.seq = 0
+        self.reported = False
         if not permissions.can_use(self.scope.get("user")):
             await self.close(code=4403)
             return
@@ -44,7 +45,8 @@ class RunConsumer(AsyncWebsocketConsumer):
             report = json.loads(text_data or "")
         except ValueError:
             return
-        if isinstance(report, dict) and report.get("kind") == "first_frame":
+        if isinstance(report, dict) and report.get("kind") == "first_frame" and not self.reported:
+            self.reported = True  # one report per page: a chatty client costs nothing more
             await database_sync_to_async(_first_frame)(self.run_id, received_ns)
 
     async def _send_snapshot(self) -> bool:

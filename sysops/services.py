@@ -28,7 +28,8 @@ def run_create(
         user=user if user is not None and user.is_authenticated else None,
         stages={"post": received_ns or stages.now_ns()},
     )
-    transaction.on_commit(lambda: _queued(run.pk))
+    # robust: the run is stored whatever happens to its announcement (the agent polls anyway).
+    transaction.on_commit(lambda: _queued(run.pk), robust=True)
     return run
 
 
