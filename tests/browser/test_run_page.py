@@ -61,7 +61,10 @@ class RunPageTest(ChannelsLiveServerTestCase):
         run = wait_for(run, lambda r: "first_frame" in r.stages, timeout_s=10)
         assert [name for name in STAGE_NAMES if name in run.stages] == list(STAGE_NAMES)
         times = [run.stages[name] for name in STAGE_NAMES]
-        assert times == sorted(times)
+        assert times[:-1] == sorted(times[:-1])
+        # The page may show the first event from its snapshot (read once it is stored) before
+        # the live batch is out: after the store, then, not necessarily after the publishing.
+        assert run.stages["first_stored"] <= run.stages["first_frame"]
         assert times[-1] - times[0] < 60e9
         page.reload()
         timeline = page.locator("#run-timeline")
