@@ -46,6 +46,9 @@ def test_two_timing_runs_submitted_at_once_run_one_after_the_other(agent):
     assert (first.status, second.status) == (Run.Status.SUCCEEDED, Run.Status.SUCCEEDED)
     assert first.finished_at <= second.started_at
     assert first.overlapped == second.overlapped == []
+    # Each was handed a sandbox its spare runner had started while waiting (the default policy).
+    for run in (first, second):
+        assert run.logs.filter(message__contains="ahead of the run").exists()
 
 
 def test_a_timing_run_waits_for_the_runs_before_it_which_record_their_overlap(agent, client):

@@ -355,7 +355,8 @@ class _Passes:
         if label == MEASURED_PASS:
             self.recorder.stage("sandbox_started")
         where = "" if label == MEASURED_PASS else f" for the {label}"
-        self.recorder.log(f"sandbox started{where} (pid {proc.pid})", source="runner")
+        ahead = ", ahead of the run: its worker was waiting for the job" if ready else ""
+        self.recorder.log(f"sandbox started{where} (pid {proc.pid}{ahead})", source="runner")
         if not proc.bounded:
             _mark_unbounded(self.run_row, self.recorder, "the run's cgroup could not be made")
         state = _PassState(self.recorder, label, progress)
