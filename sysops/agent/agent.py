@@ -26,7 +26,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from sysops import live, sandbox
-from sysops.agent import rundirs, scratch
+from sysops.agent import rundirs, scratch, warm
 from sysops.agent.link import database_name
 from sysops.experiments import registry
 from sysops.models import Run
@@ -339,6 +339,7 @@ class Agent:
         up and exits (it measures nothing any more)."""
         self.running.pop(run_id, None)
         self._timing.discard(run_id)
+        self._prioritise_spares()
         if self._wake is not None:
             self._wake.set()
 
@@ -371,14 +372,20 @@ class Agent:
         # run plus a person's next click (measured: 1-5 s at a load average of 10-20).
         while not self._stopping and len(self._spares) < SPARE_RUNNERS:
             self._spares.append(await self._start_runner())
+        self._prioritise_spares()
+
+    def _prioritise_spares(self) -> None:
+        """Spares load (about a second of CPU each) at low priority while a run may be
+        measuring, at full speed when none is."""
+        for spare in self._spares:
+            warm.low_priority(bool(self.running), spare.pid)
 
     async def _run(self, run_id: int) -> None:
         await self._announce(run_id)
         try:
             proc = await self._take_runner()
             # A spare still loading at low priority would keep the run waiting at that priority.
-            with contextlib.suppress(OSError):
-                os.setpriority(os.PRIO_PROCESS, proc.pid, 0)
+            warm.low_priority(False, proc.pid)
             assert proc.stdin is not None
             proc.stdin.write(f"{run_id}\n".encode())
             await proc.stdin.drain()
@@ -400,6 +407,7 @@ class Agent:
         finally:
             self.running.pop(run_id, None)
             self._timing.discard(run_id)
+            self._prioritise_spares()
             if self._wake is not None:
                 self._wake.set()
 

@@ -26,8 +26,6 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
     from sysops.agent import warm
 
-    if args.wait:
-        warm.low_priority(True)  # a spare loads beside runs that may be measuring
     django.setup()
     from sysops import sandbox, stages
     from sysops.agent.runner import serve

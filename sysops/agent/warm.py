@@ -4,9 +4,9 @@ on stdin. A run whose policy is that one (most are) starts measuring at once; an
 a sandbox of its own as before, and the ready one is thrown away.
 
 Loading Django and staging cost about a second of CPU, taken while another run may be
-measuring: a spare does them at low priority (``low_priority``), and starts the sandbox at
-normal priority. (SCHED_IDLE starved spares for seconds on a busy host, measured: nice 19
-still makes progress.)
+measuring: the agent keeps a spare at low priority (``low_priority``) while a run runs, and
+the sandbox's processes are back at normal priority before the job reaches them (``take``).
+(SCHED_IDLE starved spares for seconds on a busy host, measured: nice 19 still makes progress.)
 """
 
 from __future__ import annotations
@@ -44,6 +44,13 @@ class WarmSandbox:
             self.policy, wall_s=0
         )
 
+    def take(self) -> None:
+        """The run takes it: every process of the sandbox's uid (the run's alone) back to
+        normal priority, whatever the spare's was when it started them."""
+        if os.geteuid() == 0 and self.policy.sandbox_uid is not None:
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_USER, self.policy.sandbox_uid, 0)
+
     def discard(self) -> None:
         os.close(self.events_r)
         self.proc.kill()
@@ -66,6 +73,7 @@ class Prepared:
         it is thrown away)."""
         warm, self.warm = self.warm, None
         if warm is not None and warm.fits(policy):
+            warm.take()
             return warm
         if warm is not None:
             warm.discard()
@@ -134,9 +142,10 @@ def _start_warm(policy: sandbox.Policy) -> WarmSandbox:
     return WarmSandbox(policy, proc, events_r, events_w)
 
 
-def low_priority(low: bool) -> None:
-    """Nice 19 (a small share of a CPU others want) or back to 0. Only where it can come back
-    (root): a worker started at nice 19 would measure at nice 19."""
+def low_priority(low: bool, pid: int = 0) -> None:
+    """Nice 19 (a small share of a CPU others want) or back to 0, for process ``pid`` (0: this
+    one). Only where it can come back (root): a worker started at nice 19 would measure at
+    nice 19."""
     if os.geteuid() == 0:
         with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, 0, LOW_PRIORITY_NICE if low else 0)
+            os.setpriority(os.PRIO_PROCESS, pid, LOW_PRIORITY_NICE if low else 0)
