@@ -136,6 +136,10 @@ class RunRecorder:
             self._trace_pending.append(event)
         self.trace_total += len(events)
 
+    def save_later(self, *fields: str) -> None:
+        """Fields of the run changed by the runner itself, written with the next batch."""
+        self._changed.update(fields)
+
     def set_trace(self, **fields: Any) -> None:
         """Update the run's trace state (status, reason, which pass, observer effect)."""
         self.run.trace = {**self.run.trace, **fields}
