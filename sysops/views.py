@@ -55,14 +55,7 @@ def experiment(request: HttpRequest, slug: str) -> HttpResponse:
         received_ns = stages.now_ns()
         params, trace_mode, form = exp.clean_params(request.POST)
         if params is not None:
-            run = services.run_create(
-                experiment=exp.slug,
-                params=params,
-                trace_mode=trace_mode,
-                user=request.user,
-                received_ns=received_ns,
-            )
-            return redirect(run)
+            return _queue(request, exp.slug, params, trace_mode, received_ns)
         status = 400
     else:
         form, status = exp.form_class(), 200
@@ -116,8 +109,14 @@ def run_again(request: HttpRequest, run_id: int) -> HttpResponse:
             {"experiment": exp, "form": form, "sandbox": selectors.sandbox_report()},
             status=400,
         )
+    return _queue(request, exp.slug, params, trace_mode, received_ns)
+
+
+def _queue(
+    request: HttpRequest, slug: str, params: dict[str, Any], trace_mode: str, received_ns: int
+) -> HttpResponse:
     run = services.run_create(
-        experiment=exp.slug,
+        experiment=slug,
         params=params,
         trace_mode=trace_mode,
         user=request.user,
