@@ -35,8 +35,9 @@ setup-test:
 	@bash scripts/setup.sh test
 
 # LISTEN_HOST tells the settings where the server listens: sign-in is required off loopback.
+# `manage.py serve` is daphne with the embedded agent started at once, not at the first request.
 run: setup
-	exec env LISTEN_HOST='$(HOST)' .venv/bin/daphne -b '$(HOST)' -p '$(PORT)' playground.asgi:application
+	exec env LISTEN_HOST='$(HOST)' .venv/bin/python manage.py serve -b '$(HOST)' -p '$(PORT)'
 
 test: setup-test
 	@bash scripts/test.sh $(PYTEST_ARGS)

@@ -4,7 +4,9 @@ The clock starts when the browser submits the syscall-cost form and stops when t
 first shows live data from the run (progress above zero or a chart point). In between: the POST,
 the redirect, the page load and websocket, the embedded agent's claim, the runner process
 (Django start-up), the sandbox, the worker's start-up and first measured repetition, a flush and
-the channel layer. Run from the repository root:
+the channel layer. After each run it reads the run's stage timestamps (its page's timeline) and
+prints the median time of each stage since the one before, the click included. Run from the
+repository root:
 
     .venv/bin/python bench/form_to_first_event.py [--runs 20]
 """
@@ -12,6 +14,8 @@ the channel layer. Run from the repository root:
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 import statistics
 import sys
 import time
@@ -19,6 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _server import app_server, chromium, percentile  # noqa: E402
+
+from sysops.stages import STAGES  # noqa: E402
 
 FIRST_EVENT_JS = (
     "() => { const p = document.querySelector('#run-progress progress');"
@@ -32,6 +38,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
     latencies_ms = []
+    steps_ms: dict[str, list[float]] = {}
     with app_server() as base, chromium() as browser:
         page = browser.new_page()
         for i in range(args.runs + 1):
@@ -39,17 +46,41 @@ def main() -> None:
             page.fill("input[name=iterations]", "1000")
             page.fill("input[name=repetitions]", "5")
             page.fill("input[name=warmup]", "0")
+            click_ns = time.time_ns()
             start = time.perf_counter()
             page.click("button[type=submit]")
             page.wait_for_function(FIRST_EVENT_JS, timeout=60_000, polling="raf")
             elapsed_ms = (time.perf_counter() - start) * 1000
+            shown_ns = click_ns + int(elapsed_ms * 1e6)
             page.wait_for_selector("#run-status[data-status=succeeded]", timeout=60_000)
             if i:  # the first run warms the page cache and the agent
                 latencies_ms.append(elapsed_ms)
+                for name, ms in stage_steps(page, click_ns, shown_ns):
+                    steps_ms.setdefault(name, []).append(ms)
     print(f"form POST -> first live event on the page, {len(latencies_ms)} runs (after 1 warm-up):")
     median_ms, p95_ms = statistics.median(latencies_ms), percentile(latencies_ms, 95)
     print(f"  median {median_ms:.0f} ms   p95 {p95_ms:.0f} ms")
     print(f"  min {min(latencies_ms):.0f} ms   max {max(latencies_ms):.0f} ms")
+    print("per stage, ms since the stage before (median, p95, runs that reached it):")
+    labels = {"click": "click (browser)", **dict(STAGES), "shown": "shown on the page (bench)"}
+    for name, values in steps_ms.items():
+        print(
+            f"  {labels[name]:<32} {statistics.median(values):7.1f} "
+            f"{percentile(values, 95):7.1f}   {len(values)}"
+        )
+
+
+def stage_steps(page: object, click_ns: int, shown_ns: int) -> list[tuple[str, float]]:
+    """The run's stages from its page (reloaded once the browser has reported its first
+    frame), each as milliseconds since the stage before, between the click and the moment the
+    bench saw live data."""
+    page.wait_for_timeout(200)  # the first-frame report is on its way over the websocket
+    page.reload()
+    stages = json.loads(page.get_attribute("#run-timeline", "data-stages") or "{}")
+    marks = [("click", click_ns)]
+    marks += [(name, stages[name]) for name, _ in STAGES if name in stages]
+    marks.append(("shown", shown_ns))
+    return [(name, (at - before) / 1e6) for (_, before), (name, at) in itertools.pairwise(marks)]
 
 
 if __name__ == "__main__":

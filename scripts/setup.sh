@@ -233,7 +233,8 @@ main() {
   build_native
   build_go
   frontend_assets
-  if [ "$profile" = run ]; then migrate; fi
+  # Every profile leaves a working install: run_experiment after `make setup-test` needs tables.
+  migrate
   say "setup ($profile) done in $((SECONDS - started)) s"
 }
 

@@ -21,7 +21,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.template.loader import render_to_string
 
-from sysops import permissions, selectors
+from sysops import permissions, selectors, stages
 from sysops.batch import RunBatch
 from sysops.live import RUNS_GROUP, run_group
 from sysops.models import Run
@@ -66,6 +66,7 @@ class RunConsumer(AsyncWebsocketConsumer):
         self.group = run_group(self.run_id)
         self.seq = 0
         self.counted = False
+        self.reported = False
         if not permissions.can_use(self.scope.get("user")):
             await self.close(code=CLOSE_FORBIDDEN)
             return
@@ -91,6 +92,17 @@ class RunConsumer(AsyncWebsocketConsumer):
             if _viewers[self.run_id] <= 0:
                 del _viewers[self.run_id]
             await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """The page says when it first showed live data: the last stage of the run's start."""
+        received_ns = stages.now_ns()
+        try:
+            report = json.loads(text_data or "")
+        except ValueError:
+            return
+        if isinstance(report, dict) and report.get("kind") == "first_frame" and not self.reported:
+            self.reported = True  # one report per page: a chatty client costs nothing more
+            await database_sync_to_async(_first_frame)(self.run_id, received_ns)
 
     async def _send_snapshot(self) -> bool:
         rendered = await self._render_snapshot()
@@ -143,6 +155,16 @@ class RunConsumer(AsyncWebsocketConsumer):
     async def run_refresh(self, event: dict[str, Any]) -> None:
         """A change made outside a runner's batches (claimed, cancelled while queued, recovered)."""
         await self._send_snapshot()
+
+
+# A page opened later than this after the POST is a visit, not the run's first viewer.
+FIRST_FRAME_WINDOW_S = 60
+
+
+def _first_frame(run_id: int, received_ns: int) -> None:
+    posted_ns = Run.objects.filter(pk=run_id).values_list("stages__post", flat=True).first()
+    if isinstance(posted_ns, int) and 0 <= received_ns - posted_ns <= FIRST_FRAME_WINDOW_S * 1e9:
+        stages.mark(run_id, {"first_frame": received_ns})
 
 
 class DashboardConsumer(AsyncWebsocketConsumer):

@@ -12,6 +12,8 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
+from sysops import stages
+
 
 class Host(models.Model):
     """A host fingerprint as a worker reported it (kernel, CPU, mitigations, clocksource…)."""
@@ -45,6 +47,15 @@ class RunQuerySet(models.QuerySet["Run"]):
         return bool(
             self.filter(pk=run_id, status=Run.Status.QUEUED).update(
                 status=Run.Status.RUNNING, claimed_by=by, started_at=now, heartbeat_at=now
+            )
+        )
+
+    def release(self, run_id: int) -> bool:
+        """running → queued, for a run claimed but never handed to a runner (an agent that held
+        it back for a timing run's turn and is stopping)."""
+        return bool(
+            self.filter(pk=run_id, status=Run.Status.RUNNING, runner_pid__isnull=True).update(
+                status=Run.Status.QUEUED, claimed_by="", started_at=None, heartbeat_at=None
             )
         )
 
@@ -142,6 +153,10 @@ class Run(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     # Live batches are numbered so a viewer can tell what its snapshot already holds.
     last_seq = models.IntegerField(default=0)
+    # When the run reached each stage of its start (sysops/stages.py): {name: epoch ns}.
+    stages = models.JSONField(default=dict, blank=True)
+    # Runs that ran beside this one at some moment: its timings shared the CPUs with them.
+    overlapped = models.JSONField(default=list, blank=True)
 
     # "Run again" (with or without changes) records the run it came from, to compare with it.
     parent = models.ForeignKey(
@@ -171,6 +186,21 @@ class Run(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in self.TERMINAL
+
+    @property
+    def queue_position(self) -> int | None:
+        """1 for the next run to start, oldest first; None when not queued."""
+        if self.status != Run.Status.QUEUED:
+            return None
+        return Run.objects.filter(status=Run.Status.QUEUED, id__lt=self.pk).count() + 1
+
+    @property
+    def timeline(self) -> list[stages.Step]:
+        return stages.timeline(self.stages)
+
+    @property
+    def stages_json(self) -> str:
+        return json.dumps(self.stages, sort_keys=True)
 
     @property
     def duration_s(self) -> float | None:

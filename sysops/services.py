@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import IntegrityError, connection, transaction
 
-from sysops import live
+from sysops import live, stages
 from sysops.models import Run
 
 
@@ -58,9 +58,11 @@ def run_create(
     parent: Run | None = None,
     client_addr: str | None = None,
     submission: str | None = None,
+    received_ns: int | None = None,
 ) -> Run:
     """Queue a run, or return the one this form ``submission`` already queued (a double
-    click); raises QuotaExceeded, creating nothing, when a quota refuses it."""
+    click); raises QuotaExceeded, creating nothing, when a quota refuses it. ``received_ns`` is
+    when its request arrived (its first stage)."""
     if submission and (earlier := Run.objects.filter(submission=submission).first()):
         return earlier
     owner = _owner(user)
@@ -75,14 +77,22 @@ def run_create(
                 parent=parent,
                 client_addr=client_addr,
                 submission=submission or None,
+                stages={"post": received_ns or stages.now_ns()},
             )
     except IntegrityError:
         # The same submission committed by a concurrent request between our look and insert.
         if submission:
             return Run.objects.get(submission=submission)
         raise
-    transaction.on_commit(lambda: live.run_queued(run.pk))
+    # robust: the run is stored whatever happens to its announcement (the agent polls anyway).
+    transaction.on_commit(lambda: _queued(run.pk), robust=True)
     return run
+
+
+def _queued(run_id: int) -> None:
+    committed_ns = stages.now_ns()
+    live.run_queued(run_id)  # the agent claims it meanwhile
+    stages.mark(run_id, {"committed": committed_ns})
 
 
 @transaction.atomic

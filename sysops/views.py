@@ -23,7 +23,7 @@ from django.http import (
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from sysops import comparison, permissions, selectors, services
+from sysops import comparison, permissions, selectors, services, stages
 from sysops.experiments import registry
 from sysops.experiments.base import Experiment
 from sysops.history import HistoryFilterForm, is_staff
@@ -68,9 +68,12 @@ def experiment(request: HttpRequest, slug: str) -> HttpResponse:
     based_on = _based_on(request, exp)
     initial = exp.form_data(based_on.params, based_on.trace_mode) if based_on else None
     if request.method == "POST":
+        received_ns = stages.now_ns()
         params, trace_mode, form = exp.clean_params(request.POST)
         if params is not None:
-            return _queue(request, exp, form, params, trace_mode, parent=based_on)
+            return _queue(
+                request, exp, form, params, trace_mode, parent=based_on, received_ns=received_ns
+            )
         return _experiment_page(request, exp, form, status=400, based_on=based_on)
     return _experiment_page(request, exp, exp.form_class(initial=initial), based_on=based_on)
 
@@ -123,6 +126,7 @@ def _queue(
     trace_mode: str,
     *,
     parent: Run | None,
+    received_ns: int,
 ) -> HttpResponse:
     """Queue the run (or find the one this submission queued) and go to it; over a quota,
     429 with the reason next to the submit button, and nothing queued."""
@@ -136,6 +140,7 @@ def _queue(
             parent=parent,
             client_addr=client_address(request),
             submission=submission if _SUBMISSION_RE.fullmatch(submission) else None,
+            received_ns=received_ns,
         )
     except services.QuotaExceeded as refusal:
         if wants_html(request):
@@ -200,6 +205,7 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_POST
 @user_required
 def run_again(request: HttpRequest, run_id: int) -> HttpResponse:
+    received_ns = stages.now_ns()
     old = get_object_or_404(Run, pk=run_id)
     exp = registry.get(old.experiment)
     if exp is None:
@@ -207,7 +213,7 @@ def run_again(request: HttpRequest, run_id: int) -> HttpResponse:
     params, trace_mode, form = exp.clean_params(exp.form_data(old.params, old.trace_mode))
     if params is None:
         return _experiment_page(request, exp, form, status=400)
-    return _queue(request, exp, form, params, trace_mode, parent=old)
+    return _queue(request, exp, form, params, trace_mode, parent=old, received_ns=received_ns)
 
 
 @require_safe

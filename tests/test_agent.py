@@ -65,7 +65,7 @@ def test_it_finishes_a_run_whose_runner_died_on_this_host():
     assert Agent().recover_stale() == [run.pk]
     run.refresh_from_db()
     assert run.status == Run.Status.FAILED
-    assert "runner died" in run.reason
+    assert "runner died" in run.reason and "before finishing the run" in run.reason
     assert run.finished_at is not None
 
 

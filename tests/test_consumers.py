@@ -10,6 +10,7 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from playground.asgi import application
+from sysops import stages
 from sysops.agent.recorder import RunRecorder
 from sysops.batch import RunBatch
 from sysops.models import Run, SampleChunk
@@ -203,3 +204,28 @@ async def test_every_batch_field_reaches_the_viewer():
     missing = [name for name, check in checks.items() if not check()]
     assert missing == []
     await ws.disconnect()
+
+
+async def test_the_page_reports_its_first_frame_once_and_only_soon_after_the_post():
+    now_ns = stages.now_ns()
+    fresh = await sync_to_async(Run.objects.create)(
+        experiment="syscall-cost", params={}, stages={"post": now_ns - 100_000_000}
+    )
+    old = await sync_to_async(Run.objects.create)(
+        experiment="syscall-cost", params={}, stages={"post": now_ns - 3600 * 10**9}
+    )
+    for run in (fresh, old):
+        ws = WebsocketCommunicator(application, f"/ws/runs/{run.pk}/", headers=[ORIGIN])
+        assert (await ws.connect())[0]
+        await ws.receive_from()  # the snapshot's HTML
+        await ws.receive_from()  # and its samples
+        await ws.send_to(text_data=json.dumps({"kind": "first_frame"}))
+        await ws.send_to(text_data="not json")
+        await ws.send_to(text_data=json.dumps({"kind": "first_frame"}))
+        assert await ws.receive_nothing(timeout=0.3)
+        await ws.disconnect()
+
+    await sync_to_async(fresh.refresh_from_db)()
+    await sync_to_async(old.refresh_from_db)()
+    assert 0 < fresh.stages["first_frame"] - fresh.stages["post"] < 60 * 10**9
+    assert "first_frame" not in old.stages  # a visit an hour later is not the run's start

@@ -137,13 +137,29 @@
     if (frame.kind === "snapshot" || frame.kind === "samples") {
       if (frame.kind === "snapshot") charts.forEach((chart) => chart.rows.clear());
       addSamples(frame.samples);
+      reportFirstFrame(evt.detail.socketWrapper);
     } else {
       // Other panes (the trace) listen for their own kinds of frame.
       live.dispatchEvent(new CustomEvent("sysops:frame", { detail: frame }));
     }
   });
 
-  live.addEventListener("htmx:wsAfterMessage", () => {
+  // Tell the server when live data first shows on this page: the last stage of the run's
+  // start on its timeline (the server keeps only the first report).
+  let reported = false;
+  function showsLiveData() {
+    const p = document.querySelector("#run-progress progress");
+    return (p && p.value > 0) || charts.some((chart) => chart.rows.size > 0);
+  }
+
+  function reportFirstFrame(socketWrapper) {
+    if (reported || !showsLiveData()) return;
+    reported = true;
+    socketWrapper.send(JSON.stringify({ kind: "first_frame" }));
+  }
+
+  live.addEventListener("htmx:wsAfterMessage", (evt) => {
+    reportFirstFrame(evt.detail.socketWrapper);
     const logs = document.getElementById("run-logs");
     while (logs && logs.children.length > MAX_LOG_LINES) logs.firstElementChild.remove();
     if (logs) logs.scrollTop = logs.scrollHeight;

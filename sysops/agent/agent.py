@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 from channels.layers import get_channel_layer
@@ -25,7 +26,9 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from sysops import live, sandbox
-from sysops.agent import rundirs, scratch
+from sysops.agent import rundirs, scratch, warm
+from sysops.agent.link import database_name
+from sysops.experiments import registry
 from sysops.models import Run
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,13 @@ POLL_INTERVAL_S = 1.0
 RECOVER_INTERVAL_S = 10.0
 # A runner flushes a heartbeat at least every 2 s; one silent this long is gone.
 STALE_HEARTBEAT_S = 60.0
+# A runner closes its link just before it exits; its last batches are published first.
+LINK_DRAIN_TIMEOUT_S = 5.0
+RUNNER_EXIT_WAIT_S = 5.0
+SPARE_RUNNERS = 2
+# When the queue moves, this many queued runs' pages are told their new place (the others show
+# theirs when they are loaded).
+QUEUE_PLACES_ANNOUNCED = 20
 
 
 def child_database_url() -> str:
@@ -75,9 +85,19 @@ class Agent:
         # The agent's own database thread: not asgiref's shared executor, whose worker thread a
         # forked server process (tests' live server) would inherit without the thread itself.
         self._db_thread: ThreadPoolExecutor | None = None
-        # A runner started ahead of time (interpreter and Django already loaded) that waits for
-        # its run id: a claimed run starts without paying for the start-up.
-        self._spare: asyncio.subprocess.Process | None = None
+        # Runners started ahead of time (interpreter and Django already loaded, a sandbox
+        # ready: sysops.agent.warm), each waiting for a run id: a claimed run starts without
+        # paying for the start-up. Oldest first: the readiest.
+        self._spares: list[asyncio.subprocess.Process] = []
+        # Where runners publish their batches (sysops.agent.link), and the runs whose runner is
+        # connected now, each with an event set when its link closes.
+        self.socket_path: Path | None = None
+        self._server: asyncio.AbstractServer | None = None
+        self._links: dict[int, asyncio.Event] = {}
+        # Running timing runs (nothing starts beside them), and a timing run claimed while
+        # others ran, waiting for them to end.
+        self._timing: set[int] = set()
+        self._held: int | None = None
 
     # --- called from other threads (views) ------------------------------------------------------
     def is_running(self) -> bool:
@@ -115,10 +135,12 @@ class Agent:
     async def run_forever(self) -> None:
         self.loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        await self._listen()
         log.info("agent %s started (max %d running)", self.agent_id, self.max_running)
         # What this host allows, probed once at start-up (off the loop) for the dashboard.
         report = await self.db(sandbox.cached_host_report)
         log.info("sandbox: %s", report.reason)
+        await self._refill_spare()  # the first run starts as fast as the next ones
         last_recover = -RECOVER_INTERVAL_S
         while not self._stopping:
             try:
@@ -126,24 +148,66 @@ class Agent:
                     last_recover = self.loop.time()
                     for run_id in await self.db(self.recover_stale):
                         await self._announce(run_id)
-                while len(self.running) < self.max_running:
-                    run_id = await self.db(self.claim_next)
-                    if run_id is None:
-                        break
-                    self.running[run_id] = None
-                    self._spawn(self._run(run_id))
+                    if self._held is not None:  # alive, only waiting for its turn
+                        await self.db(_beat, self._held)
+                await self._schedule()
             except Exception:
                 log.exception("agent loop error; retrying")
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL_S)
 
+    async def _schedule(self) -> None:
+        """Claim and start runs while there is room. A timing run (Experiment.timing) has the
+        CPUs to itself: nothing is claimed beside one, and one claimed while other runs run
+        waits, claimed and saying so, until they have ended."""
+        if self._held is not None:
+            if set(self.running) == {self._held}:
+                run_id, self._held = self._held, None
+                await self.db(_mark_waiting, run_id, [])
+                await self._start(run_id, timing=True)
+            return
+        claimed = False
+        while len(self.running) < self.max_running and not self._timing & set(self.running):
+            run_id = await self.db(self.claim_next)
+            if run_id is None:
+                break
+            claimed = True
+            self.running[run_id] = None
+            timing = await self.db(_is_timing, run_id)
+            others = sorted(set(self.running) - {run_id})
+            if timing and others:
+                self._held = run_id
+                await self.db(_mark_waiting, run_id, others)
+                await self._announce(run_id)
+                break
+            await self._start(run_id, timing=timing)
+        if claimed:
+            await self._announce_queue()
+
+    async def _start(self, run_id: int, *, timing: bool) -> None:
+        """Hand the run to a runner; runs beside it (and it) record that they overlapped."""
+        if timing:
+            self._timing.add(run_id)
+        others = sorted(set(self.running) - {run_id})
+        if others:
+            await self.db(_record_overlap, run_id, others)
+            for other in others:
+                await self._announce(other)
+        self._spawn(self._run(run_id))
+
     async def stop(self) -> None:
         """Stop claiming; ask runners to stop (each records why) and wait for them."""
         self._stopping = True
         if self._wake is not None:
             self._wake.set()
-        for proc in [*self.running.values(), self._spare]:
+        if self._held is not None:  # back to the queue, for the next agent
+            await self.db(Run.objects.release, self._held)
+            self.running.pop(self._held, None)
+            self._held = None
+        if self._server is not None:
+            self._server.close()
+        for proc in [*self.running.values(), *self._spares]:
             if proc is not None and proc.returncode is None:
                 proc.terminate()
         if self._tasks:
@@ -187,7 +251,10 @@ class Agent:
                 continue
             here = run.claimed_by.startswith(f"{self.hostname}:")
             if here and not _runner_alive(run.runner_pid):
-                reason = "runner died (process gone); found and finished by the agent"
+                reason = (
+                    "its runner died (the process is gone: killed, or the host restarted) "
+                    "before finishing the run; what it recorded is kept"
+                )
             elif run.heartbeat_at and now - run.heartbeat_at > timedelta(seconds=STALE_HEARTBEAT_S):
                 reason = f"runner silent for over {STALE_HEARTBEAT_S:g} s; finished by the agent"
             else:
@@ -196,51 +263,141 @@ class Agent:
                 finished.append(run.pk)
         return finished
 
+    async def _announce_queue(self) -> None:
+        """The queue moved: the pages of the runs at its head show their new place."""
+        for run_id in await self.db(_queue_head):
+            await self.publish(live.run_group(run_id), {"type": "run.refresh", "run": run_id})
+
     async def _announce(self, run_id: int) -> None:
         for group, message in live.status_messages(run_id):
             await self.publish(group, message)
 
+    async def _listen(self) -> None:
+        """Listen where runners publish: the install's socket, unless another live agent has
+        it (then one of this agent's own, which runners of a later agent will not find)."""
+        path = Path(settings.SYSOPS_AGENT_SOCKET)
+        if await _listening(path):
+            path = path.with_name(f"agent-{os.getpid()}-{id(self)}.sock")
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # left by an agent that was killed
+        self._server = await asyncio.start_unix_server(
+            self._on_runner, path=str(path), limit=1 << 24
+        )
+        self.socket_path = path
+
+    async def _on_runner(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One runner's batches. A runner this agent did not start (its agent died, the web
+        server restarted) is adopted: counted as running, its viewers get a snapshot, and its
+        run is checked when it ends."""
+        try:
+            hello = json.loads(await reader.readline())
+            run_id, pid = int(hello["run"]), int(hello["pid"])
+            if hello.get("database") != await self.db(database_name):
+                return  # a runner of another install or of the tests
+        except (ValueError, KeyError, TypeError):
+            writer.close()
+            return
+        done = self._links[run_id] = asyncio.Event()
+        adopted = run_id not in self.running
+        if adopted:
+            log.info("run %s: adopted its runner (pid %s)", run_id, pid)
+            self.running[run_id] = None
+            if await self.db(_is_timing, run_id):
+                self._timing.add(run_id)
+            await self._announce(run_id)
+        try:
+            async for line in reader:
+                try:
+                    envelope = json.loads(line)
+                    await self.publish(envelope["group"], envelope["message"])
+                except (ValueError, KeyError, TypeError):
+                    log.warning("run %s: bad line from runner: %r", run_id, line[:200])
+                    continue
+                if envelope["message"].get("status") in Run.TERMINAL:
+                    self._ended(run_id)
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+            done.set()
+            if self._links.get(run_id) is done:
+                del self._links[run_id]
+        if adopted and await _gone(pid):
+            reason = (
+                "its runner stopped before finishing the run (the run was adopted after a restart)"
+            )
+            if await self.db(self._fail_if_unfinished, run_id, None, reason):
+                await self._announce(run_id)
+        if adopted:  # (a runner still alive connects again)
+            self.running.pop(run_id, None)
+            self._timing.discard(run_id)
+            if self._wake is not None:
+                self._wake.set()
+
+    def _ended(self, run_id: int) -> None:
+        """The run's final state is recorded: the next run may start while its runner cleans
+        up and exits (it measures nothing any more)."""
+        self.running.pop(run_id, None)
+        self._timing.discard(run_id)
+        self._prioritise_spares()
+        if self._wake is not None:
+            self._wake.set()
+
     async def _start_runner(self) -> asyncio.subprocess.Process:
-        """A runner process that waits for a run id on its stdin."""
+        """A runner process that waits for a run id on its stdin. Its own session: a Ctrl-C
+        of the server, or its death, does not end the runs."""
         env = {**os.environ, "DATABASE_URL": await self.db(child_database_url)}
         return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "sysops.agent.runner_process",
             "--wait",
+            "--agent-socket",
+            str(self.socket_path),
             stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
             env=env,
             cwd=str(settings.BASE_DIR),
-            limit=1 << 24,
+            start_new_session=True,
         )
 
     async def _take_runner(self) -> asyncio.subprocess.Process:
-        spare, self._spare = self._spare, None
-        if spare is None or spare.returncode is not None:
-            spare = await self._start_runner()
-        if not self._stopping:
-            self._spare = await self._start_runner()
-        return spare
+        self._spares = [spare for spare in self._spares if spare.returncode is None]
+        if self._spares:
+            return self._spares.pop(0)
+        return await self._start_runner()
+
+    async def _refill_spare(self) -> None:
+        # Two: a spare loads at low priority and, on a busy host, takes longer than a short
+        # run plus a person's next click (measured: 1-5 s at a load average of 10-20).
+        while not self._stopping and len(self._spares) < SPARE_RUNNERS:
+            self._spares.append(await self._start_runner())
+        self._prioritise_spares()
+
+    def _prioritise_spares(self) -> None:
+        """Spares load (about a second of CPU each) at low priority while a run may be
+        measuring, at full speed when none is."""
+        for spare in self._spares:
+            warm.low_priority(bool(self.running), spare.pid)
 
     async def _run(self, run_id: int) -> None:
         await self._announce(run_id)
         try:
             proc = await self._take_runner()
+            # A spare still loading at low priority would keep the run waiting at that priority.
+            warm.low_priority(False, proc.pid)
             assert proc.stdin is not None
             proc.stdin.write(f"{run_id}\n".encode())
             await proc.stdin.drain()
             proc.stdin.close()
             self.running[run_id] = proc
+            await self._refill_spare()  # after the hand-over: not on the run's critical path
             await self.db(_set_runner_pid, run_id, proc.pid)
-            assert proc.stdout is not None
-            async for line in proc.stdout:
-                try:
-                    envelope = json.loads(line)
-                    await self.publish(envelope["group"], envelope["message"])
-                except (ValueError, KeyError, TypeError):
-                    log.warning("run %s: bad line from runner: %r", run_id, line[:200])
             code = await proc.wait()
+            link = self._links.get(run_id)
+            if link is not None:  # its last batches, published before the verdict
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(link.wait(), LINK_DRAIN_TIMEOUT_S)
             if await self.db(self._fail_if_unfinished, run_id, code):
                 await self._announce(run_id)
         except Exception:
@@ -249,12 +406,34 @@ class Agent:
             await self._announce(run_id)
         finally:
             self.running.pop(run_id, None)
+            self._timing.discard(run_id)
+            self._prioritise_spares()
             if self._wake is not None:
                 self._wake.set()
 
-    def _fail_if_unfinished(self, run_id: int, code: int | None) -> bool:
-        reason = f"runner exited with status {code} before finishing the run"
+    def _fail_if_unfinished(self, run_id: int, code: int | None, reason: str = "") -> bool:
+        reason = reason or f"its runner exited (status {code}) before finishing the run"
         return Run.objects.finish(run_id, Run.Status.FAILED, reason)
+
+
+async def _listening(path: Path) -> bool:
+    """True when a live process accepts connections on ``path``."""
+    try:
+        _, writer = await asyncio.open_unix_connection(str(path))
+    except OSError:
+        return False
+    writer.close()
+    return True
+
+
+async def _gone(pid: int) -> bool:
+    """Wait (a little) for an adopted runner, not our child, to exit after closing its link;
+    False if it is still alive (it closed the link for another reason)."""
+    for _ in range(int(RUNNER_EXIT_WAIT_S / 0.1)):
+        if not _runner_alive(pid):
+            return True
+        await asyncio.sleep(0.1)
+    return False
 
 
 def _with_fresh_connection(fn: Callable[..., T], *args: Any) -> T:
@@ -263,6 +442,37 @@ def _with_fresh_connection(fn: Callable[..., T], *args: Any) -> T:
         return fn(*args)
     finally:
         close_old_connections()
+
+
+def _is_timing(run_id: int) -> bool:
+    experiment = registry.get(Run.objects.values_list("experiment", flat=True).get(pk=run_id))
+    return experiment is not None and experiment.timing
+
+
+def _mark_waiting(run_id: int, others: list[int]) -> None:
+    """Say on the run's page that it waits for ``others`` to end (nothing when they have)."""
+    running = ", ".join(f"#{other}" for other in others)
+    message = f"waiting for the CPUs: it measures timings, so it starts when {running} end"
+    Run.objects.filter(pk=run_id).update(progress_message=message[:200] if others else "")
+
+
+def _beat(run_id: int) -> None:
+    Run.objects.filter(pk=run_id).update(heartbeat_at=timezone.now())
+
+
+def _record_overlap(run_id: int, others: list[int]) -> None:
+    for target, beside in [(run_id, others), *((other, [run_id]) for other in others)]:
+        current = Run.objects.filter(pk=target).values_list("overlapped", flat=True).first()
+        if current is not None:
+            Run.objects.filter(pk=target).update(overlapped=sorted({*current, *beside}))
+
+
+def _queue_head() -> list[int]:
+    return list(
+        Run.objects.filter(status=Run.Status.QUEUED)
+        .order_by("id")
+        .values_list("id", flat=True)[:QUEUE_PLACES_ANNOUNCED]
+    )
 
 
 def _set_runner_pid(run_id: int, pid: int) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
+from sysops import stages
 from sysops.agent import partial
 from sysops.batch import RunBatch
 from sysops.dbretry import retry_busy
@@ -47,7 +48,9 @@ class RunRecorder:
         self._samples: list[list[Any]] = []
         self._logs: list[RunLog] = []
         self._changed: set[str] = set()
-        self._last_flush = 0.0
+        # The first batch waits for the first sample or progress (or the usual interval): one
+        # transaction, not two, before the first figure.
+        self._last_flush = time.monotonic()
         self._trace_pending: list[TraceEvent] = []
         self._summary = Summary()
         self._summary_sent = 0.0
@@ -58,10 +61,23 @@ class RunRecorder:
         self._rows_bytes = 0
         # The measured pass ended as it should: its rows are whole, whatever a later pass does.
         self.measured_complete = False
+        self._stages: dict[str, int] = {}
+        if run.started_at is not None:
+            self.stage("claimed", int(run.started_at.timestamp() * 1e9))
+        # The first sample or progress is flushed at once: a person waits for it.
+        self._first_live = "none"  # → "pending" → "sent"
+
+    def stage(self, name: str, at_ns: int | None = None) -> None:
+        """The run reached stage ``name`` (sysops.stages) now or at ``at_ns``; stored at the next
+        flush."""
+        if name not in self.run.stages and name not in self._stages:
+            self._stages[name] = at_ns or stages.now_ns()
 
     # --- collecting -------------------------------------------------------------------------
     def on_event(self, event: dict[str, Any]) -> None:
         kind = event["type"]
+        if kind in ("sample", "progress") and self._first_live == "none":
+            self._first_live = "pending"
         if kind == "sample":
             self._samples.append([event["series"], event["x"], event["y"]])
         elif kind == "progress":
@@ -74,6 +90,7 @@ class RunRecorder:
         elif kind == "result":
             self._add_rows(event["rows"])
         elif kind == "hello":
+            self.stage("hello")
             # The sandbox has a hostname of its own: the host is the one this runner runs on.
             fingerprint = {**event["host"], "hostname": socket.gethostname()}
             self.run.host = Host.for_fingerprint(fingerprint)
@@ -124,6 +141,10 @@ class RunRecorder:
             self._trace_pending.append(event)
         self.trace_total += len(events)
 
+    def save_later(self, *fields: str) -> None:
+        """Fields of the run changed by the runner itself, written with the next batch."""
+        self._changed.update(fields)
+
     def set_trace(self, **fields: Any) -> None:
         """Update the run's trace state (status, reason, which pass, observer effect)."""
         self.run.trace = {**self.run.trace, **fields}
@@ -131,7 +152,9 @@ class RunRecorder:
 
     # --- writing ----------------------------------------------------------------------------
     def due(self) -> bool:
-        return time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S
+        return (
+            self._first_live == "pending" or time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S
+        )
 
     def pending(self) -> bool:
         return bool(
@@ -140,6 +163,7 @@ class RunRecorder:
             or self._changed
             or self._trace_pending
             or self._status_changed
+            or bool(self._stages)
         )
 
     def flush(self, *, force: bool = False) -> bool:
@@ -152,6 +176,10 @@ class RunRecorder:
         self._samples, self._logs, self._changed = [], [], set()
         status_changed, self._status_changed = self._status_changed, False
         trace, self._trace_pending = self._trace_pending, []
+        reached, self._stages = self._stages, {}
+        first_live = self._first_live == "pending"
+        if first_live:
+            self._first_live = "sent"
         if trace:
             self.run.trace = {
                 **self.run.trace,
@@ -160,7 +188,7 @@ class RunRecorder:
             }
             changed.add("trace")
         return retry_busy(
-            lambda: self._write(samples, logs, changed, trace, status_changed),
+            lambda: self._write(samples, logs, changed, trace, status_changed, reached, first_live),
             what=f"run {self.run.pk}: storing a batch",
         )
 
@@ -171,6 +199,8 @@ class RunRecorder:
         changed: set[str],
         trace: list[TraceEvent],
         status_changed: bool,
+        reached: dict[str, int],
+        first_live: bool,
     ) -> bool:
         """One batch in one transaction; rolled back whole (and retried) on a busy database."""
         last_seq = self.run.last_seq
@@ -193,9 +223,13 @@ class RunRecorder:
                 RunLog.objects.bulk_create(logs)
                 fields = {"last_seq", "heartbeat_at", *changed}
                 self.run.save(update_fields=sorted(fields))
+                if reached:
+                    stages.mark(self.run.pk, reached)
                 cancel = Run.objects.values_list("cancel_requested", flat=True).get(pk=self.run.pk)
                 batch = self._batch(seq, samples, logs, changed, trace, status_changed)
-                transaction.on_commit(lambda: self._send(batch))
+                transaction.on_commit(lambda: self._send(batch, first_live=first_live))
+            if reached:
+                self.run.stages = {**reached, **self.run.stages}
         except OperationalError:
             self.run.last_seq = last_seq
             for entry in logs:
@@ -203,7 +237,9 @@ class RunRecorder:
             raise
         return cancel
 
-    def _send(self, batch: RunBatch) -> None:
+    def _send(self, batch: RunBatch, *, first_live: bool = False) -> None:
+        if first_live:
+            self.stage("first_stored")
         # Rendered here, once, after the commit: viewers only forward it. A fragment that
         # fails to render must not end the run; the data is stored, a reload shows it.
         try:
@@ -211,6 +247,8 @@ class RunRecorder:
         except Exception:  # noqa: BLE001
             log.exception("run %s: batch %s did not render", self.run.pk, batch.seq)
         self._publish(run_group(self.run.pk), batch.to_message())
+        if first_live:
+            self.stage("first_published")
         if batch.status_changed:
             self._publish(RUNS_GROUP, runs_changed(self.run.pk))
 
@@ -249,6 +287,9 @@ class RunRecorder:
             setattr(self.run, name, getattr(stored, name))
         self._status_changed = True
         self.flush(force=True)
+        if self._stages:  # reached while the last batch went out
+            stages.mark(self.run.pk, self._stages)
+            self._stages = {}
         return self.run
 
     def _batch(

@@ -8,7 +8,9 @@ the agent that started it picks them up and publishes them to the channel layer.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import resource
 import selectors
@@ -24,8 +26,9 @@ from typing import Any
 from django.conf import settings
 
 from sysops import sandbox
-from sysops.agent import rundirs, scratch
+from sysops.agent import rundirs, scratch, warm
 from sysops.agent.events import BadLine, LineSplitter, parse_line
+from sysops.agent.link import AgentLink
 from sysops.agent.recorder import MAX_RESULT_ROWS, Publish, RunRecorder
 from sysops.agent.tracer import TraceCapture, keep_off_cpu
 from sysops.dbretry import retry_busy
@@ -38,6 +41,7 @@ from sysops.tracing.parse import TraceEvent
 from sysops.tracing.render import call_text
 from sysops.worker.toolkit.faults import FAULT_PARAM
 
+log = logging.getLogger(__name__)
 STDERR_CAP_BYTES = 64 << 10
 # The pass whose events are the run's figures; other passes (the untraced reference, the traced
 # pass) contribute only their progress, logs and errors, under their label.
@@ -76,19 +80,39 @@ def build_policy(run: Run, params: dict[str, Any], code_dir: Path) -> sandbox.Po
     )
 
 
-def execute(run_id: int, publish: Publish) -> Run:
-    """Run ``run_id`` (already claimed: status running) to a terminal state and return it."""
+def execute(
+    run_id: int,
+    publish: Publish,
+    *,
+    ready_ns: int | None = None,
+    prepared: warm.Prepared | None = None,
+    link: AgentLink | None = None,
+) -> Run:
+    """Run ``run_id`` (already claimed: status running) to a terminal state and return it;
+    ``ready_ns``: when this runner was ready for it; ``prepared``: what a spare runner made
+    ready before it knew the run (the run takes it over, and removes it)."""
     run = Run.objects.get(pk=run_id)
     recorder = RunRecorder(run, publish)
+    if link is not None:
+        link.note = lambda message: recorder.log(message, source="runner")
+    recorder.stage("runner_ready", ready_ns)
     try:
-        _execute(run, recorder)
+        _execute(run, recorder, prepared)
     except _RunEnds as stop:
         if stop.status != Run.Status.SUCCEEDED:
             recorder.keep_partial(_charts(run))
         return recorder.finish(stop.status, stop.reason)
     except Exception as exc:  # noqa: BLE001 - the run must end with a reason, whatever broke
+        log.exception("run %s: runner error", run_id)
         recorder.log(f"runner error: {type(exc).__name__}: {exc}", level="error", source="runner")
-        return recorder.finish(Run.Status.FAILED, f"runner error: {type(exc).__name__}: {exc}")
+        return recorder.finish(
+            Run.Status.FAILED,
+            "the runner stopped on an internal error; its log says which (the figures so far "
+            "are kept)",
+        )
+    finally:
+        if prepared is not None:
+            prepared.discard()
     raise AssertionError("_execute always ends with _RunEnds")
 
 
@@ -100,7 +124,7 @@ def _charts(run: Run) -> list[Chart]:
         return []
 
 
-def _execute(run: Run, recorder: RunRecorder) -> None:
+def _execute(run: Run, recorder: RunRecorder, prepared: warm.Prepared | None) -> None:
     experiment = registry.get(run.experiment)
     if experiment is None:
         raise _RunEnds(Run.Status.FAILED, f"unknown experiment {run.experiment!r}")
@@ -124,13 +148,18 @@ def _execute(run: Run, recorder: RunRecorder) -> None:
         )
 
     _check_bounds(run, recorder, report)
-    lease = _lease_uid(run)
-    work_dir = rundirs.make(settings.SYSOPS_RUN_DIR, run.pk)
+    if prepared is not None:
+        lease, work_dir = prepared.lease, prepared.work_dir
+        _record_uid(recorder, lease)
+    else:
+        lease = _lease_uid(recorder)
+        work_dir = rundirs.make(settings.SYSOPS_RUN_DIR, run.pk)
     run_scratch: scratch.Scratch | None = None
     try:
         code_dir = work_dir / "code"
-        code_dir.mkdir(mode=0o755)
-        sandbox.stage_code(code_dir)
+        if prepared is None:
+            code_dir.mkdir(mode=0o755)
+            sandbox.stage_code(code_dir)
         policy = replace(
             build_policy(run, params, code_dir), unsandboxed=unsandboxed, sandbox_uid=lease.uid
         )
@@ -140,6 +169,8 @@ def _execute(run: Run, recorder: RunRecorder) -> None:
             recorder.log(run_scratch.describe(), source="runner")
         passes = _Passes(run, recorder, policy, experiment.probe, work_dir, experiment.rate_metric)
         passes.trace_set = trace_set
+        if prepared is not None:
+            passes.warm = prepared.take_warm(policy)
         traced = run.trace_mode != Run.TraceMode.OFF
         measured = passes.run(params, label=MEASURED_PASS, progress=(0.0, 0.7 if traced else 1.0))
         verdict = measured.stop or _verdict(measured)
@@ -186,16 +217,22 @@ def _mark_unbounded(run: Run, recorder: RunRecorder, why: str) -> None:
     )
 
 
-def _lease_uid(run: Run) -> sandbox.UidLease:
+def _lease_uid(recorder: RunRecorder) -> sandbox.UidLease:
     """The host uid every pass of this run uses, held until the run ends, and recorded so that
     anyone can tell which processes are the run's."""
     try:
         lease = sandbox.lease_uid()
     except sandbox.UidUnavailable as exc:
         raise _RunEnds(Run.Status.FAILED, f"sandbox refused: no sandbox uid: {exc}") from exc
-    run.sandbox_uid = lease.uid
-    _save(run, "sandbox_uid")
+    _record_uid(recorder, lease)
     return lease
+
+
+def _record_uid(recorder: RunRecorder, lease: sandbox.UidLease) -> None:
+    # With the first batch (within FLUSH_INTERVAL_S): a write of its own here cost a busy host
+    # tens of milliseconds before the sandbox could start.
+    recorder.run.sandbox_uid = lease.uid
+    recorder.save_later("sandbox_uid")
 
 
 def _make_scratch(
@@ -385,6 +422,8 @@ class _Passes:
         # The measured pass's last progress line: other passes show it, never their own rate.
         self.measured_message = ""
         self.trace_set = ""  # strace -e trace=, see sysops.tracing.scope
+        # A sandbox already started with this run's policy, its worker waiting for the job.
+        self.warm: warm.WarmSandbox | None = None
 
     def run(
         self,
@@ -431,31 +470,21 @@ class _Passes:
         """``keep_trace``: the trace goes to the result, not to the run's stored trace."""
         kept: list[TraceEvent] = []
         on_trace = kept.extend if keep_trace else self.recorder.on_trace
-        events_r, events_w = os.pipe()
-        if capture is not None:
-            capture.watch_events_pipe(events_w)
-        try:
-            proc = sandbox.start(
-                self.policy,
-                sandbox.worker_command(self.policy),
-                pass_fds=(events_w,),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                run_id=self.run_row.pk,
-                wrapper=capture.wrapper(_trace_cpu(self.run_row.pk)) if capture else (),
-            )
-        except sandbox.SandboxRefused as exc:
-            os.close(events_r)
-            raise _RunEnds(Run.Status.FAILED, f"sandbox refused: {exc}") from exc
-        finally:
-            os.close(events_w)
+        ready, self.warm = self.warm if label == MEASURED_PASS else None, None
+        if ready is not None:
+            proc, events_r, events_w = ready.proc, ready.events_r, ready.events_fd
+        else:
+            proc, events_r, events_w = self._start(capture)
+        if label == MEASURED_PASS:
+            self.recorder.stage("sandbox_started")
         where = "" if label == MEASURED_PASS else f" for the {label}"
-        self.recorder.log(f"sandbox started{where} (pid {proc.pid})", source="runner")
+        ahead = ", ahead of the run: its worker was waiting for the job" if ready else ""
+        self.recorder.log(f"sandbox started{where} (pid {proc.pid}{ahead})", source="runner")
         if not proc.bounded:
             _mark_unbounded(self.run_row, self.recorder, "the run's cgroup could not be made")
         state = _PassState(self.recorder, label, progress, self.measured_message)
         try:
+            # (events_w is the worker's descriptor number: the runner's copy is closed.)
             job = {"probe": self.probe, "params": params, "events_fd": events_w}
             assert proc.stdin is not None and proc.stderr is not None
             try:
@@ -482,6 +511,28 @@ class _Passes:
         return _PassResult(
             stop, outcome, state.errors, state.done, state.work_ns, state.results, began, kept
         )
+
+    def _start(self, capture: TraceCapture | None) -> tuple[sandbox.SandboxProcess, int, int]:
+        events_r, events_w = os.pipe()
+        if capture is not None:
+            capture.watch_events_pipe(events_w)
+        try:
+            proc = sandbox.start(
+                self.policy,
+                sandbox.worker_command(self.policy),
+                pass_fds=(events_w,),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                run_id=self.run_row.pk,
+                wrapper=capture.wrapper(_trace_cpu(self.run_row.pk)) if capture else (),
+            )
+        except sandbox.SandboxRefused as exc:
+            os.close(events_r)
+            raise _RunEnds(Run.Status.FAILED, f"sandbox refused: {exc}") from exc
+        finally:
+            os.close(events_w)
+        return proc, events_r, events_w
 
 
 def _trace_cpu(run_id: int) -> int:
@@ -636,18 +687,44 @@ def _verdict(result: _PassResult) -> _RunEnds:
     return _RunEnds(Run.Status.FAILED, outcome.describe())
 
 
-def serve(run_id: int) -> None:
-    """The body of a runner process (``python -m sysops.agent.runner_process <run_id>``)."""
-    # Batches go to the agent on the original stdout; anything else printed goes to stderr.
+def serve(
+    run_id: int,
+    *,
+    ready_ns: int | None = None,
+    agent_socket: Path | None = None,
+    prepared: warm.Prepared | None = None,
+) -> None:
+    """The body of a runner process (``python -m sysops.agent.runner_process <run_id>``).
+
+    Batches go to the agent over ``agent_socket`` (sysops.agent.link) or, without one, as JSON
+    lines on the original stdout; either way a reader that goes away never ends the run."""
     out = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)
+    os.dup2(2, 1)  # anything else printed goes to stderr
     sandbox.set_child_subreaper()
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # A broken pipe is an error to handle (EPIPE), never a signal that kills the runner.
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    link = None
+    if agent_socket is not None:
+        link = AgentLink(agent_socket, run_id)
+        link.connect()
+        publish: Publish = link.publish
+    else:
 
-    def publish(group: str, message: dict[str, Any]) -> None:
-        out.write(json.dumps({"group": group, "message": message}) + "\n")
+        def publish(group: str, message: dict[str, Any]) -> None:
+            if out.closed:
+                return
+            try:
+                out.write(json.dumps({"group": group, "message": message}) + "\n")
+            except OSError:  # the agent is gone: the run goes on, recorded in the database
+                with contextlib.suppress(OSError):
+                    out.close()
 
-    execute(run_id, publish)
+    try:
+        execute(run_id, publish, ready_ns=ready_ns, prepared=prepared, link=link)
+    finally:
+        if link is not None:
+            link.close()
 
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:

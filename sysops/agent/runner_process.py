@@ -6,7 +6,9 @@ this module name.
 
 import argparse
 import os
+import signal
 import sys
+from pathlib import Path
 
 import django
 
@@ -15,22 +17,39 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("run_id", type=int, nargs="?")
     parser.add_argument("--wait", action="store_true", help="read the run id from stdin")
+    parser.add_argument(
+        "--agent-socket", type=Path, help="publish to the agent listening on this unix socket"
+    )
     args = parser.parse_args()
     if (args.run_id is None) != args.wait:
         parser.error("give a run id or --wait")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
-    django.setup()
-    from sysops import sandbox
-    from sysops.agent.runner import serve
+    from sysops.agent import warm
 
-    run_id = args.run_id
-    if args.wait:
-        sandbox.cached_host_report()  # the host probe, ahead of the run too
+    django.setup()
+    from sysops import sandbox, stages
+    from sysops.agent.runner import serve
+    from sysops.batch import warm_up_rendering
+
+    if not args.wait:
+        serve(args.run_id, ready_ns=stages.now_ns(), agent_socket=args.agent_socket)
+        return
+    # Told to stop while waiting: nothing to record, only the head start to throw away.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    sandbox.cached_host_report()  # the host probe, ahead of the run too
+    warm_up_rendering()  # templates compiled ahead of the first batch
+    prepared = warm.prepare()
+    warm.low_priority(False)
+    try:
         line = sys.stdin.readline()
         if not line.strip():
             return  # the agent went away before it needed this runner
-        run_id = int(line)
-    serve(run_id)
+        ready_ns = stages.now_ns()
+        serve(int(line), ready_ns=ready_ns, agent_socket=args.agent_socket, prepared=prepared)
+        prepared = None  # the run took it over
+    finally:
+        if prepared is not None:
+            prepared.discard()
 
 
 if __name__ == "__main__":

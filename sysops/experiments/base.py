@@ -198,6 +198,9 @@ class Experiment:
     hidden: bool = False
     # Man page sections where not 2, for library calls it uses: {"posix_spawn": 3}.
     man_sections: Mapping[str, int] = field(default_factory=dict)
+    # Its figures are timings: the agent runs it with nothing beside it (another run on the
+    # same CPUs skews them). False for experiments whose results are not times or rates.
+    timing: bool = True
 
     def man_pages(self) -> list[tuple[str, str]]:
         """(syscall, man7.org URL) for each syscall the experiment exercises."""

@@ -4,6 +4,8 @@ import pytest
 from channels.testing import ChannelsLiveServerTestCase
 
 from sysops.models import Run
+from sysops.stages import STAGE_NAMES
+from tests.helpers.runs import wait_for
 
 
 class RunPageTest(ChannelsLiveServerTestCase):
@@ -53,6 +55,22 @@ class RunPageTest(ChannelsLiveServerTestCase):
         run = Run.objects.get()
         assert run.status == Run.Status.SUCCEEDED
         assert page.url.endswith(f"/runs/{run.pk}/")
+
+        # Every stage of its start was stored, the browser's first frame included (the page
+        # reported it), in the order a run reaches them; the page's timeline lists them.
+        run = wait_for(run, lambda r: "first_frame" in r.stages, timeout_s=10)
+        assert [name for name in STAGE_NAMES if name in run.stages] == list(STAGE_NAMES)
+        times = [run.stages[name] for name in STAGE_NAMES]
+        assert times[:-1] == sorted(times[:-1])
+        # The page may show the first event from its snapshot (read once it is stored) before
+        # the live batch is out: after the store, then, not necessarily after the publishing.
+        assert run.stages["first_stored"] <= run.stages["first_frame"]
+        assert times[-1] - times[0] < 60e9
+        page.reload()
+        timeline = page.locator("#run-timeline")
+        timeline.locator("summary").click()
+        assert timeline.locator("tbody tr").count() == len(STAGE_NAMES)
+        assert "first frame in the browser" in timeline.inner_text()
         page.close()
 
 

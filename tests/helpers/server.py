@@ -23,6 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # Ports of this project's tests (the rest of the machine keeps clear of them).
 PORTS = range(16100, 16200)
 START_TIMEOUT_S = 60
+DEFAULT_APPLICATION = "playground.asgi:application"
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def daphne_server(
-    env: dict[str, str] | None = None, application: str = "playground.asgi:application"
+    env: dict[str, str] | None = None, application: str = DEFAULT_APPLICATION
 ) -> Iterator[Server]:
     with tempfile.TemporaryDirectory(prefix="sysops-server-") as var_dir:
         full_env = {
@@ -141,15 +142,14 @@ def daphne_server(
             [sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO_ROOT, env=full_env, check=True
         )
         port = free_port()
+        if application == DEFAULT_APPLICATION:
+            # As `make run` serves: daphne with the embedded agent started at once.
+            command = [sys.executable, "manage.py", "serve", "-b", "127.0.0.1", "-p", str(port)]
+        else:
+            daphne = str(Path(sys.executable).parent / "daphne")
+            command = [daphne, "-b", "127.0.0.1", "-p", str(port), application]
         proc = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "daphne"),
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                application,
-            ],
+            command,
             cwd=REPO_ROOT,
             env=full_env,
             stdout=subprocess.DEVNULL,

@@ -82,6 +82,7 @@ def charts(params: Mapping[str, Any]) -> list[Chart]:
 
 EXPERIMENT = Experiment(
     slug="descriptors",
+    timing=False,  # its results are not timings: it may run beside others
     title="Descriptors: limits, leaks and close-on-exec",
     explanation=(
         "A file descriptor is a small number indexing the process's table of open files. The "

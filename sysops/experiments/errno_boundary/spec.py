@@ -119,6 +119,7 @@ def charts(params: Mapping[str, Any]) -> list[Chart]:
 
 EXPERIMENT = Experiment(
     slug="errno-boundary",
+    timing=False,  # its results are not timings: it may run beside others
     title="errno: the user/kernel safety boundary",
     explanation=(
         "The kernel never trusts what a process hands it. A pointer is checked as it is used: "

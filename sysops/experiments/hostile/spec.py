@@ -41,6 +41,7 @@ class HostileForm(ExperimentForm):
 
 EXPERIMENT = Experiment(
     slug="hostile",
+    timing=False,  # its results are not timings: it may run beside others
     title="Hostile worker (tests only)",
     explanation="Attacks its own sandbox; each case reports what the sandbox allowed.",
     syscalls=(),

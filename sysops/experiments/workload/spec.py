@@ -14,6 +14,7 @@ class WorkloadForm(ExperimentForm):
 
 EXPERIMENT = Experiment(
     slug="workload",
+    timing=False,  # its results are not timings: it may run beside others
     title="Known syscalls (tests only)",
     explanation="Makes syscalls known in advance so a trace can be checked against them.",
     syscalls=("openat", "write", "mmap", "connect", "clone", "getppid"),
