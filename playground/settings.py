@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+import socket
 from pathlib import Path
 
 import dj_database_url
@@ -136,6 +137,12 @@ else:
 SYSOPS_EMBEDDED_AGENT = _env_bool("SYSOPS_EMBEDDED_AGENT", not REDIS_URL)
 SYSOPS_MAX_RUNNING = int(os.environ.get("SYSOPS_MAX_RUNNING", os.cpu_count() or 1))
 SYSOPS_ALLOW_UNSANDBOXED = _env_bool("SYSOPS_ALLOW_UNSANDBOXED")
+# Workers on several hosts: the name an agent registers, pins runs to and stamps on their host
+# fingerprint; its heartbeat period, and the silence after which it counts as gone (its runs
+# are then finished as failed by another agent).
+SYSOPS_HOST_NAME = os.environ.get("SYSOPS_HOST_NAME", "").strip() or socket.gethostname()
+SYSOPS_AGENT_HEARTBEAT_S = float(os.environ.get("SYSOPS_AGENT_HEARTBEAT_S", 5))
+SYSOPS_AGENT_EXPIRY_S = float(os.environ.get("SYSOPS_AGENT_EXPIRY_S", 3 * SYSOPS_AGENT_HEARTBEAT_S))
 # Development switch: run where the host cannot give a run its memory, pids and cpu cgroup;
 # every such run is marked UNBOUNDED. Off, such runs are refused with the reason.
 SYSOPS_ALLOW_UNBOUNDED = _env_bool("SYSOPS_ALLOW_UNBOUNDED")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zlib
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -32,6 +33,70 @@ class Host(models.Model):
             defaults={"fingerprint": fingerprint, "hostname": fingerprint.get("hostname") or ""},
         )
         return host
+
+
+class HostAgentQuerySet(models.QuerySet["HostAgent"]):
+    def alive(self) -> HostAgentQuerySet:
+        """Agents that heartbeat within the expiry and have not said they stopped."""
+        return self.filter(stopped_at__isnull=True, heartbeat_at__gte=HostAgent.expiry_cutoff())
+
+    def live_names(self) -> list[str]:
+        return sorted(set(self.alive().values_list("name", flat=True)))
+
+
+class HostAgent(models.Model):
+    """One agent (embedded or standalone) as it registered itself: the host name it serves
+    (``SYSOPS_HOST_NAME``), that host's fingerprint and sandbox report, and its heartbeat."""
+
+    class State(models.TextChoices):
+        ALIVE = "alive"
+        BUSY = "busy"
+        GONE = "gone"
+
+    name = models.CharField(max_length=255, db_index=True)
+    agent_id = models.CharField(max_length=255, unique=True)
+    host = models.ForeignKey(Host, null=True, blank=True, on_delete=models.SET_NULL)
+    # sandbox.HostReport.to_dict() as the agent probed it at start-up.
+    sandbox = models.JSONField(default=dict, blank=True)
+    max_running = models.IntegerField(default=1)
+    running = models.IntegerField(default=0)
+    started_at = models.DateTimeField(default=timezone.now)
+    heartbeat_at = models.DateTimeField(default=timezone.now)
+    # Set by an agent that stopped cleanly: gone at once, not after the expiry.
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    objects = HostAgentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "-heartbeat_at"]
+
+    def __str__(self) -> str:
+        return f"agent {self.agent_id} ({self.state})"
+
+    @staticmethod
+    def expiry_cutoff() -> datetime:
+        return timezone.now() - timedelta(seconds=settings.SYSOPS_AGENT_EXPIRY_S)
+
+    @property
+    def is_gone(self) -> bool:
+        return self.stopped_at is not None or self.heartbeat_at < self.expiry_cutoff()
+
+    @property
+    def state(self) -> str:
+        if self.is_gone:
+            return self.State.GONE
+        return self.State.BUSY if self.running else self.State.ALIVE
+
+    def gone_reason(self) -> str:
+        """Why a run this agent held ended: said to the run's owner, in the run's reason."""
+        if self.stopped_at is not None:
+            when, what = self.stopped_at, "stopped"
+        else:
+            when, what = self.heartbeat_at, "stopped heartbeating"
+        return (
+            f"the agent on host {self.name} {what} at {when:%Y-%m-%d %H:%M:%S} UTC; "
+            "its run could not finish"
+        )
 
 
 class RunQuerySet(models.QuerySet["Run"]):
@@ -109,6 +174,8 @@ class Run(models.Model):
     # The trace's state for the page: status, reason, which pass, event count, summary, observer.
     trace = models.JSONField(default=dict, blank=True)
     cancel_requested = models.BooleanField(default=False)
+    # Runs made together (the same parameters once on every live host) share it; blank: alone.
+    group = models.CharField(max_length=32, blank=True, db_index=True)
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL

@@ -5,26 +5,30 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from sysops import sandbox
 from sysops.agent.recorder import MAX_LOG_LINES, MAX_RESULT_BYTES, MAX_RESULT_ROWS
 from sysops.experiments import registry
-from sysops.models import Run, RunLog, SampleChunk, TraceChunk
+from sysops.models import HostAgent, Run, RunLog, SampleChunk, TraceChunk
 from sysops.sandbox.filter_cost import FilterCost, cached_filter_cost
 from sysops.worker.fingerprint import fingerprint
 
 LOG_LINES_SHOWN = 500
 TRACE_LINES_SHOWN = 1000
+# Hosts whose agents last heartbeat longer ago than this drop off the dashboard.
+HOSTS_SHOWN_FOR_S = 7 * 86400
 
 
 @functools.cache
 def this_host() -> dict[str, Any]:
-    """This host's fingerprint, read once per process."""
-    return fingerprint()
+    """This host's fingerprint, read once per process, under the name its agent registers."""
+    return {**fingerprint(), "hostname": settings.SYSOPS_HOST_NAME}
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,50 @@ def sandbox_report() -> SandboxStatus:
 def sandbox_filter_cost() -> FilterCost | None:
     """What the sandbox's seccomp filter adds per syscall here, measured once per process."""
     return cached_filter_cost()
+
+
+@dataclass(frozen=True)
+class HostRow:
+    """One host name on the dashboard: its agents (newest first) folded into one state."""
+
+    name: str
+    state: str
+    agents: list[HostAgent]
+    running: int
+    max_running: int
+    heartbeat_at: datetime
+    fingerprint: dict[str, Any]
+    sandbox: dict[str, Any]
+
+
+def hosts() -> list[HostRow]:
+    """Every host an agent registered from lately: alive (idle), busy (running runs) or gone."""
+    since = timezone.now() - timedelta(seconds=HOSTS_SHOWN_FOR_S)
+    by_name: dict[str, list[HostAgent]] = {}
+    for agent in HostAgent.objects.filter(heartbeat_at__gte=since).select_related("host"):
+        by_name.setdefault(agent.name, []).append(agent)
+    rows = []
+    for name, agents in sorted(by_name.items()):
+        live = [agent for agent in agents if not agent.is_gone]
+        shown = (live or agents)[0]
+        running = sum(agent.running for agent in live)
+        if not live:
+            state = HostAgent.State.GONE
+        else:
+            state = HostAgent.State.BUSY if running else HostAgent.State.ALIVE
+        rows.append(
+            HostRow(
+                name=name,
+                state=state,
+                agents=agents,
+                running=running,
+                max_running=sum(agent.max_running for agent in live),
+                heartbeat_at=max(agent.heartbeat_at for agent in agents),
+                fingerprint=shown.host.fingerprint if shown.host else {},
+                sandbox=shown.sandbox,
+            )
+        )
+    return rows
 
 
 def recent_runs(limit: int = 15) -> QuerySet[Run]:

@@ -37,6 +37,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "sysops/dashboard.html",
         {
             "host": selectors.this_host(),
+            "hosts": selectors.hosts(),
             "sandbox": selectors.sandbox_report(),
             "filter_cost": selectors.sandbox_filter_cost(),
             "experiments": registry.catalog(),

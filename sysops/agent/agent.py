@@ -12,11 +12,10 @@ import functools
 import json
 import logging
 import os
-import socket
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from channels.layers import get_channel_layer
@@ -26,7 +25,8 @@ from django.utils import timezone
 
 from sysops import live, sandbox
 from sysops.agent import rundirs, scratch
-from sysops.models import Run
+from sysops.models import Host, HostAgent, Run
+from sysops.worker.fingerprint import fingerprint
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -65,7 +65,7 @@ def _runner_alive(pid: int | None) -> bool:
 class Agent:
     def __init__(self, *, max_running: int | None = None) -> None:
         self.max_running = max_running or settings.SYSOPS_MAX_RUNNING
-        self.hostname = socket.gethostname()
+        self.hostname = settings.SYSOPS_HOST_NAME
         self.agent_id = f"{self.hostname}:{os.getpid()}"
         self.running: dict[int, asyncio.subprocess.Process | None] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -119,10 +119,16 @@ class Agent:
         # What this host allows, probed once at start-up (off the loop) for the dashboard.
         report = await self.db(sandbox.cached_host_report)
         log.info("sandbox: %s", report.reason)
-        last_recover = -RECOVER_INTERVAL_S
+        await self.db(self.register, report)
+        # Another agent's death is noticed within its expiry, not only at the next slow sweep.
+        recover_interval_s = min(RECOVER_INTERVAL_S, settings.SYSOPS_AGENT_EXPIRY_S)
+        last_recover = last_beat = -RECOVER_INTERVAL_S
         while not self._stopping:
             try:
-                if self.loop.time() - last_recover >= RECOVER_INTERVAL_S:
+                if self.loop.time() - last_beat >= settings.SYSOPS_AGENT_HEARTBEAT_S:
+                    last_beat = self.loop.time()
+                    await self.db(self.heartbeat)
+                if self.loop.time() - last_recover >= recover_interval_s:
                     last_recover = self.loop.time()
                     for run_id in await self.db(self.recover_stale):
                         await self._announce(run_id)
@@ -148,6 +154,35 @@ class Agent:
                 proc.terminate()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=15)
+        await self.db(self.unregister)
+
+    def register(self, report: sandbox.HostReport) -> None:
+        """Say in the database who this agent is, on which host, with which sandbox."""
+        host = Host.for_fingerprint({**fingerprint(), "hostname": self.hostname})
+        now = timezone.now()
+        HostAgent.objects.update_or_create(
+            agent_id=self.agent_id,
+            defaults={
+                "name": self.hostname,
+                "host": host,
+                "sandbox": report.to_dict(),
+                "max_running": self.max_running,
+                "running": len(self.running),
+                "started_at": now,
+                "heartbeat_at": now,
+                "stopped_at": None,
+            },
+        )
+
+    def heartbeat(self) -> None:
+        HostAgent.objects.filter(agent_id=self.agent_id).update(
+            heartbeat_at=timezone.now(), running=len(self.running)
+        )
+
+    def unregister(self) -> None:
+        HostAgent.objects.filter(agent_id=self.agent_id).update(
+            stopped_at=timezone.now(), running=0
+        )
 
     def claim_next(self) -> int | None:
         """Atomically move the oldest queued run to running; None when there is none to take."""
@@ -180,14 +215,26 @@ class Agent:
             log.info("removed work directories of dead runners: %s", ", ".join(swept))
         now = timezone.now()
         finished = []
-        for run in Run.objects.filter(status=Run.Status.RUNNING).only(
+        running = Run.objects.filter(status=Run.Status.RUNNING).only(
             "id", "claimed_by", "runner_pid", "heartbeat_at"
-        ):
+        )
+        gone_agents = {
+            agent.agent_id: agent
+            for agent in HostAgent.objects.filter(
+                agent_id__in={run.claimed_by for run in running}
+            ).exclude(agent_id=self.agent_id)
+            if agent.is_gone
+        }
+        for run in running:
             if run.pk in self.running:
                 continue
             here = run.claimed_by.startswith(f"{self.hostname}:")
+            agent = gone_agents.get(run.claimed_by)
             if here and not _runner_alive(run.runner_pid):
                 reason = "runner died (process gone); found and finished by the agent"
+            elif agent is not None and _silent(run, now, settings.SYSOPS_AGENT_EXPIRY_S):
+                # A runner still writing its heartbeat outlived its agent: let it finish.
+                reason = agent.gone_reason()
             elif run.heartbeat_at and now - run.heartbeat_at > timedelta(seconds=STALE_HEARTBEAT_S):
                 reason = f"runner silent for over {STALE_HEARTBEAT_S:g} s; finished by the agent"
             else:
@@ -255,6 +302,10 @@ class Agent:
     def _fail_if_unfinished(self, run_id: int, code: int | None) -> bool:
         reason = f"runner exited with status {code} before finishing the run"
         return Run.objects.finish(run_id, Run.Status.FAILED, reason)
+
+
+def _silent(run: Run, now: datetime, for_s: float) -> bool:
+    return run.heartbeat_at is None or now - run.heartbeat_at > timedelta(seconds=for_s)
 
 
 def _with_fresh_connection(fn: Callable[..., T], *args: Any) -> T:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -69,8 +69,9 @@ class RunRecorder:
         elif kind == "result":
             self._add_rows(event["rows"])
         elif kind == "hello":
-            # The sandbox has a hostname of its own: the host is the one this runner runs on.
-            fingerprint = {**event["host"], "hostname": socket.gethostname()}
+            # The sandbox has a hostname of its own: the host is the one this runner runs on,
+            # under the name its agent registered (SYSOPS_HOST_NAME).
+            fingerprint = {**event["host"], "hostname": settings.SYSOPS_HOST_NAME}
             self.run.host = Host.for_fingerprint(fingerprint)
             self._changed.add("host")
         elif kind == "log":

@@ -1,0 +1,105 @@
+"""Workers on several hosts, on one machine: agents register under their host name, heartbeat,
+stamp that name on their runs, and one that dies is found by another, which finishes its run."""
+
+import time
+
+import pytest
+from django.urls import reverse
+
+from sysops.agent.agent import Agent
+from sysops.models import HostAgent, Run
+from sysops.sandbox import cached_host_report
+from tests.helpers.agents import EXPIRY_S, kill_host, start_agent, stop_agent, wait_registered
+from tests.helpers.runs import database_url, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+QUICK = {
+    "call": "getppid",
+    "layers": ["native"],
+    "iterations": 1000,
+    "repetitions": 5,
+    "warmup": 0,
+}
+SLEEP_S = 40
+SLEEPY = {"case": "sleep", "sleep_s": SLEEP_S, "path": "", "wall_s": 60, "cpu_s": 2}
+
+
+@pytest.fixture(autouse=True)
+def _agent_expiry(settings):
+    settings.SYSOPS_AGENT_EXPIRY_S = EXPIRY_S
+
+
+def _wait_row(row, predicate, timeout_s: float = 30):
+    deadline = time.monotonic() + timeout_s
+    row.refresh_from_db()
+    while not predicate(row):
+        assert time.monotonic() < deadline, f"{row} still {row.running} running"
+        time.sleep(0.2)
+        row.refresh_from_db()
+    return row
+
+
+def test_it_registers_heartbeats_runs_under_its_name_and_goes_when_stopped(client):
+    agent = start_agent("alpha-host", database_url())
+    try:
+        row = wait_registered("alpha-host", agent)
+        assert row.agent_id == f"alpha-host:{agent.pid}"
+        assert row.sandbox["checks"]
+        assert row.host is not None and row.host.fingerprint["hostname"] == "alpha-host"
+        first_beat = row.heartbeat_at
+        run = Run.objects.create(experiment="syscall-cost", params=QUICK)
+        run = wait_for(run, lambda r: r.is_terminal)
+        assert run.status == Run.Status.SUCCEEDED, run.reason
+        assert run.claimed_by == row.agent_id
+        assert run.host.fingerprint["hostname"] == "alpha-host"
+        row = _wait_row(row, lambda r: r.running == 0)  # the next heartbeat says so
+        assert row.heartbeat_at > first_beat
+        page = client.get(reverse("dashboard")).content.decode()
+        assert "alpha-host" in page and "host-alive" in page
+    finally:
+        stop_agent(agent)
+    assert agent.returncode == 0, agent.stderr.read()
+    row.refresh_from_db()
+    assert row.state == HostAgent.State.GONE and row.stopped_at is not None
+
+
+def test_a_killed_agent_s_run_is_finished_by_another_agent_with_the_reason(client):
+    doomed = start_agent("doomed-host", database_url())
+    survivor = None
+    try:
+        wait_registered("doomed-host", doomed)
+        run = Run.objects.create(experiment="hostile", params=SLEEPY)
+        run = wait_for(run, lambda r: r.logs.filter(message__startswith="sandbox started").exists())
+        assert run.claimed_by.startswith("doomed-host:")
+        kill_host(doomed)
+        killed_at = time.monotonic()
+        survivor = start_agent("survivor-host", database_url())
+        run = wait_for(run, lambda r: r.is_terminal, timeout_s=SLEEP_S / 2)
+        assert time.monotonic() - killed_at < SLEEP_S / 2  # not the probe ending on its own
+        assert run.status == Run.Status.FAILED
+        assert run.reason.startswith("the agent on host doomed-host stopped heartbeating at ")
+        assert run.reason.endswith(" UTC; its run could not finish")
+        doomed_row = HostAgent.objects.get(name="doomed-host")
+        assert doomed_row.state == HostAgent.State.GONE
+        page = client.get(reverse("dashboard")).content.decode()
+        section = page[page.index('id="hosts"') :]
+        doomed_at = section.index("doomed-host")
+        assert "host-gone" in section[doomed_at : doomed_at + 200]
+    finally:
+        kill_host(doomed)
+        if survivor is not None:
+            stop_agent(survivor)
+
+
+def test_the_hosts_section_escapes_what_agents_report(client, settings):
+    settings.SYSOPS_HOST_NAME = "<script>alert(1)</script>"
+    agent = Agent(max_running=2)
+    agent.register(cached_host_report())
+    row = HostAgent.objects.get(agent_id=agent.agent_id)
+    row.host.fingerprint["cpu_model"] = "<img src=x onerror=alert(2)>"
+    row.host.save()
+    page = client.get(reverse("dashboard")).content.decode()
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(2)&gt;" in page
+    assert "0 of 2 running" in page
