@@ -135,6 +135,8 @@ else:
 
 # Embedded mode: the agent runs inside the web process unless a standalone agent is used.
 SYSOPS_EMBEDDED_AGENT = _env_bool("SYSOPS_EMBEDDED_AGENT", not REDIS_URL)
+# The host name an agent claims pinned runs for (Run.pinned_host); empty: the machine's hostname.
+SYSOPS_HOST_NAME = os.environ.get("SYSOPS_HOST_NAME", "").strip()
 SYSOPS_MAX_RUNNING = int(os.environ.get("SYSOPS_MAX_RUNNING", os.cpu_count() or 1))
 SYSOPS_ALLOW_UNSANDBOXED = _env_bool("SYSOPS_ALLOW_UNSANDBOXED")
 # Workers on several hosts: the name an agent registers, pins runs to and stamps on their host

@@ -9,7 +9,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
+from django.db.models import F, Func, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
@@ -105,6 +107,48 @@ class RunQuerySet(models.QuerySet["Run"]):
     queued → running only from queued, a terminal state only from queued (cancel) or running.
     "0 rows changed" means someone else got there first; the first terminal state stays."""
 
+    # --- which queued run an agent takes next: the one place that says so -----------------------
+    def claimable(self, *, host_name: str) -> RunQuerySet:
+        """Queued runs an agent on ``host_name`` may take: unpinned ones and those pinned to it."""
+        return self.filter(status=Run.Status.QUEUED).filter(
+            Q(pinned_host="") | Q(pinned_host=host_name)
+        )
+
+    def fair_order(self) -> RunQuerySet:
+        """Round-robin by owner: each run is ranked by how many of its owner's runs are running
+        or queued before it, then by age. A user with 20 queued runs takes turns with another
+        user's single run instead of holding it back. Anonymous runs are one owner."""
+        owner = Coalesce(F("user_id"), Value(0))
+        ahead = (
+            Run.objects.annotate(owner=owner)
+            .filter(owner=OuterRef("owner"))
+            .filter(
+                Q(status=Run.Status.RUNNING) | Q(status=Run.Status.QUEUED, id__lt=OuterRef("id"))
+            )
+            .order_by()
+            .annotate(n=Func(F("id"), function="COUNT"))
+            .values("n")
+        )
+        return self.annotate(owner=owner, owner_ahead=Subquery(ahead)).order_by("owner_ahead", "id")
+
+    def claim_next(self, *, by: str, host_name: str) -> int | None:
+        """Move the next run ``host_name`` may take (in fair order) from queued to running, for
+        the agent ``by``; None when there is none. Under PostgreSQL the row is locked with SKIP
+        LOCKED, so racing agents each take a different run without waiting for one another;
+        SQLite's IMMEDIATE transactions serialise them. The conditional update stays the
+        guarantee either way: a run is claimed once."""
+        with transaction.atomic(using=self.db):
+            run_id = (
+                self.claimable(host_name=host_name)
+                .fair_order()
+                .select_for_update(skip_locked=True, of=("self",))
+                .values_list("id", flat=True)
+                .first()
+            )
+            if run_id is None or not self.claim(run_id, by=by):
+                return None
+            return run_id
+
     def claim(self, run_id: int, *, by: str) -> bool:
         now = timezone.now()
         return bool(
@@ -184,6 +228,8 @@ class Run(models.Model):
 
     # Who owns the run while it runs: the agent that claimed it and its runner process.
     claimed_by = models.CharField(max_length=255, blank=True)
+    # Blank: any host's agent may claim the run; else only an agent whose host name is this one.
+    pinned_host = models.CharField(max_length=255, blank=True, default="")
     runner_pid = models.IntegerField(null=True, blank=True)
     # The host uid the run's sandboxes ran as, leased for the run alone (sandbox/uids.py).
     sandbox_uid = models.BigIntegerField(null=True, blank=True)

@@ -67,6 +67,9 @@ class Agent:
         self.max_running = max_running or settings.SYSOPS_MAX_RUNNING
         self.hostname = settings.SYSOPS_HOST_NAME
         self.agent_id = f"{self.hostname}:{os.getpid()}"
+        # The name runs are pinned to (Run.pinned_host): several agents may share a machine's
+        # hostname (network namespaces, containers), so the operator may name the host.
+        self.host_name = settings.SYSOPS_HOST_NAME or self.hostname
         self.running: dict[int, asyncio.subprocess.Process | None] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -185,19 +188,8 @@ class Agent:
         )
 
     def claim_next(self) -> int | None:
-        """Atomically move the oldest queued run to running; None when there is none to take."""
-        while True:
-            run_id = (
-                Run.objects.filter(status=Run.Status.QUEUED)
-                .order_by("id")
-                .values_list("id", flat=True)
-                .first()
-            )
-            if run_id is None:
-                return None
-            # False: another agent (or a cancel) got there first; try the next.
-            if Run.objects.claim(run_id, by=self.agent_id):
-                return run_id
+        """Claim the next run this agent may take (RunQuerySet.claim_next); None when none."""
+        return Run.objects.claim_next(by=self.agent_id, host_name=self.host_name)
 
     def recover_stale(self) -> list[int]:
         """Finish runs left `running` by a runner that is gone, and remove what such runners left
