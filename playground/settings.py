@@ -135,13 +135,11 @@ else:
 
 # Embedded mode: the agent runs inside the web process unless a standalone agent is used.
 SYSOPS_EMBEDDED_AGENT = _env_bool("SYSOPS_EMBEDDED_AGENT", not REDIS_URL)
-# The host name an agent claims pinned runs for (Run.pinned_host); empty: the machine's hostname.
-SYSOPS_HOST_NAME = os.environ.get("SYSOPS_HOST_NAME", "").strip()
 SYSOPS_MAX_RUNNING = int(os.environ.get("SYSOPS_MAX_RUNNING", os.cpu_count() or 1))
 SYSOPS_ALLOW_UNSANDBOXED = _env_bool("SYSOPS_ALLOW_UNSANDBOXED")
-# Workers on several hosts: the name an agent registers, pins runs to and stamps on their host
-# fingerprint; its heartbeat period, and the silence after which it counts as gone (its runs
-# are then finished as failed by another agent).
+# Workers on several hosts: the name an agent registers and claims pinned runs for
+# (Run.pinned_host), stamped on its runs' host fingerprints; its heartbeat period, and the
+# silence after which it counts as gone (another agent then finishes its runs as failed).
 SYSOPS_HOST_NAME = os.environ.get("SYSOPS_HOST_NAME", "").strip() or socket.gethostname()
 SYSOPS_AGENT_HEARTBEAT_S = float(os.environ.get("SYSOPS_AGENT_HEARTBEAT_S", 5))
 SYSOPS_AGENT_EXPIRY_S = float(os.environ.get("SYSOPS_AGENT_EXPIRY_S", 3 * SYSOPS_AGENT_HEARTBEAT_S))

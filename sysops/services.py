@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -18,15 +19,43 @@ def run_create(
     params: dict[str, Any],
     trace_mode: str = Run.TraceMode.OFF,
     user: AbstractBaseUser | AnonymousUser | None,
+    pinned_host: str = "",
+    group: str = "",
 ) -> Run:
     run = Run.objects.create(
         experiment=experiment,
         params=params,
         trace_mode=trace_mode,
         user=user if user is not None and user.is_authenticated else None,
+        pinned_host=pinned_host,
+        group=group,
     )
     transaction.on_commit(lambda: live.run_queued(run.pk))
     return run
+
+
+@transaction.atomic
+def runs_create_on_hosts(
+    *,
+    experiment: str,
+    params: dict[str, Any],
+    trace_mode: str = Run.TraceMode.OFF,
+    user: AbstractBaseUser | AnonymousUser | None,
+    hosts: list[str],
+) -> list[Run]:
+    """One run pinned to each of ``hosts`` ("" = any host); several share a group."""
+    group = uuid.uuid4().hex if len(hosts) > 1 else ""
+    return [
+        run_create(
+            experiment=experiment,
+            params=params,
+            trace_mode=trace_mode,
+            user=user,
+            pinned_host=host,
+            group=group,
+        )
+        for host in hosts
+    ]
 
 
 @transaction.atomic

@@ -55,10 +55,17 @@ def experiment(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST":
         params, trace_mode, form = exp.clean_params(request.POST)
         if params is not None:
-            run = services.run_create(
-                experiment=exp.slug, params=params, trace_mode=trace_mode, user=request.user
+            runs = services.runs_create_on_hosts(
+                experiment=exp.slug,
+                params=params,
+                trace_mode=trace_mode,
+                user=request.user,
+                hosts=form.cleaned_data["host"],
             )
-            return redirect(run)
+            if len(runs) == 1:
+                return redirect(runs[0])
+            # The comparison page's contract: /compare/<comma-separated run ids>/.
+            return redirect(f"/compare/{','.join(str(run.pk) for run in runs)}/")
         status = 400
     else:
         form, status = exp.form_class(), 200

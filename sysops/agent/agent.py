@@ -65,11 +65,10 @@ def _runner_alive(pid: int | None) -> bool:
 class Agent:
     def __init__(self, *, max_running: int | None = None) -> None:
         self.max_running = max_running or settings.SYSOPS_MAX_RUNNING
-        self.hostname = settings.SYSOPS_HOST_NAME
-        self.agent_id = f"{self.hostname}:{os.getpid()}"
         # The name runs are pinned to (Run.pinned_host): several agents may share a machine's
         # hostname (network namespaces, containers), so the operator may name the host.
-        self.host_name = settings.SYSOPS_HOST_NAME or self.hostname
+        self.host_name = settings.SYSOPS_HOST_NAME
+        self.agent_id = f"{self.host_name}:{os.getpid()}"
         self.running: dict[int, asyncio.subprocess.Process | None] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -161,12 +160,12 @@ class Agent:
 
     def register(self, report: sandbox.HostReport) -> None:
         """Say in the database who this agent is, on which host, with which sandbox."""
-        host = Host.for_fingerprint({**fingerprint(), "hostname": self.hostname})
+        host = Host.for_fingerprint({**fingerprint(), "hostname": self.host_name})
         now = timezone.now()
         HostAgent.objects.update_or_create(
             agent_id=self.agent_id,
             defaults={
-                "name": self.hostname,
+                "name": self.host_name,
                 "host": host,
                 "sandbox": report.to_dict(),
                 "max_running": self.max_running,
@@ -220,7 +219,7 @@ class Agent:
         for run in running:
             if run.pk in self.running:
                 continue
-            here = run.claimed_by.startswith(f"{self.hostname}:")
+            here = run.claimed_by.startswith(f"{self.host_name}:")
             agent = gone_agents.get(run.claimed_by)
             if here and not _runner_alive(run.runner_pid):
                 reason = "runner died (process gone); found and finished by the agent"

@@ -11,10 +11,22 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.core.exceptions import ValidationError
 
-from sysops.models import Run
+from sysops.models import HostAgent, Run
 
 MAN_PAGE_URL = "https://man7.org/linux/man-pages/man{section}/{name}.{section}.html"
+
+
+# The host field's two choices that are not a host name.
+ANY_HOST = ""
+ALL_HOSTS = "*"
+
+
+def host_choices() -> list[tuple[str, str]]:
+    """Any host, each live host by name, all of them; read when the form is drawn."""
+    live = [(name, name) for name in HostAgent.objects.live_names()]
+    return [(ANY_HOST, "any host"), *live, (ALL_HOSTS, "all hosts: once on each live host")]
 
 
 def man_page_url(name: str, section: int = 2) -> str:
@@ -30,6 +42,32 @@ class ExperimentForm(forms.Form):
         required=False,
         help_text="Figures always come from an untraced pass; a trace is an extra pass.",
     )
+
+    host = forms.CharField(
+        required=False,
+        max_length=255,
+        widget=forms.Select(choices=host_choices),
+        help_text="Where it runs. All hosts: the same parameters once on each, compared.",
+    )
+
+    def clean_host(self) -> list[str]:
+        """The host names to pin one run each to: [ANY_HOST], one live host, or every one."""
+        name = (self.cleaned_data.get("host") or "").strip()
+        if name == ANY_HOST:
+            return [ANY_HOST]
+        live = HostAgent.objects.live_names()
+        if name == ALL_HOSTS:
+            if not live:
+                raise ValidationError("No host is alive right now: choose any host.")
+            return live
+        if name in live:
+            return [name]
+        last = HostAgent.objects.filter(name=name).order_by("-heartbeat_at").first()
+        if last is None:
+            raise ValidationError(f"No agent runs on a host named {name!r}.")
+        raise ValidationError(
+            f"Host {name!r} is gone (last heartbeat {last.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC)."
+        )
 
     def clean_trace(self) -> str:
         return self.cleaned_data.get("trace") or Run.TraceMode.OFF
@@ -52,7 +90,8 @@ class ExperimentForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.order_fields([name for name in self.fields if name != "trace"] + ["trace"])
+        last = ("trace", "host")
+        self.order_fields([name for name in self.fields if name not in last] + list(last))
 
 
 @dataclass(frozen=True)
@@ -127,6 +166,8 @@ class Experiment:
         if not form.is_valid():
             return None, Run.TraceMode.OFF, form
         params = dict(form.cleaned_data)
+        # Where it runs is not what it measures: the view pins runs with form.cleaned_data.
+        params.pop("host", None)
         return params, params.pop("trace"), form
 
     def form_data(self, params: Mapping[str, Any], trace_mode: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sysops', '0004_run_unbounded'),
+        ('sysops', '0005_scaled'),
     ]
 
     operations = [
