@@ -67,6 +67,8 @@ missing_system_packages() {
       # The scaled-mode tests start a private PostgreSQL and Redis of their own (tests/scaled/).
       compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || echo postgresql
       command -v redis-server >/dev/null || echo redis-server
+      # Agents on several hosts: network namespaces and veth pairs (tests/helpers/netns.py).
+      command -v ip >/dev/null || echo iproute2
       ;;
     bench)
       command -v perf >/dev/null || echo linux-perf

@@ -9,7 +9,7 @@ from django.urls import reverse
 from sysops.agent.agent import Agent
 from sysops.models import HostAgent, Run
 from sysops.sandbox import cached_host_report
-from tests.helpers.agents import EXPIRY_S, kill_host, start_agent, stop_agent, wait_registered
+from tests.helpers.agents import EXPIRY_S, start_agent, wait_registered
 from tests.helpers.runs import database_url, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -43,7 +43,7 @@ def _wait_row(row, predicate, timeout_s: float = 30):
 def test_it_registers_heartbeats_runs_under_its_name_and_goes_when_stopped(client):
     agent = start_agent("alpha-host", database_url())
     try:
-        row = wait_registered("alpha-host", agent)
+        row = wait_registered(agent)
         assert row.agent_id == f"alpha-host:{agent.pid}"
         assert row.sandbox["checks"]
         assert row.host is not None and row.host.fingerprint["hostname"] == "alpha-host"
@@ -58,8 +58,9 @@ def test_it_registers_heartbeats_runs_under_its_name_and_goes_when_stopped(clien
         page = client.get(reverse("dashboard")).content.decode()
         assert "alpha-host" in page and "host-alive" in page
     finally:
-        stop_agent(agent)
-    assert agent.returncode == 0, agent.stderr.read()
+        log = agent.log()
+        status = agent.stop()
+    assert status == 0, log
     row.refresh_from_db()
     assert row.state == HostAgent.State.GONE and row.stopped_at is not None
 
@@ -68,11 +69,11 @@ def test_a_killed_agent_s_run_is_finished_by_another_agent_with_the_reason(clien
     doomed = start_agent("doomed-host", database_url())
     survivor = None
     try:
-        wait_registered("doomed-host", doomed)
+        wait_registered(doomed)
         run = Run.objects.create(experiment="hostile", params=SLEEPY)
         run = wait_for(run, lambda r: r.logs.filter(message__startswith="sandbox started").exists())
         assert run.claimed_by.startswith("doomed-host:")
-        kill_host(doomed)
+        doomed.kill_host()
         killed_at = time.monotonic()
         survivor = start_agent("survivor-host", database_url())
         run = wait_for(run, lambda r: r.is_terminal, timeout_s=SLEEP_S / 2)
@@ -87,9 +88,9 @@ def test_a_killed_agent_s_run_is_finished_by_another_agent_with_the_reason(clien
         doomed_at = section.index("doomed-host")
         assert "host-gone" in section[doomed_at : doomed_at + 200]
     finally:
-        kill_host(doomed)
+        doomed.stop()
         if survivor is not None:
-            stop_agent(survivor)
+            survivor.stop()
 
 
 def test_the_hosts_section_escapes_what_agents_report(client, settings):
