@@ -1,9 +1,13 @@
 """Workers on several hosts, on one machine: agents register under their host name, heartbeat,
 stamp that name on their runs, and one that dies is found by another, which finishes its run."""
 
+import os
+import subprocess
+import sys
 import time
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
 
 from sysops.agent.agent import Agent
@@ -104,3 +108,45 @@ def test_the_hosts_section_escapes_what_agents_report(client, settings):
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(2)&gt;" in page
     assert "0 of 2 running" in page
+
+
+def test_the_headless_command_runs_on_a_named_host_and_refuses_an_unknown_one():
+    agent = start_agent("headless-host", database_url())
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "SYSOPS_AGENT_EXPIRY_S": str(EXPIRY_S),
+        "SYSOPS_EMBEDDED_AGENT": "0",
+    }
+    command = [sys.executable, "manage.py", "run_experiment", "syscall-cost"]
+    for name, value in QUICK.items():
+        command.append(f"--param={name}={','.join(value) if isinstance(value, list) else value}")
+    try:
+        wait_registered(agent)
+        done = subprocess.run(
+            [*command, "--host", "headless-host"],
+            env=env,
+            cwd=settings.BASE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "queued for host headless-host" in done.stderr
+        assert "host: headless-host" in done.stdout
+        run = Run.objects.get()
+        assert run.pinned_host == "headless-host" and run.claimed_by.startswith("headless-host:")
+
+        refused = subprocess.run(
+            [*command, "--host", "nowhere"],
+            env=env,
+            cwd=settings.BASE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert refused.returncode != 0
+        assert "host: No agent runs on a host named 'nowhere'." in refused.stderr
+        assert Run.objects.count() == 1
+    finally:
+        agent.stop()
