@@ -169,6 +169,12 @@ def trace_events(run: Run) -> Iterator[dict[str, Any]]:
         yield from chunk.events()
 
 
+def group_run_ids(run: Run) -> list[int]:
+    if not run.group:
+        return []
+    return list(Run.objects.filter(group=run.group).order_by("id").values_list("id", flat=True))
+
+
 def run_context(run: Run) -> dict[str, Any]:
     experiment = registry.get(run.experiment)
     charts = [c.to_dict() for c in experiment.charts(run.params)] if experiment else []
@@ -176,6 +182,8 @@ def run_context(run: Run) -> dict[str, Any]:
         "run": run,
         "experiment": experiment,
         "charts": charts,
+        # The runs made with it on every live host (the form's "all hosts"), itself included.
+        "group_ids": group_run_ids(run),
         "log_lines_shown": LOG_LINES_SHOWN,
         "trace_lines_shown": TRACE_LINES_SHOWN,
     }

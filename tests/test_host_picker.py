@@ -95,3 +95,11 @@ def test_all_hosts_with_no_live_host_is_an_error(client, settings):
     assert response.status_code == 400
     assert "No host is alive right now" in response.content.decode()
     assert not Run.objects.exists()
+
+
+def test_a_run_page_says_where_it_is_pinned_and_links_its_group(client, hosts):
+    post(client, {**GOOD_COST, "host": "*"})
+    first, second = Run.objects.order_by("id")
+    page = client.get(first.get_absolute_url()).content.decode()
+    assert f"Pinned to host {first.pinned_host}." in page
+    assert f'<a href="/compare/{first.pk},{second.pk}/">compare them</a>' in page
