@@ -35,27 +35,11 @@ def run_create(
 
 
 @transaction.atomic
-def runs_create_on_hosts(
-    *,
-    experiment: str,
-    params: dict[str, Any],
-    trace_mode: str = Run.TraceMode.OFF,
-    user: AbstractBaseUser | AnonymousUser | None,
-    hosts: list[str],
-) -> list[Run]:
-    """One run pinned to each of ``hosts`` ("" = any host); several share a group."""
+def runs_create_on_hosts(*, hosts: list[str], **run: Any) -> list[Run]:
+    """``run_create(**run)`` once pinned to each of ``hosts`` ("" = any host); several runs
+    share a group."""
     group = uuid.uuid4().hex if len(hosts) > 1 else ""
-    return [
-        run_create(
-            experiment=experiment,
-            params=params,
-            trace_mode=trace_mode,
-            user=user,
-            pinned_host=host,
-            group=group,
-        )
-        for host in hosts
-    ]
+    return [run_create(**run, pinned_host=host, group=group) for host in hosts]
 
 
 @transaction.atomic

@@ -7,16 +7,9 @@ import pytest
 from sysops.agent.agent import Agent
 from sysops.models import Run
 from sysops.sandbox import cached_host_report
+from tests.test_forms import GOOD_COST
 
 pytestmark = pytest.mark.django_db
-
-GOOD_COST = {
-    "call": "getppid",
-    "layers": ["native"],
-    "iterations": "1000",
-    "repetitions": "5",
-    "warmup": "0",
-}
 
 
 def register(settings, name: str) -> Agent:

@@ -112,41 +112,34 @@ def test_the_hosts_section_escapes_what_agents_report(client, settings):
 
 def test_the_headless_command_runs_on_a_named_host_and_refuses_an_unknown_one():
     agent = start_agent("headless-host", database_url())
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(),
-        "SYSOPS_AGENT_EXPIRY_S": str(EXPIRY_S),
-        "SYSOPS_EMBEDDED_AGENT": "0",
-    }
-    command = [sys.executable, "manage.py", "run_experiment", "syscall-cost"]
-    for name, value in QUICK.items():
-        command.append(f"--param={name}={','.join(value) if isinstance(value, list) else value}")
     try:
         wait_registered(agent)
-        done = subprocess.run(
-            [*command, "--host", "headless-host"],
-            env=env,
-            cwd=settings.BASE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = _headless("--host", "headless-host")
         assert done.returncode == 0, done.stderr
         assert "queued for host headless-host" in done.stderr
         assert "host: headless-host" in done.stdout
         run = Run.objects.get()
         assert run.pinned_host == "headless-host" and run.claimed_by.startswith("headless-host:")
 
-        refused = subprocess.run(
-            [*command, "--host", "nowhere"],
-            env=env,
-            cwd=settings.BASE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        refused = _headless("--host", "nowhere")
         assert refused.returncode != 0
         assert "host: No agent runs on a host named 'nowhere'." in refused.stderr
         assert Run.objects.count() == 1
     finally:
         agent.stop()
+
+
+def _headless(*options: str) -> subprocess.CompletedProcess[str]:
+    """``run_experiment syscall-cost`` with QUICK's parameters and ``options``."""
+    command = [sys.executable, "manage.py", "run_experiment", "syscall-cost", *options]
+    for name, value in QUICK.items():
+        command.append(f"--param={name}={','.join(value) if isinstance(value, list) else value}")
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(),
+        "SYSOPS_AGENT_EXPIRY_S": str(EXPIRY_S),
+        "SYSOPS_EMBEDDED_AGENT": "0",
+    }
+    return subprocess.run(
+        command, env=env, cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=120
+    )
