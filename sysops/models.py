@@ -69,6 +69,10 @@ class HostAgent(models.Model):
 
     objects = HostAgentQuerySet.as_manager()
 
+    # Rows of agents silent this long are deleted (each agent start makes one) and no longer
+    # shown: a host gone for a week is forgotten.
+    FORGOTTEN_AFTER_S = 7 * 86400
+
     class Meta:
         ordering = ["name", "-heartbeat_at"]
 

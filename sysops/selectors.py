@@ -21,8 +21,8 @@ from sysops.worker.fingerprint import fingerprint
 
 LOG_LINES_SHOWN = 500
 TRACE_LINES_SHOWN = 1000
-# Hosts whose agents last heartbeat longer ago than this drop off the dashboard.
-HOSTS_SHOWN_FOR_S = 7 * 86400
+# A host's newest agents listed on the dashboard (one per start of an agent there).
+AGENTS_SHOWN = 10
 
 
 @functools.cache
@@ -84,7 +84,8 @@ class HostRow:
 
     name: str
     state: str
-    agents: list[HostAgent]
+    agents: list[HostAgent]  # the newest AGENTS_SHOWN
+    agent_count: int
     running: int
     max_running: int
     heartbeat_at: datetime
@@ -94,7 +95,7 @@ class HostRow:
 
 def hosts() -> list[HostRow]:
     """Every host an agent registered from lately: alive (idle), busy (running runs) or gone."""
-    since = timezone.now() - timedelta(seconds=HOSTS_SHOWN_FOR_S)
+    since = timezone.now() - timedelta(seconds=HostAgent.FORGOTTEN_AFTER_S)
     by_name: dict[str, list[HostAgent]] = {}
     for agent in HostAgent.objects.filter(heartbeat_at__gte=since).select_related("host"):
         by_name.setdefault(agent.name, []).append(agent)
@@ -111,7 +112,8 @@ def hosts() -> list[HostRow]:
             HostRow(
                 name=name,
                 state=state,
-                agents=agents,
+                agents=agents[:AGENTS_SHOWN],
+                agent_count=len(agents),
                 running=running,
                 max_running=sum(agent.max_running for agent in live),
                 heartbeat_at=max(agent.heartbeat_at for agent in agents),
@@ -169,6 +171,13 @@ def trace_events(run: Run) -> Iterator[dict[str, Any]]:
         yield from chunk.events()
 
 
+def pinned_host_gone(run: Run) -> bool:
+    """A queued run pinned to a host no live agent serves: it waits for one to come back."""
+    if not run.pinned_host or run.status != Run.Status.QUEUED:
+        return False
+    return not HostAgent.objects.alive().filter(name=run.pinned_host).exists()
+
+
 def group_run_ids(run: Run) -> list[int]:
     if not run.group:
         return []
@@ -184,6 +193,7 @@ def run_context(run: Run) -> dict[str, Any]:
         "charts": charts,
         # The runs made with it on every live host (the form's "all hosts"), itself included.
         "group_ids": group_run_ids(run),
+        "pinned_host_gone": pinned_host_gone(run),
         "log_lines_shown": LOG_LINES_SHOWN,
         "trace_lines_shown": TRACE_LINES_SHOWN,
     }

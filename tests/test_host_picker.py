@@ -96,3 +96,11 @@ def test_a_run_page_says_where_it_is_pinned_and_links_its_group(client, hosts):
     page = client.get(first.get_absolute_url()).content.decode()
     assert f"Pinned to host {first.pinned_host}." in page
     assert f'<a href="/compare/{first.pk},{second.pk}/">compare them</a>' in page
+
+
+def test_a_run_queued_for_a_host_that_went_says_it_waits(client, settings, hosts):
+    post(client, {**GOOD_COST, "host": "host-a"})
+    run = Run.objects.get()
+    hosts[0].unregister()
+    page = client.get(run.get_absolute_url()).content.decode()
+    assert "Pinned to host host-a, where no agent is alive: it waits until one" in page

@@ -156,12 +156,17 @@ class Agent:
                 proc.terminate()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=15)
-        await self.db(self.unregister)
+        try:
+            await self.db(self.unregister)
+        except Exception:
+            log.exception("could not record that this agent stopped: it shows gone once silent")
 
     def register(self, report: sandbox.HostReport) -> None:
         """Say in the database who this agent is, on which host, with which sandbox."""
         host = Host.for_fingerprint({**fingerprint(), "hostname": self.host_name})
         now = timezone.now()
+        forgotten = now - timedelta(seconds=HostAgent.FORGOTTEN_AFTER_S)
+        HostAgent.objects.filter(heartbeat_at__lt=forgotten).delete()
         HostAgent.objects.update_or_create(
             agent_id=self.agent_id,
             defaults={
