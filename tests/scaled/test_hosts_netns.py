@@ -5,9 +5,11 @@ failed by the other, and shows as gone."""
 
 from __future__ import annotations
 
+import contextlib
 import http.cookiejar
 import os
 import re
+import subprocess
 import time
 import urllib.error
 import urllib.parse
@@ -35,19 +37,27 @@ SLEEPY = {"case": "sleep", "sleep_s": SLEEP_S, "path": "", "wall_s": 60, "cpu_s"
 HOSTS = ("host-a", "host-b")
 
 
+def _cannot(reason: str) -> None:
+    """Skip where this machine cannot make namespaces; under CI, where it must, fail."""
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(f"under CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture
 def hosts(scaled_stack: Stack, scaled_db: str, settings) -> Iterator[dict[str, AgentProcess]]:
     """An agent per namespace, named HOSTS, connected over its veth; all removed after."""
     if os.geteuid() != 0:
-        reason = "network namespaces and veth pairs need root"
-        if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-            pytest.fail(f"under CI: {reason}", pytrace=False)
-        pytest.skip(reason)
+        _cannot("network namespaces and veth pairs need root")
     settings.SYSOPS_AGENT_EXPIRY_S = EXPIRY_S
     postgres, redis = scaled_stack.services.postgres, scaled_stack.services.redis
     listening = (list(postgres.listen_addresses), list(redis.bind))
     agents: dict[str, AgentProcess] = {}
-    with netns.namespaces(len(HOSTS)) as spaces:
+    with contextlib.ExitStack() as cleanup:
+        try:
+            spaces = cleanup.enter_context(netns.namespaces(len(HOSTS)))
+        except subprocess.CalledProcessError as exc:
+            _cannot(f"cannot make network namespaces here: {' '.join(exc.cmd)}: {exc.stderr}")
         try:
             for name, ns in zip(HOSTS, spaces, strict=True):
                 postgres.listen_also(ns.root_address)
