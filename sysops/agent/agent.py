@@ -14,14 +14,14 @@ import logging
 import os
 import socket
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from django.utils import timezone
 
 from sysops import live, sandbox
@@ -35,6 +35,10 @@ POLL_INTERVAL_S = 1.0
 RECOVER_INTERVAL_S = 10.0
 # A runner flushes a heartbeat at least every 2 s; one silent this long is gone.
 STALE_HEARTBEAT_S = 60.0
+# How long the agent's database work waits for an unreachable database, and its back-off.
+DB_RETRY_S = 60.0
+DB_RETRY_FIRST_S = 0.25
+DB_RETRY_MAX_DELAY_S = 4.0
 
 
 def child_database_url() -> str:
@@ -60,6 +64,21 @@ def _runner_alive(pid: int | None) -> bool:
             return b"sysops.agent.runner_process" in f.read()
     except OSError:
         return False
+
+
+def _starting_elsewhere(run: Run, agent: Agent) -> bool:
+    """True while another agent on this host that claimed ``run`` is still starting its runner
+    (it records the runner's pid just after): the run is not orphaned while that agent lives."""
+    if run.runner_pid is not None or run.claimed_by == agent.agent_id:
+        return False
+    pid = run.claimed_by.rpartition(":")[2]
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Agent:
@@ -97,9 +116,7 @@ class Agent:
 
     # --- on the agent's loop --------------------------------------------------------------------
     async def publish(self, group: str, message: dict[str, Any]) -> None:
-        layer = get_channel_layer()
-        if layer is not None:
-            await layer.group_send(group, message)
+        await live.send(group, message)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -178,7 +195,7 @@ class Agent:
             if run.pk in self.running:
                 continue
             here = run.claimed_by.startswith(f"{self.hostname}:")
-            if here and not _runner_alive(run.runner_pid):
+            if here and not _runner_alive(run.runner_pid) and not _starting_elsewhere(run, self):
                 reason = "runner died (process gone); found and finished by the agent"
             elif run.heartbeat_at and now - run.heartbeat_at > timedelta(seconds=STALE_HEARTBEAT_S):
                 reason = f"runner silent for over {STALE_HEARTBEAT_S:g} s; finished by the agent"
@@ -250,11 +267,23 @@ class Agent:
 
 
 def _with_fresh_connection(fn: Callable[..., T], *args: Any) -> T:
-    close_old_connections()
-    try:
-        return fn(*args)
-    finally:
+    """``fn(*args)`` on a connection of its own, tried again while the database is unreachable
+    (PostgreSQL restarting, say) for up to DB_RETRY_S: the agent waits for its database rather
+    than dropping the run it supervises."""
+    delay_s = DB_RETRY_FIRST_S
+    deadline = time.monotonic() + DB_RETRY_S
+    while True:
         close_old_connections()
+        try:
+            return fn(*args)
+        except (OperationalError, InterfaceError) as exc:
+            if time.monotonic() + delay_s > deadline:
+                raise
+            log.warning("database unreachable (%s); trying again in %g s", exc, delay_s)
+        finally:
+            close_old_connections()
+        time.sleep(delay_s)
+        delay_s = min(delay_s * 2, DB_RETRY_MAX_DELAY_S)
 
 
 def _set_runner_pid(run_id: int, pid: int) -> None:
