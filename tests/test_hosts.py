@@ -5,10 +5,12 @@ import os
 import subprocess
 import sys
 import time
+from datetime import timedelta
 
 import pytest
 from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 
 from sysops.agent.agent import Agent
 from sysops.models import HostAgent, Run
@@ -143,3 +145,29 @@ def _headless(*options: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         command, env=env, cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=120
     )
+
+
+def test_another_agent_s_silence_counts_only_once_this_agent_has_beaten_for_an_expiry(settings):
+    """At start-up or after a database outage every agent has been silent: a run is failed for
+    its agent's silence only when the judge itself has heartbeat without a gap for an expiry."""
+    expiry_s = 2.0
+    settings.SYSOPS_AGENT_EXPIRY_S = expiry_s
+    long_ago = timezone.now() - timedelta(seconds=10 * expiry_s)
+    HostAgent.objects.create(name="silent-host", agent_id="silent-host:1", heartbeat_at=long_ago)
+    run = Run.objects.create(experiment="syscall-cost", params=QUICK)
+    Run.objects.claim(run.pk, by="silent-host:1")
+    Run.objects.filter(pk=run.pk).update(heartbeat_at=long_ago)
+    judge = Agent(max_running=1)
+    judge.register(cached_host_report())
+
+    assert judge.recover_stale() == []  # just started: everyone's silence proves nothing yet
+    time.sleep(1.2 * expiry_s)
+    judge.heartbeat()  # a gap as long as the expiry: this agent was cut off too
+    assert judge.recover_stale() == []
+    for _ in range(3):
+        time.sleep(expiry_s / 2)
+        judge.heartbeat()
+    assert judge.recover_stale() == [run.pk]
+    run.refresh_from_db()
+    assert run.status == Run.Status.FAILED
+    assert run.reason.startswith("the agent on host silent-host stopped heartbeating at ")

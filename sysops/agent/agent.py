@@ -13,14 +13,14 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from django.utils import timezone
 
 from sysops import live, sandbox
@@ -35,6 +35,10 @@ POLL_INTERVAL_S = 1.0
 RECOVER_INTERVAL_S = 10.0
 # A runner flushes a heartbeat at least every 2 s; one silent this long is gone.
 STALE_HEARTBEAT_S = 60.0
+# How long the agent's database work waits for an unreachable database, and its back-off.
+DB_RETRY_S = 60.0
+DB_RETRY_FIRST_S = 0.25
+DB_RETRY_MAX_DELAY_S = 4.0
 
 
 def child_database_url() -> str:
@@ -62,6 +66,21 @@ def _runner_alive(pid: int | None) -> bool:
         return False
 
 
+def _starting_elsewhere(run: Run, agent: Agent) -> bool:
+    """True while another agent on this host that claimed ``run`` is still starting its runner
+    (it records the runner's pid just after): the run is not orphaned while that agent lives."""
+    if run.runner_pid is not None or run.claimed_by == agent.agent_id:
+        return False
+    pid = run.claimed_by.rpartition(":")[2]
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Agent:
     def __init__(self, *, max_running: int | None = None) -> None:
         self.max_running = max_running or settings.SYSOPS_MAX_RUNNING
@@ -80,6 +99,10 @@ class Agent:
         # A runner started ahead of time (interpreter and Django already loaded) that waits for
         # its run id: a claimed run starts without paying for the start-up.
         self._spare: asyncio.subprocess.Process | None = None
+        # Since when this agent's own heartbeats have reached the database without a gap as
+        # long as the expiry: before that, other agents' silence may be the database's.
+        self._beating_since: datetime | None = None
+        self._last_beat: datetime | None = None
 
     # --- called from other threads (views) ------------------------------------------------------
     def is_running(self) -> bool:
@@ -96,9 +119,7 @@ class Agent:
 
     # --- on the agent's loop --------------------------------------------------------------------
     async def publish(self, group: str, message: dict[str, Any]) -> None:
-        layer = get_channel_layer()
-        if layer is not None:
-            await layer.group_send(group, message)
+        await live.send(group, message)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -164,7 +185,7 @@ class Agent:
     def register(self, report: sandbox.HostReport) -> None:
         """Say in the database who this agent is, on which host, with which sandbox."""
         host = Host.for_fingerprint({**fingerprint(), "hostname": self.host_name})
-        now = timezone.now()
+        now = self._beating_since = self._last_beat = timezone.now()
         forgotten = now - timedelta(seconds=HostAgent.FORGOTTEN_AFTER_S)
         HostAgent.objects.filter(heartbeat_at__lt=forgotten).delete()
         HostAgent.objects.update_or_create(
@@ -182,9 +203,18 @@ class Agent:
         )
 
     def heartbeat(self) -> None:
+        now = timezone.now()
         HostAgent.objects.filter(agent_id=self.agent_id).update(
-            heartbeat_at=timezone.now(), running=len(self.running)
+            heartbeat_at=now, running=len(self.running)
         )
+        if self._last_beat is None or now - self._last_beat > _expiry():
+            self._beating_since = now  # cut off from the database, as the others were
+        self._last_beat = now
+
+    def _may_judge_others(self, now: datetime) -> bool:
+        """Whether other agents have had an expiry's time to heartbeat since this one could:
+        after a database outage (or at start-up) their silence proves nothing yet."""
+        return self._beating_since is not None and now - self._beating_since > _expiry()
 
     def unregister(self) -> None:
         HostAgent.objects.filter(agent_id=self.agent_id).update(
@@ -214,21 +244,20 @@ class Agent:
         running = Run.objects.filter(status=Run.Status.RUNNING).only(
             "id", "claimed_by", "runner_pid", "heartbeat_at"
         )
-        gone_agents = {
-            agent.agent_id: agent
-            for agent in HostAgent.objects.filter(
-                agent_id__in={run.claimed_by for run in running}
-            ).exclude(agent_id=self.agent_id)
-            if agent.is_gone
-        }
+        claimants = HostAgent.objects.filter(agent_id__in={run.claimed_by for run in running})
+        gone_agents = (
+            {agent.agent_id: agent for agent in claimants if agent.is_gone}
+            if self._may_judge_others(now)
+            else {}
+        )
         for run in running:
             if run.pk in self.running:
                 continue
             here = run.claimed_by.startswith(f"{self.host_name}:")
             agent = gone_agents.get(run.claimed_by)
-            if here and not _runner_alive(run.runner_pid):
+            if here and not _runner_alive(run.runner_pid) and not _starting_elsewhere(run, self):
                 reason = "runner died (process gone); found and finished by the agent"
-            elif agent is not None and _silent(run, now, settings.SYSOPS_AGENT_EXPIRY_S):
+            elif agent is not None and _silent(run, now):
                 # A runner still writing its heartbeat outlived its agent: let it finish.
                 reason = agent.gone_reason()
             elif run.heartbeat_at and now - run.heartbeat_at > timedelta(seconds=STALE_HEARTBEAT_S):
@@ -300,16 +329,33 @@ class Agent:
         return Run.objects.finish(run_id, Run.Status.FAILED, reason)
 
 
-def _silent(run: Run, now: datetime, for_s: float) -> bool:
-    return run.heartbeat_at is None or now - run.heartbeat_at > timedelta(seconds=for_s)
+def _expiry() -> timedelta:
+    return timedelta(seconds=settings.SYSOPS_AGENT_EXPIRY_S)
+
+
+def _silent(run: Run, now: datetime) -> bool:
+    """No heartbeat from the run's runner for an agent's expiry either."""
+    return run.heartbeat_at is None or now - run.heartbeat_at > _expiry()
 
 
 def _with_fresh_connection(fn: Callable[..., T], *args: Any) -> T:
-    close_old_connections()
-    try:
-        return fn(*args)
-    finally:
+    """``fn(*args)`` on a connection of its own, tried again while the database is unreachable
+    (PostgreSQL restarting, say) for up to DB_RETRY_S: the agent waits for its database rather
+    than dropping the run it supervises."""
+    delay_s = DB_RETRY_FIRST_S
+    deadline = time.monotonic() + DB_RETRY_S
+    while True:
         close_old_connections()
+        try:
+            return fn(*args)
+        except (OperationalError, InterfaceError) as exc:
+            if time.monotonic() + delay_s > deadline:
+                raise
+            log.warning("database unreachable (%s); trying again in %g s", exc, delay_s)
+        finally:
+            close_old_connections()
+        time.sleep(delay_s)
+        delay_s = min(delay_s * 2, DB_RETRY_MAX_DELAY_S)
 
 
 def _set_runner_pid(run_id: int, pid: int) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
+import json
 import os
 import pwd
 import shutil
@@ -420,6 +421,42 @@ class Process:
 
 
 @dataclass
+class Viewer:
+    """A run's live viewer in a process of its own (tests/scaled/viewer.py)."""
+
+    process: Process
+    out_path: Path
+
+    def _lines(self) -> list[dict[str, Any]]:
+        try:
+            text = self.out_path.read_text()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def wait_ready(self, *, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Until its snapshot has arrived (it is in the run's group from then on)."""
+
+        def ready() -> bool:
+            if self.process.popen.poll() is not None and not self._lines():
+                raise RuntimeError(f"the viewer exited:\n{self.process.log()}")
+            return any(line.get("ready") for line in self._lines())
+
+        wait_until(ready, timeout_s=timeout_s, what="the viewer's snapshot")
+
+    def seen(self, *, timeout_s: float = 300) -> dict[str, Any]:
+        """What it received, once it has finished watching."""
+        try:
+            self.process.popen.wait(timeout=timeout_s)
+        finally:
+            self.process.stop()
+        for line in self._lines():
+            if "seen" in line:
+                return line["seen"]
+        raise RuntimeError(f"the viewer reported nothing:\n{self.process.log()}")
+
+
+@dataclass
 class Stack:
     """One database and the Redis, and the processes started against them."""
 
@@ -450,6 +487,12 @@ class Stack:
             env["SYSOPS_HOST_NAME"] = host_name
         argv = [sys.executable, "manage.py", "sysops_worker", "--max-running", str(max_running)]
         return self.spawn("agent", argv, self.env(**env))
+
+    def start_viewer(self, run_id: int) -> Viewer:
+        """A websocket viewer of ``run_id`` against this stack, watching until the run ends."""
+        out_path = self.log_dir / f"viewer-{run_id}-{len(self.processes)}.jsonl"
+        argv = [sys.executable, "-m", "tests.scaled.viewer", str(run_id), str(out_path)]
+        return Viewer(self.spawn("viewer", argv, self.env()), out_path)
 
     def start_web(self, **env: str) -> tuple[Process, str]:
         """The web app under daphne against this stack, once it answers; (process, base URL)."""
