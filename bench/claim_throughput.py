@@ -166,7 +166,11 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("SYSOPS_TEST_EXPERIMENTS", "1")
     with Services.running(durable=True) as services:
-        print(f"PostgreSQL (fsync on) on port {services.postgres.port}, {os.cpu_count()} CPUs")
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(
+            f"PostgreSQL (fsync on) on port {services.postgres.port}, {os.cpu_count()} CPUs, "
+            f"load average {load} (figures scale with what else runs here)"
+        )
         stack = services.new_stack()
         try:
             _setup_django(stack.database_url)

@@ -82,6 +82,8 @@ def main() -> int:
                 results["in-memory"].append(one_run(stack, args.samples, embedded=True))
         finally:
             stack.close()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"{os.cpu_count()} CPUs, load average {load} (figures scale with what else runs here)")
     medians = {}
     for layer, runs in results.items():
         dist = Distribution.of([r["rate"] for r in runs])
