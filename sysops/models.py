@@ -9,9 +9,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import models, transaction
-from django.db.models import F, Func, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db import connections, models, transaction
+from django.db.models import Case, Q, Value, When
 from django.urls import reverse
 from django.utils import timezone
 
@@ -118,33 +117,53 @@ class RunQuerySet(models.QuerySet["Run"]):
             Q(pinned_host="") | Q(pinned_host=host_name)
         )
 
-    def fair_order(self) -> RunQuerySet:
-        """Round-robin by owner: each run is ranked by how many of its owner's runs are running
-        or queued before it, then by age. A user with 20 queued runs takes turns with another
-        user's single run instead of holding it back. Anonymous runs are one owner."""
-        owner = Coalesce(F("user_id"), Value(0))
-        ahead = (
-            Run.objects.annotate(owner=owner)
-            .filter(owner=OuterRef("owner"))
-            .filter(
-                Q(status=Run.Status.RUNNING) | Q(status=Run.Status.QUEUED, id__lt=OuterRef("id"))
-            )
-            .order_by()
-            .annotate(n=Func(F("id"), function="COUNT"))
-            .values("n")
+    def _fair_candidates(self, *, host_name: str, limit: int) -> list[int]:
+        """The next ``limit`` runs ``host_name`` may take, in fair order: round-robin by owner.
+        A queued run waits behind its owner's running runs and its owner's older queued ones
+        (its turn), so a user with 20 queued runs takes turns with another user's single run
+        instead of holding it back; among equal turns the oldest goes first. Anonymous runs
+        are one owner. One pass over the queue (a window function, not a count per row)."""
+        connection = connections[self.db]
+
+        def sql_of(queryset: models.QuerySet[Any]) -> tuple[str, tuple[Any, ...]]:
+            return queryset.order_by().query.get_compiler(using=self.db).as_sql()
+
+        candidates, candidate_params = sql_of(
+            self.claimable(host_name=host_name).values("id", "user_id")
         )
-        return self.annotate(owner=owner, owner_ahead=Subquery(ahead)).order_by("owner_ahead", "id")
+        running, running_params = sql_of(
+            Run.objects.filter(status=Run.Status.RUNNING).values("user_id")
+        )
+        sql = (
+            "SELECT t.id FROM (SELECT c.id, ROW_NUMBER() OVER"
+            " (PARTITION BY COALESCE(c.user_id, 0) ORDER BY c.id)"
+            " + COALESCE(o.running, 0) AS turn"
+            f" FROM ({candidates}) c LEFT JOIN"
+            " (SELECT COALESCE(b.user_id, 0) AS owner, COUNT(*) AS running"
+            f" FROM ({running}) b GROUP BY COALESCE(b.user_id, 0)) o"
+            " ON o.owner = COALESCE(c.user_id, 0)) t"
+            " ORDER BY t.turn, t.id LIMIT %s"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*candidate_params, *running_params, limit])
+            return [int(row[0]) for row in cursor.fetchall()]
 
     def claim_next(self, *, by: str, host_name: str) -> int | None:
         """Move the next run ``host_name`` may take (in fair order) from queued to running, for
-        the agent ``by``; None when there is none. Under PostgreSQL the row is locked with SKIP
-        LOCKED, so racing agents each take a different run without waiting for one another;
-        SQLite's IMMEDIATE transactions serialise them. The conditional update stays the
-        guarantee either way: a run is claimed once."""
+        the agent ``by``; None when there is none. Under PostgreSQL the first of the next few
+        candidates that no other claim holds is locked (SKIP LOCKED: racing agents each take a
+        different run without waiting, and a run claimed meanwhile is re-checked and passed
+        over); SQLite's IMMEDIATE transactions serialise claims. The conditional update stays
+        the guarantee either way: a run is claimed once."""
         with transaction.atomic(using=self.db):
+            ids = self._fair_candidates(host_name=host_name, limit=CLAIM_CANDIDATES)
+            if not ids:
+                return None
+            in_turn = Case(*(When(pk=pk, then=Value(i)) for i, pk in enumerate(ids)))
             run_id = (
-                self.claimable(host_name=host_name)
-                .fair_order()
+                self.filter(pk__in=ids, status=Run.Status.QUEUED)
+                .annotate(in_turn=in_turn)
+                .order_by("in_turn")
                 .select_for_update(skip_locked=True, of=("self",))
                 .values_list("id", flat=True)
                 .first()
@@ -189,6 +208,8 @@ class RunQuerySet(models.QuerySet["Run"]):
 
 
 REASON_MAX_CHARS = 4000
+# Runs an agent's claim considers at once, in fair order: more than agents ever race for one.
+CLAIM_CANDIDATES = 32
 
 
 class Run(models.Model):

@@ -13,17 +13,16 @@ import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, connection
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from sysops import live, sandbox
+from sysops import dbretry, live, sandbox
 from sysops.agent import rundirs, scratch
 from sysops.models import Host, HostAgent, Run
 from sysops.worker.fingerprint import fingerprint
@@ -35,10 +34,6 @@ POLL_INTERVAL_S = 1.0
 RECOVER_INTERVAL_S = 10.0
 # A runner flushes a heartbeat at least every 2 s; one silent this long is gone.
 STALE_HEARTBEAT_S = 60.0
-# How long the agent's database work waits for an unreachable database, and its back-off.
-DB_RETRY_S = 60.0
-DB_RETRY_FIRST_S = 0.25
-DB_RETRY_MAX_DELAY_S = 4.0
 
 
 def child_database_url() -> str:
@@ -339,23 +334,13 @@ def _silent(run: Run, now: datetime) -> bool:
 
 
 def _with_fresh_connection(fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)`` on a connection of its own, tried again while the database is unreachable
-    (PostgreSQL restarting, say) for up to DB_RETRY_S: the agent waits for its database rather
-    than dropping the run it supervises."""
-    delay_s = DB_RETRY_FIRST_S
-    deadline = time.monotonic() + DB_RETRY_S
-    while True:
+    """``fn(*args)`` on a connection of its own; while the database is unreachable (PostgreSQL
+    restarting, say) the agent waits for it rather than dropping the run it supervises."""
+    close_old_connections()
+    try:
+        return dbretry.retry_unreachable(functools.partial(fn, *args), what="agent")
+    finally:
         close_old_connections()
-        try:
-            return fn(*args)
-        except (OperationalError, InterfaceError) as exc:
-            if time.monotonic() + delay_s > deadline:
-                raise
-            log.warning("database unreachable (%s); trying again in %g s", exc, delay_s)
-        finally:
-            close_old_connections()
-        time.sleep(delay_s)
-        delay_s = min(delay_s * 2, DB_RETRY_MAX_DELAY_S)
 
 
 def _set_runner_pid(run_id: int, pid: int) -> None:

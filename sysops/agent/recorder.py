@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from sysops.batch import RunBatch
+from sysops.dbretry import retry_unreachable
 from sysops.live import RUNS_GROUP, run_group, runs_changed
 from sysops.models import Host, Run, RunLog, SampleChunk, TraceChunk
 from sysops.tracing.parse import TraceEvent
@@ -155,8 +156,24 @@ class RunRecorder:
                 "summary": self._summary.to_dict(),
             }
             changed.add("trace")
+        base_seq = self.run.last_seq
+        return retry_unreachable(
+            lambda: self._write(base_seq, samples, logs, changed, trace, status_changed),
+            what=f"run {self.run.pk}",
+        )
+
+    def _write(
+        self,
+        base_seq: int,
+        samples: list[list[Any]],
+        logs: list[RunLog],
+        changed: set[str],
+        trace: list[TraceEvent],
+        status_changed: bool,
+    ) -> bool:
+        """One flush's transaction; repeated whole if the database was unreachable."""
         with transaction.atomic():
-            seq = self.run.last_seq + 1
+            seq = base_seq + 1
             self.run.last_seq = seq
             self.run.heartbeat_at = timezone.now()
             if samples:
@@ -169,7 +186,7 @@ class RunRecorder:
                     data=TraceChunk.pack([stored_record(e) for e in trace]),
                 )
             for entry in logs:
-                entry.seq = seq
+                entry.pk, entry.seq = None, seq
             RunLog.objects.bulk_create(logs)
             fields = {"last_seq", "heartbeat_at", *changed}
             self.run.save(update_fields=sorted(fields))
@@ -195,14 +212,23 @@ class RunRecorder:
         batch tells viewers whichever it is."""
         self.flush(force=True)
         fields = {"progress": 1.0} if status == Run.Status.SUCCEEDED else {}
-        if not Run.objects.finish(self.run.pk, status, reason, **fields):
+        ended = retry_unreachable(
+            lambda: Run.objects.finish(self.run.pk, status, reason, **fields),
+            what=f"run {self.run.pk}",
+        )
+        if not ended:
             self.log(
                 f"the run had already ended; this runner's verdict ({status}: {reason}) was not "
                 "recorded",
                 level=RunLog.Level.WARNING,
                 source="runner",
             )
-        stored = Run.objects.only("status", "reason", "finished_at", "progress").get(pk=self.run.pk)
+        stored = retry_unreachable(
+            lambda: Run.objects.only("status", "reason", "finished_at", "progress").get(
+                pk=self.run.pk
+            ),
+            what=f"run {self.run.pk}",
+        )
         for name in ("status", "reason", "finished_at", "progress"):
             setattr(self.run, name, getattr(stored, name))
         self._status_changed = True

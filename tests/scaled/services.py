@@ -40,7 +40,8 @@ REPO_DIR = Path(__file__).resolve().parents[2]
 # engineer or CI job sharing a machine gives its own block.
 PORTS_ENV = "SYSOPS_TEST_PORTS"
 DEFAULT_PORTS = "15400-15499"
-START_TIMEOUT_S = 30.0
+# Generous: on a shared 2-core machine a Django process can take tens of seconds to start.
+START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 15.0
 # Clients any test may start, with room: agents (a database thread each), their runners, the
 # web server, the test itself.
@@ -372,6 +373,8 @@ def scaled_env(database_url: str, redis_url: str, **extra: str) -> dict[str, str
     env.setdefault("SYSOPS_TEST_EXPERIMENTS", "1")
     env["SYSOPS_EMBEDDED_AGENT"] = "0"
     env.update(extra)
+    if not env["REDIS_URL"]:
+        del env["REDIS_URL"]
     return env
 
 
@@ -488,11 +491,15 @@ class Stack:
         argv = [sys.executable, "manage.py", "sysops_worker", "--max-running", str(max_running)]
         return self.spawn("agent", argv, self.env(**env))
 
-    def start_viewer(self, run_id: int) -> Viewer:
-        """A websocket viewer of ``run_id`` against this stack, watching until the run ends."""
+    def start_viewer(self, run_id: int, *, embedded: bool = False, **env: str) -> Viewer:
+        """A websocket viewer of ``run_id`` against this stack, watching until the run ends.
+        ``embedded``: the viewer's process is the embedded mode's web server instead (its own
+        agent, the in-memory channel layer) on this stack's database."""
         out_path = self.log_dir / f"viewer-{run_id}-{len(self.processes)}.jsonl"
         argv = [sys.executable, "-m", "tests.scaled.viewer", str(run_id), str(out_path)]
-        return Viewer(self.spawn("viewer", argv, self.env()), out_path)
+        if embedded:
+            env.update(REDIS_URL="", SYSOPS_EMBEDDED_AGENT="1")
+        return Viewer(self.spawn("viewer", argv, self.env(**env)), out_path)
 
     def start_web(self, **env: str) -> tuple[Process, str]:
         """The web app under daphne against this stack, once it answers; (process, base URL)."""

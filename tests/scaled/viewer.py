@@ -42,6 +42,9 @@ class Seen:
     live_frames: int = 0
     live_samples: int = 0
     live_seqs: list[int] = field(default_factory=list)
+    # Monotonic times of the first and the last live samples frame (for benchmarks).
+    first_live_s: float = 0.0
+    last_live_s: float = 0.0
     samples: list[list[Any]] = field(default_factory=list)
 
     def take(self, text: str) -> None:
@@ -51,12 +54,31 @@ class Seen:
                 self.snapshots += 1
                 self.samples = list(frame["samples"])
             elif frame["kind"] == "samples":
+                self.last_live_s = time.monotonic()
+                self.first_live_s = self.first_live_s or self.last_live_s
                 self.live_frames += 1
                 self.live_samples += len(frame["samples"])
                 self.live_seqs.append(frame["seq"])
                 self.samples.extend(frame["samples"])
         elif match := STATUS.search(text):
             self.status = match.group(1)
+
+
+async def next_output(ws: Any, timeout_s: float) -> dict[str, Any]:
+    """The application's next message, or its failure as soon as it fails (as daphne closes
+    a browser's socket when its consumer fails). WebsocketCommunicator.receive_output notices a
+    failed application only when its timeout expires, and cancels a live one when it does."""
+    get = asyncio.ensure_future(ws.output_queue.get())
+    done, _ = await asyncio.wait(
+        {get, ws.future}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+    )
+    if get in done:
+        return get.result()
+    get.cancel()
+    if ws.future.done():
+        ws.future.result()  # the consumer's error, if it failed
+        return {"type": "websocket.close"}
+    raise TimeoutError
 
 
 async def watch(run_id: int, out: Any) -> Seen:
@@ -76,7 +98,7 @@ async def watch(run_id: int, out: Any) -> Seen:
         while time.monotonic() < deadline:
             wait_s = DRAIN_S if seen.status in TERMINAL else deadline - time.monotonic()
             try:
-                message = await ws.receive_output(timeout=wait_s)
+                message = await next_output(ws, wait_s)
             except TimeoutError:
                 if seen.status in TERMINAL:
                     break
