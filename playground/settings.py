@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+import socket
 from datetime import timedelta
 from pathlib import Path
 
@@ -177,6 +178,12 @@ SYSOPS_ALLOW_UNSANDBOXED = _env_bool("SYSOPS_ALLOW_UNSANDBOXED")
 # waiting, and runs waiting in all. A run over either is refused with the reason, and 429.
 SYSOPS_QUEUED_PER_USER = int(os.environ.get("SYSOPS_QUEUED_PER_USER", 5))
 SYSOPS_QUEUE_MAX = int(os.environ.get("SYSOPS_QUEUE_MAX", 100))
+# Workers on several hosts: the name an agent registers and claims pinned runs for
+# (Run.pinned_host), stamped on its runs' host fingerprints; its heartbeat period, and the
+# silence after which it counts as gone (another agent then finishes its runs as failed).
+SYSOPS_HOST_NAME = os.environ.get("SYSOPS_HOST_NAME", "").strip() or socket.gethostname()
+SYSOPS_AGENT_HEARTBEAT_S = float(os.environ.get("SYSOPS_AGENT_HEARTBEAT_S", 5))
+SYSOPS_AGENT_EXPIRY_S = float(os.environ.get("SYSOPS_AGENT_EXPIRY_S", 3 * SYSOPS_AGENT_HEARTBEAT_S))
 # Development switch: run where the host cannot give a run its memory, pids and cpu cgroup;
 # every such run is marked UNBOUNDED. Off, such runs are refused with the reason.
 SYSOPS_ALLOW_UNBOUNDED = _env_bool("SYSOPS_ALLOW_UNBOUNDED")

@@ -5,7 +5,10 @@
 #                            the native extension, the Go program, front-end assets, database
 #                            migrations
 #   scripts/setup.sh test    what `make test` needs: the same without migrations, plus
-#                            requirements-dev.txt and Debian's chromium for the browser tests
+#                            requirements-dev.txt, Debian's chromium for the browser tests, and
+#                            postgresql and redis-server for the scaled-mode tests (the tests
+#                            start private servers of their own; the packages' services are not
+#                            used)
 #   scripts/setup.sh bench   what `make bench` needs: `run` without migrations, plus linux-perf,
 #                            iputils-ping, sockperf, iperf3 and fio
 #
@@ -59,7 +62,14 @@ missing_system_packages() {
   # Debian's Go builds the Go program (sysops/native/go) offline: standard library and cgo only.
   command -v go >/dev/null || echo golang-go
   case $profile in
-    test) [ -x /usr/bin/chromium ] || echo chromium ;;
+    test)
+      [ -x /usr/bin/chromium ] || echo chromium
+      # The scaled-mode tests start a private PostgreSQL and Redis of their own (tests/scaled/).
+      compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || echo postgresql
+      command -v redis-server >/dev/null || echo redis-server
+      # Agents on several hosts: network namespaces and veth pairs (tests/helpers/netns.py).
+      command -v ip >/dev/null || echo iproute2
+      ;;
     bench)
       command -v perf >/dev/null || echo linux-perf
       command -v ping >/dev/null || echo iputils-ping

@@ -1,8 +1,12 @@
-"""Writes that wait out a busy database instead of failing what they record.
+"""Database writes that wait out a busy or unreachable database instead of failing what they
+record: the agent's claims and bookkeeping, and the runner's writes.
 
-SQLite allows one writer at a time: its busy timeout (settings) covers a short wait, but another
-process may hold the write lock longer (a backup, an operator's sqlite3 shell). A runner's
-batches must still land, so its writes are retried with backoff for a long while.
+- Busy: SQLite allows one writer at a time; its busy timeout (settings) covers a short wait, but
+  another process may hold the write lock longer (a backup, an operator's sqlite3 shell).
+- Unreachable: PostgreSQL restarting, a dropped connection; the next try uses a fresh one.
+
+Either way a runner's batches must still land, so a database outage costs a run a pause, not
+its result.
 """
 
 from __future__ import annotations
@@ -12,14 +16,14 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from django.db import OperationalError
+from django.db import InterfaceError, OperationalError, connection
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRY_FOR_S = 300.0
 FIRST_DELAY_S = 0.05
-MAX_DELAY_S = 2.0
+MAX_DELAY_S = 4.0
 
 
 def is_busy(exc: BaseException) -> bool:
@@ -38,17 +42,28 @@ def is_unwritable(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) and any(words in text for words in _UNWRITABLE)
 
 
-def retry_busy(fn: Callable[[], T], *, what: str, retry_for_s: float = RETRY_FOR_S) -> T:
-    """``fn()``, called again with backoff while the database is busy; ``fn`` must be a whole
-    transaction (called outside any), so that a retry repeats all of it."""
+def retry_db(fn: Callable[[], T], *, what: str, retry_for_s: float = RETRY_FOR_S) -> T:
+    """``fn()``, called again with back-off while the database is busy or cannot be reached (on
+    a fresh connection then). ``fn`` must be safe to repeat after a failure: one whole
+    transaction (called outside any), or writes that are conditional. Inside an outer
+    transaction nothing is retried, since that transaction is lost with its connection; a
+    database that cannot be written at all is not waited for."""
     deadline = time.monotonic() + retry_for_s
     delay_s = FIRST_DELAY_S
     while True:
         try:
             return fn()
-        except OperationalError as exc:
-            if not is_busy(exc) or time.monotonic() + delay_s > deadline:
+        except (OperationalError, InterfaceError) as exc:
+            if (
+                connection.in_atomic_block
+                or is_unwritable(exc)
+                or time.monotonic() + delay_s > deadline
+            ):
                 raise
-            log.warning("%s: database busy (%s); retrying in %.2f s", what, exc, delay_s)
+            if is_busy(exc):
+                log.warning("%s: database busy (%s); retrying in %.2f s", what, exc, delay_s)
+            else:
+                log.warning("%s: database unreachable (%s); retrying in %.2f s", what, exc, delay_s)
+                connection.close()
         time.sleep(delay_s)
         delay_s = min(delay_s * 2, MAX_DELAY_S)

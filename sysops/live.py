@@ -8,13 +8,23 @@ process may publish to Redis directly.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+import time
 from typing import Any, Protocol
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 RUNS_GROUP = "runs"
+# A live message the layer (Redis) has not taken in this long is given up: the run goes on.
+LAYER_TIMEOUT_S = 2.0
+# After a failed send, messages are dropped without trying for this long, so that a dead Redis
+# costs a fast run one timeout per interval rather than one per batch.
+LAYER_RETRY_S = 1.0
+
+log = logging.getLogger(__name__)
 
 
 class LocalAgent(Protocol):
@@ -47,14 +57,51 @@ def run_group(run_id: int) -> str:
     return f"run-{run_id}"
 
 
+class _LayerState:
+    """Whether this process's last send to the layer failed, and until when not to try."""
+
+    down = False
+    retry_at = 0.0
+
+
+_layer = _LayerState()
+
+
+async def send(group: str, message: dict[str, Any]) -> bool:
+    """Hand one live message to the channel layer; False if it was dropped. Never raises: the
+    database is the record, so a layer that is down (Redis stopped) costs viewers their live
+    updates until they reconnect and read the snapshot, never a run or a request. Logs once
+    when the layer goes away and once when it is back."""
+    layer = get_channel_layer()
+    if layer is None:
+        return False
+    now = time.monotonic()
+    if now < _layer.retry_at:
+        return False
+    try:
+        await asyncio.wait_for(layer.group_send(group, message), LAYER_TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001 - whatever the layer's client raises
+        if not _layer.down:
+            log.warning(
+                "channel layer unreachable (%s: %s): live messages are dropped until it is "
+                "back; runs go on and are recorded",
+                type(exc).__name__,
+                exc,
+            )
+        _layer.down, _layer.retry_at = True, now + LAYER_RETRY_S
+        return False
+    if _layer.down:
+        log.warning("channel layer reachable again: live messages flow")
+        _layer.down = False
+    return True
+
+
 def publish(group: str, message: dict[str, Any]) -> None:
     agent = local_agent()
     if agent is not None:
         agent.publish_threadsafe(group, message)
         return
-    layer = get_channel_layer()
-    if layer is not None:
-        async_to_sync(layer.group_send)(group, message)
+    async_to_sync(send)(group, message)
 
 
 def runs_changed(run_id: int) -> dict[str, Any]:

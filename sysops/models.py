@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import zlib
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import connections, models, transaction
+from django.db.models import Case, Q, Value, When
 from django.urls import reverse
 from django.utils import timezone
 
@@ -36,11 +38,141 @@ class Host(models.Model):
         return host
 
 
+class HostAgentQuerySet(models.QuerySet["HostAgent"]):
+    def alive(self) -> HostAgentQuerySet:
+        """Agents that heartbeat within the expiry and have not said they stopped."""
+        return self.filter(stopped_at__isnull=True, heartbeat_at__gte=HostAgent.expiry_cutoff())
+
+    def live_names(self) -> list[str]:
+        return sorted(set(self.alive().values_list("name", flat=True)))
+
+
+class HostAgent(models.Model):
+    """One agent (embedded or standalone) as it registered itself: the host name it serves
+    (``SYSOPS_HOST_NAME``), that host's fingerprint and sandbox report, and its heartbeat."""
+
+    class State(models.TextChoices):
+        ALIVE = "alive"
+        BUSY = "busy"
+        GONE = "gone"
+
+    name = models.CharField(max_length=255, db_index=True)
+    agent_id = models.CharField(max_length=255, unique=True)
+    host = models.ForeignKey(Host, null=True, blank=True, on_delete=models.SET_NULL)
+    # sandbox.HostReport.to_dict() as the agent probed it at start-up.
+    sandbox = models.JSONField(default=dict, blank=True)
+    max_running = models.IntegerField(default=1)
+    running = models.IntegerField(default=0)
+    started_at = models.DateTimeField(default=timezone.now)
+    heartbeat_at = models.DateTimeField(default=timezone.now)
+    # Set by an agent that stopped cleanly: gone at once, not after the expiry.
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    objects = HostAgentQuerySet.as_manager()
+
+    # Rows of agents silent this long are deleted (each agent start makes one) and no longer
+    # shown: a host gone for a week is forgotten.
+    FORGOTTEN_AFTER_S = 7 * 86400
+
+    class Meta:
+        ordering = ["name", "-heartbeat_at"]
+
+    def __str__(self) -> str:
+        return f"agent {self.agent_id} ({self.state})"
+
+    @staticmethod
+    def expiry_cutoff() -> datetime:
+        return timezone.now() - timedelta(seconds=settings.SYSOPS_AGENT_EXPIRY_S)
+
+    @property
+    def is_gone(self) -> bool:
+        return self.stopped_at is not None or self.heartbeat_at < self.expiry_cutoff()
+
+    @property
+    def state(self) -> str:
+        if self.is_gone:
+            return self.State.GONE
+        return self.State.BUSY if self.running else self.State.ALIVE
+
+    def gone_reason(self) -> str:
+        """Why a run this agent held ended: said to the run's owner, in the run's reason."""
+        if self.stopped_at is not None:
+            when, what = self.stopped_at, "stopped"
+        else:
+            when, what = self.heartbeat_at, "stopped heartbeating"
+        return (
+            f"the agent on host {self.name} {what} at {when:%Y-%m-%d %H:%M:%S} UTC; "
+            "its run could not finish"
+        )
+
+
 class RunQuerySet(models.QuerySet["Run"]):
     """Every change of a run's status, each one conditional update on the state it leaves, so
     two writers (a runner finishing, the agent's recovery, a cancel) can never both win:
     queued → running only from queued, a terminal state only from queued (cancel) or running.
     "0 rows changed" means someone else got there first; the first terminal state stays."""
+
+    # --- which queued run an agent takes next: the one place that says so -----------------------
+    def claimable(self, *, host_name: str) -> RunQuerySet:
+        """Queued runs an agent on ``host_name`` may take: unpinned ones and those pinned to it."""
+        return self.filter(status=Run.Status.QUEUED).filter(
+            Q(pinned_host="") | Q(pinned_host=host_name)
+        )
+
+    def _fair_candidates(self, *, host_name: str, limit: int) -> list[int]:
+        """The next ``limit`` runs ``host_name`` may take, in fair order: round-robin by owner.
+        A queued run waits behind its owner's running runs and its owner's older queued ones
+        (its turn), so a user with 20 queued runs takes turns with another user's single run
+        instead of holding it back; among equal turns the oldest goes first. Anonymous runs
+        are one owner. One pass over the queue (a window function, not a count per row)."""
+        connection = connections[self.db]
+
+        def sql_of(queryset: models.QuerySet[Any]) -> tuple[str, tuple[Any, ...]]:
+            return queryset.order_by().query.get_compiler(using=self.db).as_sql()
+
+        candidates, candidate_params = sql_of(
+            self.claimable(host_name=host_name).values("id", "user_id")
+        )
+        running, running_params = sql_of(
+            Run.objects.filter(status=Run.Status.RUNNING).values("user_id")
+        )
+        sql = (
+            "SELECT t.id FROM (SELECT c.id, ROW_NUMBER() OVER"
+            " (PARTITION BY COALESCE(c.user_id, 0) ORDER BY c.id)"
+            " + COALESCE(o.running, 0) AS turn"
+            f" FROM ({candidates}) c LEFT JOIN"
+            " (SELECT COALESCE(b.user_id, 0) AS owner, COUNT(*) AS running"
+            f" FROM ({running}) b GROUP BY COALESCE(b.user_id, 0)) o"
+            " ON o.owner = COALESCE(c.user_id, 0)) t"
+            " ORDER BY t.turn, t.id LIMIT %s"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*candidate_params, *running_params, limit])
+            return [int(row[0]) for row in cursor.fetchall()]
+
+    def claim_next(self, *, by: str, host_name: str) -> int | None:
+        """Move the next run ``host_name`` may take (in fair order) from queued to running, for
+        the agent ``by``; None when there is none. Under PostgreSQL the first of the next few
+        candidates that no other claim holds is locked (SKIP LOCKED: racing agents each take a
+        different run without waiting, and a run claimed meanwhile is re-checked and passed
+        over); SQLite's IMMEDIATE transactions serialise claims. The conditional update stays
+        the guarantee either way: a run is claimed once."""
+        with transaction.atomic(using=self.db):
+            ids = self._fair_candidates(host_name=host_name, limit=CLAIM_CANDIDATES)
+            if not ids:
+                return None
+            in_turn = Case(*(When(pk=pk, then=Value(i)) for i, pk in enumerate(ids)))
+            run_id = (
+                self.filter(pk__in=ids, status=Run.Status.QUEUED)
+                .annotate(in_turn=in_turn)
+                .order_by("in_turn")
+                .select_for_update(skip_locked=True, of=("self",))
+                .values_list("id", flat=True)
+                .first()
+            )
+            if run_id is None or not self.claim(run_id, by=by):
+                return None
+            return run_id
 
     def claim(self, run_id: int, *, by: str) -> bool:
         now = timezone.now()
@@ -93,6 +225,8 @@ class RunQuerySet(models.QuerySet["Run"]):
 
 
 REASON_MAX_CHARS = 4000
+# Runs an agent's claim considers at once, in fair order: more than agents ever race for one.
+CLAIM_CANDIDATES = 32
 
 
 class Run(models.Model):
@@ -126,6 +260,8 @@ class Run(models.Model):
     # The trace's state for the page: status, reason, which pass, event count, summary, observer.
     trace = models.JSONField(default=dict, blank=True)
     cancel_requested = models.BooleanField(default=False)
+    # Runs made together (the same parameters once on every live host) share it; blank: alone.
+    group = models.CharField(max_length=32, blank=True, db_index=True)
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
@@ -147,6 +283,8 @@ class Run(models.Model):
 
     # Who owns the run while it runs: the agent that claimed it and its runner process.
     claimed_by = models.CharField(max_length=255, blank=True)
+    # Blank: any host's agent may claim the run; else only an agent whose host name is this one.
+    pinned_host = models.CharField(max_length=255, blank=True, default="")
     runner_pid = models.IntegerField(null=True, blank=True)
     # The host uid the run's sandboxes ran as, leased for the run alone (sandbox/uids.py).
     sandbox_uid = models.BigIntegerField(null=True, blank=True)

@@ -6,27 +6,31 @@ import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from sysops import sandbox
 from sysops.agent.recorder import MAX_LOG_LINES, MAX_RESULT_BYTES, MAX_RESULT_ROWS
 from sysops.experiments import registry
-from sysops.models import Run, RunLog, SampleChunk, TraceChunk
+from sysops.models import HostAgent, Run, RunLog, SampleChunk, TraceChunk
 from sysops.sandbox.filter_cost import FilterCost, cached_filter_cost
 from sysops.tracing import timeline
 from sysops.worker.fingerprint import fingerprint
 
 LOG_LINES_SHOWN = 500
 TRACE_LINES_SHOWN = 1000
+# A host's newest agents listed on the dashboard (one per start of an agent there).
+AGENTS_SHOWN = 10
 
 
 @functools.cache
 def this_host() -> dict[str, Any]:
-    """This host's fingerprint, read once per process."""
-    return fingerprint()
+    """This host's fingerprint, read once per process, under the name its agent registers."""
+    return {**fingerprint(), "hostname": settings.SYSOPS_HOST_NAME}
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,52 @@ def measures_time(run: Run, charts: list[dict[str, Any]]) -> bool:
     units = [c.get("y_label", "") for c in charts]
     units += [str(r.get("unit", "")) for r in run.results if isinstance(r, dict)]
     return any(TIME_UNIT.search(unit) for unit in units)
+
+
+@dataclass(frozen=True)
+class HostRow:
+    """One host name on the dashboard: its agents (newest first) folded into one state."""
+
+    name: str
+    state: str
+    agents: list[HostAgent]  # the newest AGENTS_SHOWN
+    agent_count: int
+    running: int
+    max_running: int
+    heartbeat_at: datetime
+    fingerprint: dict[str, Any]
+    sandbox: dict[str, Any]
+
+
+def hosts() -> list[HostRow]:
+    """Every host an agent registered from lately: alive (idle), busy (running runs) or gone."""
+    since = timezone.now() - timedelta(seconds=HostAgent.FORGOTTEN_AFTER_S)
+    by_name: dict[str, list[HostAgent]] = {}
+    for agent in HostAgent.objects.filter(heartbeat_at__gte=since).select_related("host"):
+        by_name.setdefault(agent.name, []).append(agent)
+    rows = []
+    for name, agents in sorted(by_name.items()):
+        live = [agent for agent in agents if not agent.is_gone]
+        shown = (live or agents)[0]
+        running = sum(agent.running for agent in live)
+        if not live:
+            state = HostAgent.State.GONE
+        else:
+            state = HostAgent.State.BUSY if running else HostAgent.State.ALIVE
+        rows.append(
+            HostRow(
+                name=name,
+                state=state,
+                agents=agents[:AGENTS_SHOWN],
+                agent_count=len(agents),
+                running=running,
+                max_running=sum(agent.max_running for agent in live),
+                heartbeat_at=max(agent.heartbeat_at for agent in agents),
+                fingerprint=shown.host.fingerprint if shown.host else {},
+                sandbox=shown.sandbox,
+            )
+        )
+    return rows
 
 
 def recent_runs(limit: int = 15) -> QuerySet[Run]:
@@ -147,6 +197,19 @@ def _trace_calls(run_id: int, created_at: Any, last_seq: int) -> timeline.Calls:
     return timeline.Calls.of(trace_events(run), t0=run.trace.get("t0"))
 
 
+def pinned_host_gone(run: Run) -> bool:
+    """A queued run pinned to a host no live agent serves: it waits for one to come back."""
+    if not run.pinned_host or run.status != Run.Status.QUEUED:
+        return False
+    return not HostAgent.objects.alive().filter(name=run.pinned_host).exists()
+
+
+def group_run_ids(run: Run) -> list[int]:
+    if not run.group:
+        return []
+    return list(Run.objects.filter(group=run.group).order_by("id").values_list("id", flat=True))
+
+
 def run_context(run: Run) -> dict[str, Any]:
     experiment = registry.get(run.experiment)
     charts = [c.to_dict() for c in experiment.charts(run.params)] if experiment else []
@@ -155,6 +218,9 @@ def run_context(run: Run) -> dict[str, Any]:
         "experiment": experiment,
         "charts": charts,
         "filter_cost": sandbox_filter_cost() if measures_time(run, charts) else None,
+        # The runs made with it on every live host (the form's "all hosts"), itself included.
+        "group_ids": group_run_ids(run),
+        "pinned_host_gone": pinned_host_gone(run),
         "log_lines_shown": LOG_LINES_SHOWN,
         "trace_lines_shown": TRACE_LINES_SHOWN,
     }

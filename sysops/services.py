@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.conf import settings
@@ -59,6 +60,8 @@ def run_create(
     client_addr: str | None = None,
     submission: str | None = None,
     received_ns: int | None = None,
+    pinned_host: str = "",
+    group: str = "",
 ) -> Run:
     """Queue a run, or return the one this form ``submission`` already queued (a double
     click); raises QuotaExceeded, creating nothing, when a quota refuses it. ``received_ns`` is
@@ -78,6 +81,8 @@ def run_create(
                 client_addr=client_addr,
                 submission=submission or None,
                 stages={"post": received_ns or stages.now_ns()},
+                pinned_host=pinned_host,
+                group=group,
             )
     except IntegrityError:
         # The same submission committed by a concurrent request between our look and insert.
@@ -93,6 +98,25 @@ def _queued(run_id: int) -> None:
     committed_ns = stages.now_ns()
     live.run_queued(run_id)  # the agent claims it meanwhile
     stages.mark(run_id, {"committed": committed_ns})
+
+
+@transaction.atomic
+def runs_create_on_hosts(
+    *, hosts: list[str], submission: str | None = None, **run: Any
+) -> list[Run]:
+    """``run_create(**run)`` once pinned to each of ``hosts`` ("" = any host); several runs
+    share a group. The form ``submission`` token goes on the first run: a resent form gets the
+    runs the first one made."""
+    if submission and (earlier := Run.objects.filter(submission=submission).first()):
+        return list(Run.objects.filter(group=earlier.group)) if earlier.group else [earlier]
+    group = uuid.uuid4().hex if len(hosts) > 1 else ""
+    with transaction.atomic():
+        return [
+            run_create(
+                **run, pinned_host=host, group=group, submission=submission if i == 0 else None
+            )
+            for i, host in enumerate(hosts)
+        ]
 
 
 @transaction.atomic

@@ -51,6 +51,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "sysops/dashboard.html",
         {
             "host": selectors.this_host(),
+            "hosts": selectors.hosts(),
             "sandbox": selectors.sandbox_report(),
             "filter_cost": selectors.sandbox_filter_cost(),
             "experiments": registry.catalog(),
@@ -72,7 +73,14 @@ def experiment(request: HttpRequest, slug: str) -> HttpResponse:
         params, trace_mode, form = exp.clean_params(request.POST)
         if params is not None:
             return _queue(
-                request, exp, form, params, trace_mode, parent=based_on, received_ns=received_ns
+                request,
+                exp,
+                form,
+                params,
+                trace_mode,
+                parent=based_on,
+                received_ns=received_ns,
+                hosts=form.cleaned_data["host"],
             )
         return _experiment_page(request, exp, form, status=400, based_on=based_on)
     return _experiment_page(request, exp, exp.form_class(initial=initial), based_on=based_on)
@@ -127,12 +135,14 @@ def _queue(
     *,
     parent: Run | None,
     received_ns: int,
+    hosts: list[str],
 ) -> HttpResponse:
     """Queue the run (or find the one this submission queued) and go to it; over a quota,
     429 with the reason next to the submit button, and nothing queued."""
     submission = request.POST.get("submission", "")
     try:
-        run = services.run_create(
+        runs = services.runs_create_on_hosts(
+            hosts=hosts,
             experiment=exp.slug,
             params=params,
             trace_mode=trace_mode,
@@ -151,7 +161,9 @@ def _queue(
             response = JsonResponse({"error": str(refusal)}, status=429)
         response["Retry-After"] = str(QUOTA_RETRY_AFTER_S)
         return response
-    return redirect(run)
+    if len(runs) == 1:
+        return redirect(runs[0])
+    return redirect("compare", ",".join(str(run.pk) for run in runs))
 
 
 def _based_on(request: HttpRequest, exp: Experiment) -> Run | None:

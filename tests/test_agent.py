@@ -98,3 +98,21 @@ def test_it_leaves_a_run_whose_runner_is_alive():
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_it_leaves_a_run_another_agent_here_is_still_starting():
+    # Claimed by a live agent on this host that has not recorded its runner's pid yet.
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        run = running(claimed_by=f"{socket.gethostname()}:{proc.pid}")
+        assert Agent().recover_stale() == []
+        run.refresh_from_db()
+        assert run.status == Run.Status.RUNNING
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_it_finishes_a_run_whose_agent_died_before_starting_its_runner():
+    run = running(claimed_by=f"{socket.gethostname()}:{dead_pid()}")
+    assert Agent().recover_stale() == [run.pk]

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 REPO = Path(__file__).resolve().parents[1]
 PORT = 16010  # this checkout's block
 SAMPLES = 150
-INTERVAL_MS = 100  # the run lasts ~15 s: long enough to outlive a server restart
+DURATION_S = 15.0  # long enough to outlive a server restart
 STATUS = re.compile(r'id="run-status"[^>]*data-status="(\w+)"')
 
 
@@ -84,7 +84,7 @@ def watch(run_id: int) -> tuple[set[int], int, str, str]:
 
 def test_a_run_outlives_a_killed_server_and_the_next_one_adopts_it(tmp_path):
     run = Run.objects.create(
-        experiment="synthetic", params={"samples": SAMPLES, "interval_ms": INTERVAL_MS}
+        experiment="synthetic", params={"samples": SAMPLES, "duration_s": DURATION_S}
     )
     first = serve(tmp_path)
     try:

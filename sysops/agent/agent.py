@@ -12,24 +12,23 @@ import functools
 import json
 import logging
 import os
-import socket
 import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from sysops import live, sandbox
+from sysops import dbretry, live, sandbox
 from sysops.agent import rundirs, scratch, warm
 from sysops.agent.link import database_name
 from sysops.experiments import registry
-from sysops.models import Run
+from sysops.models import Host, HostAgent, Run
+from sysops.worker.fingerprint import fingerprint
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -72,11 +71,28 @@ def _runner_alive(pid: int | None) -> bool:
         return False
 
 
+def _starting_elsewhere(run: Run, agent: Agent) -> bool:
+    """True while another agent on this host that claimed ``run`` is still starting its runner
+    (it records the runner's pid just after): the run is not orphaned while that agent lives."""
+    if run.runner_pid is not None or run.claimed_by == agent.agent_id:
+        return False
+    pid = run.claimed_by.rpartition(":")[2]
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Agent:
     def __init__(self, *, max_running: int | None = None) -> None:
         self.max_running = max_running or settings.SYSOPS_MAX_RUNNING
-        self.hostname = socket.gethostname()
-        self.agent_id = f"{self.hostname}:{os.getpid()}"
+        # The name runs are pinned to (Run.pinned_host): several agents may share a machine's
+        # hostname (network namespaces, containers), so the operator may name the host.
+        self.host_name = settings.SYSOPS_HOST_NAME
+        self.agent_id = f"{self.host_name}:{os.getpid()}"
         self.running: dict[int, asyncio.subprocess.Process | None] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -98,6 +114,10 @@ class Agent:
         # others ran, waiting for them to end.
         self._timing: set[int] = set()
         self._held: int | None = None
+        # Since when this agent's own heartbeats have reached the database without a gap as
+        # long as the expiry: before that, other agents' silence may be the database's.
+        self._beating_since: datetime | None = None
+        self._last_beat: datetime | None = None
 
     # --- called from other threads (views) ------------------------------------------------------
     def is_running(self) -> bool:
@@ -114,9 +134,7 @@ class Agent:
 
     # --- on the agent's loop --------------------------------------------------------------------
     async def publish(self, group: str, message: dict[str, Any]) -> None:
-        layer = get_channel_layer()
-        if layer is not None:
-            await layer.group_send(group, message)
+        await live.send(group, message)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
@@ -140,11 +158,17 @@ class Agent:
         # What this host allows, probed once at start-up (off the loop) for the dashboard.
         report = await self.db(sandbox.cached_host_report)
         log.info("sandbox: %s", report.reason)
+        await self.db(self.register, report)
         await self._refill_spare()  # the first run starts as fast as the next ones
-        last_recover = -RECOVER_INTERVAL_S
+        # Another agent's death is noticed within its expiry, not only at the next slow sweep.
+        recover_interval_s = min(RECOVER_INTERVAL_S, settings.SYSOPS_AGENT_EXPIRY_S)
+        last_recover = last_beat = -RECOVER_INTERVAL_S
         while not self._stopping:
             try:
-                if self.loop.time() - last_recover >= RECOVER_INTERVAL_S:
+                if self.loop.time() - last_beat >= settings.SYSOPS_AGENT_HEARTBEAT_S:
+                    last_beat = self.loop.time()
+                    await self.db(self.heartbeat)
+                if self.loop.time() - last_recover >= recover_interval_s:
                     last_recover = self.loop.time()
                     for run_id in await self.db(self.recover_stale):
                         await self._announce(run_id)
@@ -212,21 +236,53 @@ class Agent:
                 proc.terminate()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=15)
+        try:
+            await self.db(self.unregister)
+        except Exception:
+            log.exception("could not record that this agent stopped: it shows gone once silent")
+
+    def register(self, report: sandbox.HostReport) -> None:
+        """Say in the database who this agent is, on which host, with which sandbox."""
+        host = Host.for_fingerprint({**fingerprint(), "hostname": self.host_name})
+        now = self._beating_since = self._last_beat = timezone.now()
+        forgotten = now - timedelta(seconds=HostAgent.FORGOTTEN_AFTER_S)
+        HostAgent.objects.filter(heartbeat_at__lt=forgotten).delete()
+        HostAgent.objects.update_or_create(
+            agent_id=self.agent_id,
+            defaults={
+                "name": self.host_name,
+                "host": host,
+                "sandbox": report.to_dict(),
+                "max_running": self.max_running,
+                "running": len(self.running),
+                "started_at": now,
+                "heartbeat_at": now,
+                "stopped_at": None,
+            },
+        )
+
+    def heartbeat(self) -> None:
+        now = timezone.now()
+        HostAgent.objects.filter(agent_id=self.agent_id).update(
+            heartbeat_at=now, running=len(self.running)
+        )
+        if self._last_beat is None or now - self._last_beat > _expiry():
+            self._beating_since = now  # cut off from the database, as the others were
+        self._last_beat = now
+
+    def _may_judge_others(self, now: datetime) -> bool:
+        """Whether other agents have had an expiry's time to heartbeat since this one could:
+        after a database outage (or at start-up) their silence proves nothing yet."""
+        return self._beating_since is not None and now - self._beating_since > _expiry()
+
+    def unregister(self) -> None:
+        HostAgent.objects.filter(agent_id=self.agent_id).update(
+            stopped_at=timezone.now(), running=0
+        )
 
     def claim_next(self) -> int | None:
-        """Atomically move the oldest queued run to running; None when there is none to take."""
-        while True:
-            run_id = (
-                Run.objects.filter(status=Run.Status.QUEUED)
-                .order_by("id")
-                .values_list("id", flat=True)
-                .first()
-            )
-            if run_id is None:
-                return None
-            # False: another agent (or a cancel) got there first; try the next.
-            if Run.objects.claim(run_id, by=self.agent_id):
-                return run_id
+        """Claim the next run this agent may take (RunQuerySet.claim_next); None when none."""
+        return Run.objects.claim_next(by=self.agent_id, host_name=self.host_name)
 
     def recover_stale(self) -> list[int]:
         """Finish runs left `running` by a runner that is gone, and remove what such runners left
@@ -244,17 +300,28 @@ class Agent:
             log.info("removed work directories of dead runners: %s", ", ".join(swept))
         now = timezone.now()
         finished = []
-        for run in Run.objects.filter(status=Run.Status.RUNNING).only(
+        running = Run.objects.filter(status=Run.Status.RUNNING).only(
             "id", "claimed_by", "runner_pid", "heartbeat_at"
-        ):
+        )
+        claimants = HostAgent.objects.filter(agent_id__in={run.claimed_by for run in running})
+        gone_agents = (
+            {agent.agent_id: agent for agent in claimants if agent.is_gone}
+            if self._may_judge_others(now)
+            else {}
+        )
+        for run in running:
             if run.pk in self.running:
                 continue
-            here = run.claimed_by.startswith(f"{self.hostname}:")
-            if here and not _runner_alive(run.runner_pid):
+            here = run.claimed_by.startswith(f"{self.host_name}:")
+            agent = gone_agents.get(run.claimed_by)
+            if here and not _runner_alive(run.runner_pid) and not _starting_elsewhere(run, self):
                 reason = (
                     "its runner died (the process is gone: killed, or the host restarted) "
                     "before finishing the run; what it recorded is kept"
                 )
+            elif agent is not None and _silent(run, now):
+                # A runner still writing its heartbeat outlived its agent: let it finish.
+                reason = agent.gone_reason()
             elif run.heartbeat_at and now - run.heartbeat_at > timedelta(seconds=STALE_HEARTBEAT_S):
                 reason = f"runner silent for over {STALE_HEARTBEAT_S:g} s; finished by the agent"
             else:
@@ -436,10 +503,21 @@ async def _gone(pid: int) -> bool:
     return False
 
 
+def _expiry() -> timedelta:
+    return timedelta(seconds=settings.SYSOPS_AGENT_EXPIRY_S)
+
+
+def _silent(run: Run, now: datetime) -> bool:
+    """No heartbeat from the run's runner for an agent's expiry either."""
+    return run.heartbeat_at is None or now - run.heartbeat_at > _expiry()
+
+
 def _with_fresh_connection(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` on a connection of its own; while the database is unreachable (PostgreSQL
+    restarting, say) the agent waits for it rather than dropping the run it supervises."""
     close_old_connections()
     try:
-        return fn(*args)
+        return dbretry.retry_db(functools.partial(fn, *args), what="agent")
     finally:
         close_old_connections()
 

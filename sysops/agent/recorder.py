@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
 
-from django.db import OperationalError, transaction
+from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from sysops import stages
 from sysops.agent import partial
 from sysops.batch import RunBatch
-from sysops.dbretry import retry_busy
+from sysops.dbretry import retry_db
 from sysops.experiments.base import Chart
 from sysops.live import RUNS_GROUP, run_group, runs_changed
 from sysops.models import Host, Run, RunLog, SampleChunk, TraceChunk
@@ -91,8 +91,9 @@ class RunRecorder:
             self._add_rows(event["rows"])
         elif kind == "hello":
             self.stage("hello")
-            # The sandbox has a hostname of its own: the host is the one this runner runs on.
-            fingerprint = {**event["host"], "hostname": socket.gethostname()}
+            # The sandbox has a hostname of its own: the host is the one this runner runs on,
+            # under the name its agent registered (SYSOPS_HOST_NAME).
+            fingerprint = {**event["host"], "hostname": settings.SYSOPS_HOST_NAME}
             self.run.host = Host.for_fingerprint(fingerprint)
             self._changed.add("host")
         elif kind == "log":
@@ -187,13 +188,17 @@ class RunRecorder:
                 "summary": self._summary.to_dict(),
             }
             changed.add("trace")
-        return retry_busy(
-            lambda: self._write(samples, logs, changed, trace, status_changed, reached, first_live),
+        base_seq = self.run.last_seq
+        return retry_db(
+            lambda: self._write(
+                base_seq, samples, logs, changed, trace, status_changed, reached, first_live
+            ),
             what=f"run {self.run.pk}: storing a batch",
         )
 
     def _write(
         self,
+        base_seq: int,
         samples: list[list[Any]],
         logs: list[RunLog],
         changed: set[str],
@@ -202,39 +207,32 @@ class RunRecorder:
         reached: dict[str, int],
         first_live: bool,
     ) -> bool:
-        """One batch in one transaction; rolled back whole (and retried) on a busy database."""
-        last_seq = self.run.last_seq
-        try:
-            with transaction.atomic():
-                seq = self.run.last_seq + 1
-                self.run.last_seq = seq
-                self.run.heartbeat_at = timezone.now()
-                if samples:
-                    SampleChunk.objects.create(run=self.run, seq=seq, samples=samples)
-                if trace:
-                    TraceChunk.objects.create(
-                        run=self.run,
-                        seq=seq,
-                        count=len(trace),
-                        data=TraceChunk.pack([stored_record(e) for e in trace]),
-                    )
-                for entry in logs:
-                    entry.seq = seq
-                RunLog.objects.bulk_create(logs)
-                fields = {"last_seq", "heartbeat_at", *changed}
-                self.run.save(update_fields=sorted(fields))
-                if reached:
-                    stages.mark(self.run.pk, reached)
-                cancel = Run.objects.values_list("cancel_requested", flat=True).get(pk=self.run.pk)
-                batch = self._batch(seq, samples, logs, changed, trace, status_changed)
-                transaction.on_commit(lambda: self._send(batch, first_live=first_live))
-            if reached:
-                self.run.stages = {**reached, **self.run.stages}
-        except OperationalError:
-            self.run.last_seq = last_seq
+        """One flush's transaction; repeated whole if the database was busy or unreachable."""
+        with transaction.atomic():
+            seq = base_seq + 1
+            self.run.last_seq = seq
+            self.run.heartbeat_at = timezone.now()
+            if samples:
+                SampleChunk.objects.create(run=self.run, seq=seq, samples=samples)
+            if trace:
+                TraceChunk.objects.create(
+                    run=self.run,
+                    seq=seq,
+                    count=len(trace),
+                    data=TraceChunk.pack([stored_record(e) for e in trace]),
+                )
             for entry in logs:
-                entry.pk = None
-            raise
+                entry.pk, entry.seq = None, seq
+            RunLog.objects.bulk_create(logs)
+            fields = {"last_seq", "heartbeat_at", *changed}
+            self.run.save(update_fields=sorted(fields))
+            if reached:
+                stages.mark(self.run.pk, reached)
+            cancel = Run.objects.values_list("cancel_requested", flat=True).get(pk=self.run.pk)
+            batch = self._batch(seq, samples, logs, changed, trace, status_changed)
+            transaction.on_commit(lambda: self._send(batch, first_live=first_live))
+        if reached:
+            self.run.stages = {**reached, **self.run.stages}
         return cancel
 
     def _send(self, batch: RunBatch, *, first_live: bool = False) -> None:
@@ -272,7 +270,7 @@ class RunRecorder:
         batch tells viewers whichever it is."""
         self.flush(force=True)
         fields = {"progress": 1.0} if status == Run.Status.SUCCEEDED else {}
-        if not retry_busy(
+        if not retry_db(
             lambda: Run.objects.finish(self.run.pk, status, reason, **fields),
             what=f"run {self.run.pk}: storing its end",
         ):
@@ -282,7 +280,12 @@ class RunRecorder:
                 level=RunLog.Level.WARNING,
                 source="runner",
             )
-        stored = Run.objects.only("status", "reason", "finished_at", "progress").get(pk=self.run.pk)
+        stored = retry_db(
+            lambda: Run.objects.only("status", "reason", "finished_at", "progress").get(
+                pk=self.run.pk
+            ),
+            what=f"run {self.run.pk}",
+        )
         for name in ("status", "reason", "finished_at", "progress"):
             setattr(self.run, name, getattr(stored, name))
         self._status_changed = True

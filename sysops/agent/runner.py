@@ -31,7 +31,7 @@ from sysops.agent.events import BadLine, LineSplitter, parse_line
 from sysops.agent.link import AgentLink
 from sysops.agent.recorder import MAX_RESULT_ROWS, Publish, RunRecorder
 from sysops.agent.tracer import TraceCapture, keep_off_cpu
-from sysops.dbretry import retry_busy
+from sysops.dbretry import retry_db
 from sysops.experiments import limits, registry
 from sysops.experiments.base import Chart
 from sysops.models import Run, RunLog
@@ -63,7 +63,7 @@ class _RunEnds(Exception):
 
 def _save(run: Run, field: str) -> None:
     """One field of the run, stored even while another process holds the database's lock."""
-    retry_busy(lambda: run.save(update_fields=[field]), what=f"run {run.pk}: storing {field}")
+    retry_db(lambda: run.save(update_fields=[field]), what=f"run {run.pk}: storing {field}")
 
 
 def build_policy(run: Run, params: dict[str, Any], code_dir: Path) -> sandbox.Policy:

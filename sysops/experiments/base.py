@@ -11,8 +11,9 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.core.exceptions import ValidationError
 
-from sysops.models import Run
+from sysops.models import HostAgent, Run
 from sysops.tracing import scope
 
 # Form fields about the trace rather than the experiment: kept in the run's params (so a run
@@ -20,6 +21,17 @@ from sysops.tracing import scope
 TRACE_OPTION_FIELDS = ("trace_set", "inject_syscall", "inject_errno", "inject_when")
 
 MAN_PAGE_URL = "https://man7.org/linux/man-pages/man{section}/{name}.{section}.html"
+
+
+# The host field's two choices that are not a host name.
+ANY_HOST = ""
+ALL_HOSTS = "*"
+
+
+def host_choices() -> list[tuple[str, str]]:
+    """Any host, each live host by name, all of them; read when the form is drawn."""
+    live = [(name, name) for name in HostAgent.objects.live_names()]
+    return [(ANY_HOST, "any host"), *live, (ALL_HOSTS, "all hosts: once on each live host")]
 
 
 def man_page_url(name: str, section: int = 2) -> str:
@@ -52,6 +64,31 @@ class ExperimentForm(forms.Form):
     fault_paths: Mapping[str, str] = {}
     # Set by refuse_full_trace_over_cap: how many calls a full trace of this work traces.
     expected_calls: int | None = None
+    host = forms.CharField(
+        required=False,
+        max_length=255,
+        widget=forms.Select(choices=host_choices),
+        help_text="Where it runs. All hosts: the same parameters once on each, compared.",
+    )
+
+    def clean_host(self) -> list[str]:
+        """The host names to pin one run each to: [ANY_HOST], one live host, or every one."""
+        name = (self.cleaned_data.get("host") or "").strip()
+        if name == ANY_HOST:
+            return [ANY_HOST]
+        live = HostAgent.objects.live_names()
+        if name == ALL_HOSTS:
+            if not live:
+                raise ValidationError("No host is alive right now: choose any host.")
+            return live
+        if name in live:
+            return [name]
+        last = HostAgent.objects.filter(name=name).order_by("-heartbeat_at").first()
+        if last is None:
+            raise ValidationError(f"No agent runs on a host named {name!r}.")
+        raise ValidationError(
+            f"Host {name!r} is gone (last heartbeat {last.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC)."
+        )
 
     def clean_trace(self) -> str:
         return self.cleaned_data.get("trace") or Run.TraceMode.OFF
@@ -112,8 +149,8 @@ class ExperimentForm(forms.Form):
                 label="On call number",
                 help_text="Counted per process, on that file only (strace's when=N).",
             )
-        trace_fields = ["trace", "trace_set", "inject_syscall", "inject_errno", "inject_when"]
-        self.order_fields([name for name in self.fields if name not in trace_fields] + trace_fields)
+        last = ["trace", "trace_set", "inject_syscall", "inject_errno", "inject_when", "host"]
+        self.order_fields([name for name in self.fields if name not in last] + last)
 
         # A choice given twice (``layers=native&layers=native``) counts once, in every
         # experiment's multiple-choice fields, before their budgets are computed.
@@ -218,6 +255,8 @@ class Experiment:
         params = dict(form.cleaned_data)
         if isinstance(form, ExperimentForm):
             form.trace_options(params)
+        # Where it runs is not what it measures: the view pins runs with form.cleaned_data.
+        params.pop("host", None)
         return params, params.pop("trace"), form
 
     def split_trace_options(

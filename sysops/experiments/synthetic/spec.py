@@ -9,8 +9,12 @@ from sysops.experiments.base import Chart, Experiment, ExperimentForm
 
 class SyntheticForm(ExperimentForm):
     samples = forms.IntegerField(min_value=1, max_value=2_000_000, initial=10_000)
-    # A paced run lasts long enough to outlive a web server killed in the middle of it.
-    interval_ms = forms.IntegerField(min_value=0, max_value=1000, initial=0, required=False)
+    duration_s = forms.FloatField(
+        min_value=0, max_value=30, initial=0, required=False, help_text="0: as fast as it can"
+    )
+
+    def clean_duration_s(self) -> float:
+        return self.cleaned_data.get("duration_s") or 0.0
 
 
 EXPERIMENT = Experiment(
@@ -23,6 +27,6 @@ EXPERIMENT = Experiment(
     form_class=SyntheticForm,
     probe="sysops.experiments.synthetic.probe",
     charts=lambda params: [Chart("synthetic", "Synthetic", "i", "value", ("synthetic",))],
-    wall_s=lambda params: 120.0,
+    wall_s=lambda params: 120.0 + params.get("duration_s", 0.0),
     hidden=True,
 )

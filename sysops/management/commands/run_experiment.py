@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import sys
+import time
 from typing import Any
 
 from django import forms
@@ -13,13 +14,17 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.http import QueryDict
 
-from sysops import live, sandbox
+from sysops import live, sandbox, services
 from sysops.agent.runner import execute
 from sysops.batch import MESSAGE_TYPE, RunBatch
 from sysops.experiments import registry
+from sysops.experiments.base import ALL_HOSTS
 from sysops.models import Run
 from sysops.templatetags.sysops_tags import has_ratios, num, spread_text, tail_text
 from sysops.tracing.render import observer_sentence, summary_lines
+
+# How often a run queued for another host is looked at while the command waits for it.
+POLL_INTERVAL_S = 0.5
 
 
 class Command(BaseCommand):
@@ -42,6 +47,13 @@ class Command(BaseCommand):
             help="off, sampled (a short traced pass) or full (the whole work again, traced)",
         )
         parser.add_argument(
+            "--host",
+            default="",
+            metavar="NAME",
+            help="queue the run for the agent on live host NAME and wait for it, instead of "
+            "running it here",
+        )
+        parser.add_argument(
             "--json",
             action="store_true",
             help="print the run and its result rows as one JSON object instead of the table",
@@ -54,18 +66,32 @@ class Command(BaseCommand):
             raise CommandError(f"unknown experiment {options['experiment']!r}; try one of: {slugs}")
         data = self._form_data(exp.form_class(), options["param"])
         data["trace"] = options["trace"]
+        if options["host"] == ALL_HOSTS:
+            raise CommandError("--host takes one host name; all hosts is the web form's")
+        data["host"] = options["host"]
         params, trace_mode, form = exp.clean_params(data)
         if params is None:
             lines = [f"  {field}: {' '.join(errs)}" for field, errs in form.errors.items()]
             raise CommandError("invalid parameters:\n" + "\n".join(lines))
 
-        # Created and claimed in one transaction: no agent ever sees it queued.
-        with transaction.atomic():
-            run = Run.objects.create(experiment=exp.slug, params=params, trace_mode=trace_mode)
-            Run.objects.claim(run.pk, by=f"cli:{socket.gethostname()}:{os.getpid()}")
-        self.stderr.write(f"run #{run.pk}: {exp.title}")
-        sandbox.set_child_subreaper()
-        run = execute(run.pk, self._publish)
+        if options["host"]:
+            run = services.run_create(
+                experiment=exp.slug,
+                params=params,
+                trace_mode=trace_mode,
+                user=None,
+                pinned_host=options["host"],
+            )
+            self.stderr.write(f"run #{run.pk}: {exp.title}, queued for host {options['host']}")
+            run = self._wait(run)
+        else:
+            # Created and claimed in one transaction: no agent ever sees it queued.
+            with transaction.atomic():
+                run = Run.objects.create(experiment=exp.slug, params=params, trace_mode=trace_mode)
+                Run.objects.claim(run.pk, by=f"cli:{socket.gethostname()}:{os.getpid()}")
+            self.stderr.write(f"run #{run.pk}: {exp.title}")
+            sandbox.set_child_subreaper()
+            run = execute(run.pk, self._publish)
         if options["json"]:
             self.stdout.write(json.dumps(_as_json(run), indent=2, ensure_ascii=False))
         else:
@@ -82,6 +108,8 @@ class Command(BaseCommand):
                 raise CommandError(
                     "the trace mode is an option of its own: --trace off|sampled|full"
                 )
+            if name == "host":
+                raise CommandError("the host is an option of its own: --host NAME")
             if not sep or name not in form.fields:
                 known = ", ".join(form.fields)
                 raise CommandError(f"--param {pair!r}: expected NAME=VALUE with NAME in {known}")
@@ -98,6 +126,20 @@ class Command(BaseCommand):
                 values = list(initial) if multiple else [initial]
             data.setlist(name, [str(v) for v in values])
         return data
+
+    def _wait(self, run: Run) -> Run:
+        """Until an agent on the run's host has finished it; Ctrl-C cancels it."""
+        try:
+            while not run.is_terminal:
+                time.sleep(POLL_INTERVAL_S)
+                run.refresh_from_db()
+                if run.progress_message and run.progress_message != self._last_progress:
+                    self._last_progress = run.progress_message
+                    self.stderr.write(f"  {run.progress:4.0%} {run.progress_message}")
+        except KeyboardInterrupt:
+            services.run_cancel(run=run)
+            raise
+        return run
 
     def _publish(self, group: str, message: dict[str, Any]) -> None:
         if message.get("type") == MESSAGE_TYPE:
