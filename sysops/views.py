@@ -225,7 +225,10 @@ def run_again(request: HttpRequest, run_id: int) -> HttpResponse:
     params, trace_mode, form = exp.clean_params(exp.form_data(old.params, old.trace_mode))
     if params is None:
         return _experiment_page(request, exp, form, status=400)
-    return _queue(request, exp, form, params, trace_mode, parent=old, received_ns=received_ns)
+    hosts = [old.pinned_host]  # again where it ran (any host if it was not pinned)
+    return _queue(
+        request, exp, form, params, trace_mode, parent=old, received_ns=received_ns, hosts=hosts
+    )
 
 
 @require_safe

@@ -3,6 +3,7 @@ own and in a session of its own, so that a test can kill one with everything it 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -40,9 +41,14 @@ class AgentProcess:
 
     def kill_host(self) -> None:
         """SIGKILL the agent and its runners at once, as a host that dies (sandboxes die with
-        their runner: bubblewrap's --die-with-parent)."""
+        their runner: bubblewrap's --die-with-parent). Runners live in sessions of their own
+        (they outlive a restarted agent), so they are found as the agent's children."""
         if self.popen.poll() is None:
+            runners = _children(self.popen.pid)
             os.killpg(self.popen.pid, signal.SIGKILL)
+            for pid in runners:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         self.popen.wait()
 
     def stop(self) -> int:
@@ -99,3 +105,18 @@ def wait_registered(agent: AgentProcess, *, using: str = DEFAULT_DB_ALIAS) -> Ho
             raise AssertionError(f"agent {agent.name} exited: {agent.log()}")
         time.sleep(0.2)
     raise AssertionError(f"agent {agent.name} not registered in {REGISTER_TIMEOUT_S:g} s")
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
