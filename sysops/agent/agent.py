@@ -82,7 +82,7 @@ def _starting_elsewhere(run: Run, agent: Agent) -> bool:
     except (ValueError, ProcessLookupError):
         return False
     except PermissionError:
-        return True
+        pass  # alive, another user's
     return True
 
 
