@@ -124,26 +124,33 @@ class RunQuerySet(models.QuerySet["Run"]):
         A queued run waits behind its owner's running runs and its owner's older queued ones
         (its turn), so a user with 20 queued runs takes turns with another user's single run
         instead of holding it back; among equal turns the oldest goes first. Anonymous runs
-        are one owner. One pass over the queue (a window function, not a count per row)."""
+        take turns by client address. One pass over the queue (a window function, not a count
+        per row)."""
         connection = connections[self.db]
 
         def sql_of(queryset: models.QuerySet[Any]) -> tuple[str, tuple[Any, ...]]:
             return queryset.order_by().query.get_compiler(using=self.db).as_sql()
 
         candidates, candidate_params = sql_of(
-            self.claimable(host_name=host_name).values("id", "user_id")
+            self.claimable(host_name=host_name).values("id", "user_id", "client_addr")
         )
         running, running_params = sql_of(
-            Run.objects.filter(status=Run.Status.RUNNING).values("user_id")
+            Run.objects.filter(status=Run.Status.RUNNING).values("user_id", "client_addr")
+        )
+        # The owner: the user, or the client address for runs queued without one (a loopback
+        # install has no users: each address takes its turn).
+        owner = (
+            "COALESCE(CAST({0}.user_id AS TEXT),"
+            " 'addr:' || COALESCE(CAST({0}.client_addr AS TEXT), ''))"
         )
         sql = (
             "SELECT t.id FROM (SELECT c.id, ROW_NUMBER() OVER"
-            " (PARTITION BY COALESCE(c.user_id, 0) ORDER BY c.id)"
+            f" (PARTITION BY {owner.format('c')} ORDER BY c.id)"
             " + COALESCE(o.running, 0) AS turn"
             f" FROM ({candidates}) c LEFT JOIN"
-            " (SELECT COALESCE(b.user_id, 0) AS owner, COUNT(*) AS running"
-            f" FROM ({running}) b GROUP BY COALESCE(b.user_id, 0)) o"
-            " ON o.owner = COALESCE(c.user_id, 0)) t"
+            f" (SELECT {owner.format('b')} AS owner, COUNT(*) AS running"
+            f" FROM ({running}) b GROUP BY {owner.format('b')}) o"
+            f" ON o.owner = {owner.format('c')}) t"
             " ORDER BY t.turn, t.id LIMIT %s"
         )
         with connection.cursor() as cursor:

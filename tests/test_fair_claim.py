@@ -18,3 +18,7 @@ def test_it_puts_owners_with_running_runs_behind():
 
 def test_it_claims_pinned_runs_only_on_their_host():
     fair.check_pinned_runs_go_to_their_host("default")
+
+
+def test_anonymous_runs_take_turns_by_client_address():
+    fair.check_anonymous_runs_take_turns_by_address("default")

@@ -55,6 +55,13 @@ def check_running_runs_count_against_their_owner(using: str) -> None:
     assert claim_all(using, "here") == [bobs[0], bobs[1], alices[0]]
 
 
+def check_anonymous_runs_take_turns_by_address(using: str) -> None:
+    """Without users (a loopback install), each client address is an owner of its own."""
+    loop = queue(using, None, 3, client_addr="127.0.0.1")
+    other = queue(using, None, 1, client_addr="127.0.0.2")
+    assert claim_all(using, "here") == [loop[0], other[0], loop[1], loop[2]]
+
+
 def check_pinned_runs_go_to_their_host(using: str) -> None:
     anywhere = queue(using, None, 1)
     there = queue(using, None, 1, pinned_host="there")

@@ -19,6 +19,10 @@ def test_it_claims_pinned_runs_only_on_their_host(scaled_db):
     fair.check_pinned_runs_go_to_their_host(scaled_db)
 
 
+def test_anonymous_runs_take_turns_by_client_address(scaled_db):
+    fair.check_anonymous_runs_take_turns_by_address(scaled_db)
+
+
 def test_a_run_locked_by_an_open_claim_is_skipped_not_waited_for(scaled_db, scaled_stack):
     import psycopg
 
