@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 RUNS_GROUP = "runs"
 # A live message the layer (Redis) has not taken in this long is given up: the run goes on.
@@ -123,8 +124,14 @@ def run_status_changed(run_id: int) -> None:
         publish(group, message)
 
 
+# Standalone agents (scaled mode) listen here for runs to claim.
+AGENTS_GROUP = "sysops-agents"
+
+
 def run_queued(run_id: int) -> None:
     run_status_changed(run_id)
     agent = local_agent()
     if agent is not None:
         agent.wake_threadsafe()
+    elif settings.REDIS_URL:
+        publish(AGENTS_GROUP, {"type": "run.queued", "run": run_id})

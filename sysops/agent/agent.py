@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 POLL_INTERVAL_S = 1.0
+# An agent hearing queued runs over the channel layer joins its group again this often (a
+# group membership expires in channels_redis, and Redis may have restarted meanwhile).
+AGENTS_GROUP_REJOIN_S = 60.0
 RECOVER_INTERVAL_S = 10.0
 # A runner flushes a heartbeat at least every 2 s; one silent this long is gone.
 STALE_HEARTBEAT_S = 60.0
@@ -117,6 +121,7 @@ class Agent:
         # Since when this agent's own heartbeats have reached the database without a gap as
         # long as the expiry: before that, other agents' silence may be the database's.
         self._beating_since: datetime | None = None
+        self._hearing: asyncio.Task[Any] | None = None
         self._last_beat: datetime | None = None
 
     # --- called from other threads (views) ------------------------------------------------------
@@ -160,6 +165,8 @@ class Agent:
         log.info("sandbox: %s", report.reason)
         await self.db(self.register, report)
         await self._refill_spare()  # the first run starts as fast as the next ones
+        if settings.REDIS_URL:
+            self._hearing = self._spawn(self._hear_queued_runs())
         # Another agent's death is noticed within its expiry, not only at the next slow sweep.
         recover_interval_s = min(RECOVER_INTERVAL_S, settings.SYSOPS_AGENT_EXPIRY_S)
         last_recover = last_beat = -RECOVER_INTERVAL_S
@@ -231,6 +238,8 @@ class Agent:
             self._held = None
         if self._server is not None:
             self._server.close()
+        if self._hearing is not None:
+            self._hearing.cancel()
         for proc in [*self.running.values(), *self._spares]:
             if proc is not None and proc.returncode is None:
                 proc.terminate()
@@ -240,6 +249,27 @@ class Agent:
             await self.db(self.unregister)
         except Exception:
             log.exception("could not record that this agent stopped: it shows gone once silent")
+
+    async def _hear_queued_runs(self) -> None:
+        """Scaled mode: the web app announces each queued run to every agent (live.AGENTS_GROUP
+        over Redis), so a claim follows a submit at once rather than at the next poll. The poll
+        stays: an announcement lost while Redis is down costs a second, not the run."""
+        layer = get_channel_layer()
+        assert layer is not None and self.loop is not None and self._wake is not None
+        channel = await layer.new_channel()
+        joined_at = None
+        while not self._stopping:
+            try:
+                if joined_at is None or self.loop.time() - joined_at > AGENTS_GROUP_REJOIN_S:
+                    await layer.group_add(live.AGENTS_GROUP, channel)
+                    joined_at = self.loop.time()
+                await asyncio.wait_for(layer.receive(channel), AGENTS_GROUP_REJOIN_S)
+                self._wake.set()
+            except TimeoutError:
+                continue
+            except Exception:  # noqa: BLE001 - the layer is down: the poll carries on meanwhile
+                joined_at = None
+                await asyncio.sleep(POLL_INTERVAL_S)
 
     def register(self, report: sandbox.HostReport) -> None:
         """Say in the database who this agent is, on which host, with which sandbox."""
