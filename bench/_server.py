@@ -26,8 +26,9 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def app_server() -> Iterator[str]:
-    """Yields the base URL of a fresh server; everything it made is removed afterwards."""
+def app_server(port: int | None = None) -> Iterator[str]:
+    """Yields the base URL of a fresh server (on ``port``, else a free one); everything it made
+    is removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="sysops-bench-") as var_dir:
         env = {
             **os.environ,
@@ -39,7 +40,7 @@ def app_server() -> Iterator[str]:
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO_ROOT, env=env, check=True
         )
-        port = _free_port()
+        port = port or _free_port()
         server = subprocess.Popen(
             [
                 str(VENV_BIN / "daphne"),

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import functools
+import json
+import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,10 +18,16 @@ from sysops.agent.recorder import MAX_LOG_LINES, MAX_RESULT_BYTES, MAX_RESULT_RO
 from sysops.experiments import registry
 from sysops.models import Run, RunLog, SampleChunk, TraceChunk
 from sysops.sandbox.filter_cost import FilterCost, cached_filter_cost
+from sysops.tracing.search import TraceQuery
 from sysops.worker.fingerprint import fingerprint
 
 LOG_LINES_SHOWN = 500
 TRACE_LINES_SHOWN = 1000
+TRACE_PAGE_SIZE = 200
+# A search page ends (short, with a cursor) after this long, so a rare match in a huge trace
+# never holds a request for seconds: the browser asks for the next stretch.
+TRACE_SEARCH_BUDGET_S = 1.0
+_CHUNKS_PER_READ = 8
 
 
 @functools.cache
@@ -119,6 +128,69 @@ def trace_events(run: Run) -> Iterator[dict[str, Any]]:
     """Every stored trace event of a run, in order, a chunk at a time."""
     for chunk in TraceChunk.objects.filter(run=run).order_by("seq").iterator(chunk_size=8):
         yield from chunk.events()
+
+
+@dataclass(frozen=True)
+class TracePage:
+    """One page of search results: the matching events with their run-wide index, where
+    to continue from, and whether the scan stopped before the end of what is stored (page full,
+    or the time budget spent)."""
+
+    events: list[tuple[int, dict[str, Any]]]
+    next_index: int
+    more: bool
+    scanned: int  # events read to build this page
+    stored: int  # events stored when the search ran
+
+
+def trace_search(
+    run: Run,
+    query: TraceQuery,
+    *,
+    after: int = 0,
+    limit: int = TRACE_PAGE_SIZE,
+    budget_s: float = TRACE_SEARCH_BUDGET_S,
+) -> TracePage:
+    """The first ``limit`` events matching ``query`` from event index ``after`` on, in order.
+
+    Continuing from ``next_index`` gives the following page with no gap and no repeat. Chunks
+    whose index rules them out are never read; past ``budget_s`` the page ends at a chunk
+    boundary, possibly short or empty, with ``more`` set."""
+    started = time.monotonic()
+    rows = (
+        TraceChunk.objects.filter(run=run)
+        .order_by("seq")
+        .values_list("pk", "count", "start", "index")
+    )
+    candidates: list[tuple[int, int, int]] = []  # (pk, start, count)
+    position = 0
+    for pk, count, start, index in rows:
+        # Chunks stored before the start column existed count from their predecessors.
+        start = position if start is None else start
+        position = start + count
+        if position > after and query.may_match(index):
+            candidates.append((pk, start, count))
+    found: list[tuple[int, dict[str, Any]]] = []
+    next_index, scanned = max(after, 0), 0
+    for i in range(0, len(candidates), _CHUNKS_PER_READ):
+        group = candidates[i : i + _CHUNKS_PER_READ]
+        data = dict(
+            TraceChunk.objects.filter(pk__in=[pk for pk, _, _ in group]).values_list("pk", "data")
+        )
+        for k, (pk, start, count) in enumerate(group):
+            packed = zlib.decompress(data[pk])
+            events = json.loads(packed) if query.may_contain(packed) else ()
+            for j in range(max(0, next_index - start), len(events)):
+                scanned += 1
+                if query.matches(events[j]):
+                    found.append((start + j, events[j]))
+                    if len(found) >= limit:
+                        return TracePage(found, start + j + 1, True, scanned, position)
+            next_index = start + count
+            last = i + k == len(candidates) - 1
+            if not last and time.monotonic() - started > budget_s:
+                return TracePage(found, next_index, True, scanned, position)
+    return TracePage(found, max(next_index, position), False, scanned, position)
 
 
 def run_context(run: Run) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from sysops.live import RUNS_GROUP, run_group, runs_changed
 from sysops.models import Host, Run, RunLog, SampleChunk, TraceChunk
 from sysops.tracing.parse import TraceEvent
 from sysops.tracing.render import live_record, live_trace_state, stored_record
+from sysops.tracing.search import chunk_index
 from sysops.tracing.summary import Summary
 
 log = logging.getLogger(__name__)
@@ -166,6 +167,8 @@ class RunRecorder:
                     seq=seq,
                     count=len(trace),
                     data=TraceChunk.pack([stored_record(e) for e in trace]),
+                    start=self.trace_total - len(trace),
+                    index=chunk_index(trace),
                 )
             for entry in logs:
                 entry.seq = seq

@@ -1,0 +1,83 @@
+"""The live trace pane's responsiveness during a big full trace, watched in headless Chromium.
+
+A traced getppid loop of ``--calls`` calls streams live to the run page; the Long Tasks API
+(PerformanceObserver 'longtask') records every main-thread task over 50 ms from the page's load
+to the trace's end. Prints the longest task, how many there were, and what the websocket carried
+(frames, bytes). Goal: no task over 50 ms. Run from the repository root:
+
+    .venv/bin/python bench/live_pane.py [--calls 1000000] [--port 15800]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _server import app_server, chromium, percentile  # noqa: E402
+
+LONG_TASKS = """
+window.__longTasks = [];
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) window.__longTasks.push(entry.duration);
+}).observe({ type: "longtask", buffered: true });
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=1_000_000)
+    parser.add_argument("--port", type=int, default=None, help="the app server's port")
+    args = parser.parse_args()
+    frames = 0
+    frame_bytes = 0
+
+    def on_frame(payload: str | bytes) -> None:
+        nonlocal frames, frame_bytes
+        frames += 1
+        frame_bytes += len(payload)
+
+    with app_server(args.port) as base, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.add_init_script(LONG_TASKS)
+        page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
+        page.goto(f"{base}/experiments/workload/")
+        page.select_option("select[name=case]", "getppid_loop")
+        page.fill("input[name=count]", str(args.calls))
+        page.select_option("select[name=trace]", "full")
+        page.click("button[type=submit]")
+        page.wait_for_url("**/runs/*/")
+        page.wait_for_selector("#trace[data-status=tracing]", timeout=300_000)
+        started = time.perf_counter()
+        page.wait_for_function(
+            "() => ['done', 'cut', 'failed'].includes(document.getElementById('trace')"
+            ".dataset.status)",
+            timeout=900_000,
+            polling=1000,
+        )
+        streamed_s = time.perf_counter() - started
+        page.wait_for_timeout(1000)  # the last frames' rendering
+        long_tasks = page.evaluate("window.__longTasks")
+        status = page.get_attribute("#trace", "data-status")
+        events = page.evaluate(
+            "() => (document.getElementById('trace-count').textContent.match(/([\\d,]+) events/)"
+            " || [])[1] || '?'"
+        )
+        dom_lines = page.evaluate("document.querySelectorAll('#trace-lines .tl').length")
+    longest = max(long_tasks, default=0.0)
+    print(f"trace {status}: {events} events, streamed live for {streamed_s:.1f} s")
+    print(
+        f"websocket: {frames:,} frames, {frame_bytes / 1e6:.1f} MB; lines in the DOM: {dom_lines}"
+    )
+    median = percentile(long_tasks, 50) if long_tasks else 0.0
+    print(
+        f"main-thread tasks over 50 ms: {len(long_tasks)}; longest {longest:.0f} ms;"
+        f" median of them {median:.0f} ms; over 100 ms: {sum(1 for d in long_tasks if d > 100)}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Searching a stored trace: which events match a query, and which chunks cannot.
+
+A run's events are stored a batch at a time (``TraceChunk``). Each chunk also stores a small
+index of what it holds (:func:`chunk_index`: its names, categories and pids, whether a call
+failed, its first and last time), computed when the batch is written, so that a search over a
+million events decompresses only the chunks that may hold a match (:meth:`TraceQuery.may_match`).
+The text filter reads the line as the pane renders it (``render.call_text``), so what you find is
+what you see.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sysops.tracing.parse import TraceEvent
+from sysops.tracing.render import as_event, call_text
+
+TEXT_MAX_CHARS = 200
+# Runs of these characters never straddle two fields of a rendered line (call_text puts
+# punctuation or spaces between fields) and JSON stores them unescaped; a run with a letter or a
+# slash is not one of the numbers call_text formats itself (a duration, an exit status). So
+# such a run of a text query appears verbatim in the stored JSON of any event that matches...
+_VERBATIM_RUN = re.compile(r"[A-Za-z0-9_/]*[A-Za-z_/][A-Za-z0-9_/]*")
+# ...unless the run comes from call_text's own words rather than from a field.
+_RENDERER_WORDS = "<unfinished ...> +++ exited with +++ killed by (core dumped) stopped by ---"
+
+
+def failed(event: Mapping[str, Any]) -> bool:
+    """What the pane marks as failed: a call with an errno, or one cut short."""
+    return bool(event.get("errno")) or bool(event.get("cut_short"))
+
+
+def chunk_index(events: Iterable[TraceEvent]) -> dict[str, Any]:
+    """What a chunk holds, in a few hundred bytes: sets are small (a trace has tens of
+    distinct names and pids), and one pass of attribute reads costs far less than packing."""
+    names: set[str] = set()
+    categories: set[str] = set()
+    pids: set[int] = set()
+    has_failed = False
+    ts_min, ts_max = math.inf, -math.inf
+    for event in events:
+        names.add(event.name)
+        categories.add(event.category)
+        if event.pid is not None:
+            pids.add(event.pid)
+        if event.errno or event.cut_short:
+            has_failed = True
+        ts = event.ts
+        if ts is not None:
+            if ts < ts_min:
+                ts_min = ts
+            if ts > ts_max:
+                ts_max = ts
+    return {
+        "names": sorted(names),
+        "categories": sorted(categories),
+        "pids": sorted(pids),
+        "failed": has_failed,
+        "ts": [ts_min, ts_max] if ts_min <= ts_max else None,
+    }
+
+
+@dataclass(frozen=True)
+class TraceQuery:
+    """Filters that must all hold; an empty field matches everything.
+
+    ``name`` is a substring of the syscall name (the pane's name box), ``syscall`` an exact name
+    (a row of the summary), ``text`` a substring of the rendered call; ``ts_from``/``ts_to``
+    bound the call's start time, in the trace's own seconds."""
+
+    name: str = ""
+    syscall: str = ""
+    category: str = ""
+    pid: int | None = None
+    failed: bool = False
+    text: str = ""
+    ts_from: float | None = None
+    ts_to: float | None = None
+    # The longest verbatim run of ``text`` (see _VERBATIM_RUN), "" when it has none.
+    _needle: str = field(init=False, default="", repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        runs = [
+            r for r in _VERBATIM_RUN.findall(self.text) if len(r) >= 3 and r not in _RENDERER_WORDS
+        ]
+        object.__setattr__(self, "_needle", max(runs, key=len, default=""))
+
+    def may_contain(self, packed_json: bytes) -> bool:
+        """False only when a chunk's stored JSON proves that none of its events match the text
+        filter: a cheap substring test that spares parsing and rendering the chunk."""
+        return not self._needle or self._needle.encode() in packed_json
+
+    def may_match(self, index: Mapping[str, Any] | None) -> bool:
+        """False only when the chunk's index proves that none of its events match."""
+        if not index:
+            return True  # a chunk stored before indexes existed
+        if self.syscall and self.syscall not in index["names"]:
+            return False
+        if self.name and not any(self.name in n for n in index["names"]):
+            return False
+        if self.category and self.category not in index["categories"]:
+            return False
+        if self.pid is not None and self.pid not in index["pids"]:
+            return False
+        if self.failed and not index["failed"]:
+            return False
+        if self.ts_from is not None or self.ts_to is not None:
+            span = index["ts"]
+            if span is None:
+                return False
+            if self.ts_from is not None and span[1] < self.ts_from:
+                return False
+            if self.ts_to is not None and span[0] > self.ts_to:
+                return False
+        return True
+
+    def matches(self, event: Mapping[str, Any]) -> bool:
+        """Whether one stored event (``render.stored_record`` form) matches."""
+        if self.syscall and event.get("name") != self.syscall:
+            return False
+        if self.name and self.name not in (event.get("name") or ""):
+            return False
+        if self.category and event.get("category") != self.category:
+            return False
+        if self.pid is not None and event.get("pid") != self.pid:
+            return False
+        if self.failed and not failed(event):
+            return False
+        if self.ts_from is not None or self.ts_to is not None:
+            ts = event.get("ts")
+            if ts is None:
+                return False
+            if self.ts_from is not None and ts < self.ts_from:
+                return False
+            if self.ts_to is not None and ts > self.ts_to:
+                return False
+        if not self.text:
+            return True
+        needle = self._needle
+        if needle and not (
+            needle in (event.get("name") or "")
+            or needle in (event.get("ret") or "")
+            or any(needle in arg for arg in event.get("args") or ())
+        ):
+            return False
+        # Last: rendering the line is the one costly check.
+        return self.text in call_text(as_event(event))
