@@ -26,10 +26,13 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def app_server(port: int | None = None) -> Iterator[str]:
+def app_server(port: int | None = None, var_dir: str | None = None) -> Iterator[str]:
     """Yields the base URL of a fresh server (on ``port``, else a free one); everything it made
-    is removed afterwards."""
-    with tempfile.TemporaryDirectory(prefix="sysops-bench-") as var_dir:
+    is removed afterwards. With ``var_dir``, the server uses that directory (and the database
+    in it) instead of a new one, and leaves it."""
+    with contextlib.ExitStack() as stack:
+        if var_dir is None:
+            var_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="sysops-bench-"))
         env = {
             **os.environ,
             "SYSOPS_VAR_DIR": var_dir,

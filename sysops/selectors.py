@@ -125,9 +125,21 @@ def trace_tail(run: Run, *, up_to_seq: int, limit: int = TRACE_LINES_SHOWN) -> l
 
 
 def trace_events(run: Run) -> Iterator[dict[str, Any]]:
-    """Every stored trace event of a run, in order, a chunk at a time."""
-    for chunk in TraceChunk.objects.filter(run=run).order_by("seq").iterator(chunk_size=8):
-        yield from chunk.events()
+    """Every stored trace event of a run, in order, a chunk at a time.
+
+    Each read is a query of its own, finished before the events are handed out: a download
+    that stops half-way (the browser went away) must not leave a cursor open, and with it a
+    read transaction that would show this thread's later requests an old database."""
+    last_seq = -1
+    while True:
+        chunks = list(
+            TraceChunk.objects.filter(run=run, seq__gt=last_seq).order_by("seq")[:_CHUNKS_PER_READ]
+        )
+        if not chunks:
+            return
+        last_seq = chunks[-1].seq
+        for chunk in chunks:
+            yield from chunk.events()
 
 
 @dataclass(frozen=True)
