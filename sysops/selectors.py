@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import time
 import zlib
 from collections.abc import Iterator
@@ -151,7 +150,7 @@ class TracePage:
     events: list[tuple[int, dict[str, Any]]]
     next_index: int
     more: bool
-    scanned: int  # events read to build this page
+    scanned: int  # events decoded to build this page
     stored: int  # events stored when the search ran
 
 
@@ -174,28 +173,30 @@ def trace_search(
         .order_by("seq")
         .values_list("pk", "count", "start", "index")
     )
-    candidates: list[tuple[int, int, int]] = []  # (pk, start, count)
+    candidates: list[tuple[int, int, int, Any]] = []  # (pk, start, count, index)
     position = 0
     for pk, count, start, index in rows:
         # Chunks stored before the start column existed count from their predecessors.
         start = position if start is None else start
         position = start + count
         if position > after and query.may_match(index):
-            candidates.append((pk, start, count))
+            candidates.append((pk, start, count, index))
     found: list[tuple[int, dict[str, Any]]] = []
     next_index, scanned = max(after, 0), 0
     for i in range(0, len(candidates), _CHUNKS_PER_READ):
         group = candidates[i : i + _CHUNKS_PER_READ]
         data = dict(
-            TraceChunk.objects.filter(pk__in=[pk for pk, _, _ in group]).values_list("pk", "data")
+            TraceChunk.objects.filter(pk__in=[c[0] for c in group]).values_list("pk", "data")
         )
-        for k, (pk, start, count) in enumerate(group):
-            packed = zlib.decompress(data[pk])
-            events = json.loads(packed) if query.may_contain(packed) else ()
-            for j in range(max(0, next_index - start), len(events)):
+        for k, (pk, start, count, index) in enumerate(group):
+            stored_json = zlib.decompress(data[pk])
+            first = max(0, next_index - start)
+            for j, event in query.candidates(stored_json, count, index):
+                if j < first:
+                    continue
                 scanned += 1
-                if query.matches(events[j]):
-                    found.append((start + j, events[j]))
+                if query.matches(event):
+                    found.append((start + j, event))
                     if len(found) >= limit:
                         return TracePage(found, start + j + 1, True, scanned, position)
             next_index = start + count

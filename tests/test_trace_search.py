@@ -71,6 +71,14 @@ def test_pages_of_failed_calls_join_with_no_gap_and_no_repeat(stored_run):
     assert pages >= len(want) // 37
 
 
+def test_failed_calls_alone_are_found_by_their_errno(stored_run):
+    want = expected(stored_run, lambda e: e["errno"] or e["cut_short"])
+    got, _ = every_page(stored_run, TraceQuery(failed=True), limit=150)
+    assert got == want and len(want) == EVENTS // 1000
+    page = selectors.trace_search(stored_run, TraceQuery(failed=True), limit=500)
+    assert page.scanned == len(want)  # only the failed calls were decoded
+
+
 def test_pages_cut_by_the_time_budget_join_too(stored_run):
     # A zero budget ends every page after its first chunk, often with no match at all.
     query = TraceQuery(name="write", pid=PIDS[1])

@@ -10,9 +10,10 @@ what you see.
 
 from __future__ import annotations
 
+import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,9 @@ TEXT_MAX_CHARS = 200
 # slash is not one of the numbers call_text formats itself (a duration, an exit status). So
 # such a run of a text query appears verbatim in the stored JSON of any event that matches...
 _VERBATIM_RUN = re.compile(r"[A-Za-z0-9_/]*[A-Za-z_/][A-Za-z0-9_/]*")
+# Where each stored event begins: pack writes each as a compact object whose first key is
+# "seq"; inside a JSON string a quote is escaped, so this never matches within a value.
+_EVENT_START = b'{"seq":'
 # ...unless the run comes from call_text's own words rather than from a field.
 _RENDERER_WORDS = "<unfinished ...> +++ exited with +++ killed by (core dumped) stopped by ---"
 
@@ -40,7 +44,7 @@ def chunk_index(events: Iterable[TraceEvent]) -> dict[str, Any]:
     names: set[str] = set()
     categories: set[str] = set()
     pids: set[int] = set()
-    has_failed = False
+    has_failed = has_cut_short = False
     ts_min, ts_max = math.inf, -math.inf
     for event in events:
         names.add(event.name)
@@ -49,6 +53,7 @@ def chunk_index(events: Iterable[TraceEvent]) -> dict[str, Any]:
             pids.add(event.pid)
         if event.errno or event.cut_short:
             has_failed = True
+            has_cut_short = has_cut_short or event.cut_short
         ts = event.ts
         if ts is not None:
             if ts < ts_min:
@@ -60,6 +65,7 @@ def chunk_index(events: Iterable[TraceEvent]) -> dict[str, Any]:
         "categories": sorted(categories),
         "pids": sorted(pids),
         "failed": has_failed,
+        "cut_short": has_cut_short,
         "ts": [ts_min, ts_max] if ts_min <= ts_max else None,
     }
 
@@ -89,10 +95,45 @@ class TraceQuery:
         ]
         object.__setattr__(self, "_needle", max(runs, key=len, default=""))
 
-    def may_contain(self, packed_json: bytes) -> bool:
-        """False only when a chunk's stored JSON proves that none of its events match the text
-        filter: a cheap substring test that spares parsing and rendering the chunk."""
-        return not self._needle or self._needle.encode() in packed_json
+    def candidates(
+        self, stored_json: bytes, count: int, index: Mapping[str, Any] | None = None
+    ) -> Iterator[tuple[int, dict[str, Any]]]:
+        """``(position, event)`` for each event of a chunk's stored JSON that may match, in
+        order: every event, or, when the query implies a piece of text its JSON must hold,
+        only the events holding it, found by substring search and decoded one by one. A rare
+        call costs a scan of the bytes instead of decoding thousands of events."""
+        mark = self._stored_mark(index)
+        if mark is None or stored_json.count(_EVENT_START) != count:
+            # Nothing to look for, or not the layout pack writes: decode it all.
+            yield from enumerate(json.loads(stored_json))
+            return
+        position, counted_to = -1, 0
+        at = stored_json.find(mark)
+        while at != -1:
+            start = stored_json.rfind(_EVENT_START, 0, at)
+            position += stored_json.count(_EVENT_START, counted_to, start + len(_EVENT_START))
+            counted_to = start + 1
+            end = stored_json.find(_EVENT_START, at)
+            # Each event but the last is followed by a comma, the last by the list's "]".
+            yield position, json.loads(stored_json[start : end - 1 if end != -1 else -1])
+            if end == -1:
+                return
+            at = stored_json.find(mark, end)
+
+    def _stored_mark(self, index: Mapping[str, Any] | None) -> bytes | None:
+        """A piece of text every matching event's stored JSON holds (pack writes compact JSON
+        with ASCII escapes), the most telling one; None when the query implies none."""
+        if self.syscall:
+            return _compact_pair("name", self.syscall)
+        if self._needle:
+            return self._needle.encode()
+        if self.failed and index and index.get("cut_short") is False:
+            return b'"errno":"'  # a failed call has an errno unless it was cut short
+        if self.pid is not None:
+            return f'"pid":{self.pid},'.encode()
+        if self.category:
+            return _compact_pair("category", self.category)
+        return None
 
     def may_match(self, index: Mapping[str, Any] | None) -> bool:
         """False only when the chunk's index proves that none of its events match."""
@@ -149,3 +190,8 @@ class TraceQuery:
             return False
         # Last: rendering the line is the one costly check.
         return self.text in call_text(as_event(event))
+
+
+def _compact_pair(key: str, value: str) -> bytes:
+    """``"key":"value"`` as pack writes it."""
+    return json.dumps({key: value}, separators=(",", ":"))[1:-1].encode()
