@@ -22,14 +22,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _server import app_server, chromium, percentile  # noqa: E402
-
-LONG_TASKS = """
-window.__longTasks = [];
-new PerformanceObserver((list) => {
-  for (const entry of list.getEntries()) window.__longTasks.push(entry.duration);
-}).observe({ type: "longtask", buffered: true });
-"""
+from _server import (  # noqa: E402
+    LONG_TASKS,
+    app_server,
+    chromium,
+    percentile,
+    start_traced_getppid_loop,
+)
 
 
 def main() -> int:
@@ -49,12 +48,7 @@ def main() -> int:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.add_init_script(LONG_TASKS)
         page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
-        page.goto(f"{base}/experiments/workload/")
-        page.select_option("select[name=case]", "getppid_loop")
-        page.fill("input[name=count]", str(args.calls))
-        page.select_option("select[name=trace]", "full")
-        page.click("button[type=submit]")
-        page.wait_for_url("**/runs/*/")
+        start_traced_getppid_loop(page, base, args.calls)
         cdp = page.context.new_cdp_session(page)
         trace: list[dict] = []
         ended: list[bool] = []

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import sys
 import tempfile
 import time
@@ -21,10 +20,8 @@ import urllib.request
 import zlib
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT))
-from _server import app_server  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _server import app_server, stored_trace_run  # noqa: E402
 
 FORMATS = ("strace", "ndjson", "perfetto")
 READ_BYTES = 256 * 1024
@@ -48,35 +45,6 @@ def fetch(url: str, *, gzip: bool) -> tuple[float, int, str, str]:
     return elapsed_s, wire, encoding, digest.hexdigest()
 
 
-def store(var_dir: str, events: int) -> tuple[int, dict[str, int]]:
-    os.environ.update(
-        SYSOPS_VAR_DIR=var_dir,
-        SYSOPS_TEST_EXPERIMENTS="1",
-        DJANGO_SETTINGS_MODULE="playground.settings",
-    )
-    os.environ.pop("DATABASE_URL", None)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    from sysops.models import Run
-    from tests.helpers.stored_trace import store_trace
-
-    call_command("migrate", verbosity=0)
-    run = Run.objects.create(
-        experiment="workload", params={}, status=Run.Status.RUNNING, trace_mode="full"
-    )
-    started = time.perf_counter()
-    stored = store_trace(run, events)
-    print(f"stored {stored:,} events in {time.perf_counter() - started:.0f} s")
-    run.refresh_from_db()
-    Run.objects.filter(pk=run.pk).update(
-        status=Run.Status.SUCCEEDED, trace={**run.trace, "status": "done"}
-    )
-    return run.pk, run.trace.get("download_bytes") or {}
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=780_000)
@@ -84,7 +52,8 @@ def main() -> int:
     args = parser.parse_args()
     ok = True
     with tempfile.TemporaryDirectory(prefix="sysops-bench-") as var_dir:
-        run_id, announced = store(var_dir, args.events)
+        run = stored_trace_run(var_dir, args.events)
+        run_id, announced = run.pk, run.trace.get("download_bytes") or {}
         with app_server(args.port, var_dir=var_dir) as base:
             print(
                 f"{'format':<9} {'plain MB':>9} {'plain s':>8} {'gzip MB':>8} {'gzip s':>7}"

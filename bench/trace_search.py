@@ -13,17 +13,14 @@ path, against packing the same batch. Run from the repository root:
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT))
-from _server import percentile  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _server import percentile, stored_trace_run  # noqa: E402
 
 
 def main() -> int:
@@ -32,31 +29,16 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=9)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sysops-bench-") as var_dir:
-        os.environ.update(SYSOPS_VAR_DIR=var_dir, DJANGO_SETTINGS_MODULE="playground.settings")
-        os.environ.pop("DATABASE_URL", None)
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-
+        run = stored_trace_run(var_dir, args.events)
         from sysops import selectors
-        from sysops.models import Run, TraceChunk
+        from sysops.models import TraceChunk
         from sysops.tracing.parse import TraceParser
         from sysops.tracing.render import stored_record
         from sysops.tracing.search import TraceQuery, chunk_index
-        from tests.helpers.stored_trace import PIDS, STEP_S, T0_S, store_trace, workload_lines
+        from tests.helpers.stored_trace import PIDS, STEP_S, T0_S, workload_lines
 
-        call_command("migrate", verbosity=0)
-        run = Run.objects.create(
-            experiment="workload", params={}, status=Run.Status.RUNNING, trace_mode="full"
-        )
-        started = time.perf_counter()
-        store_trace(run, args.events)
         chunks = TraceChunk.objects.filter(run=run).count()
-        print(
-            f"stored {args.events:,} events in {chunks:,} chunks"
-            f" ({time.perf_counter() - started:.0f} s)"
-        )
+        print(f"{chunks:,} chunks")
 
         batch = TraceParser().feed("".join(workload_lines(3000)))
         index_s = min(_timed(lambda: chunk_index(batch)) for _ in range(5))
