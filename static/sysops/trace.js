@@ -245,7 +245,13 @@
     else $("trace-count").textContent = countText();
   });
 
-  async function runSearch(append) {
+  // A page from the server may come back short when its time budget ran out on a rare match:
+  // ask again, from where it stopped, until a page is full or the trace ends (with a bound).
+  const PAGE_EVENTS = 200;
+  const MAX_REQUESTS_PER_PAGE = 30;
+
+  async function runSearch(append, again = false) {
+    if (!append) clearTimeout(searchTimer); // a search typed just before is this one
     const params = append ? search.params : searchParams();
     if (!append && ![...params.keys()].length) { // no filter left: back to the live tail
       search = null;
@@ -255,6 +261,8 @@
     }
     const token = ++searchToken;
     if (!append) search = { params, results: [], next: 0, more: true, scanned: 0, stored: 0 };
+    if (!again) { search.wanted = PAGE_EVENTS; search.requests = 0; }
+    const current = search;
     search.busy = true;
     search.error = "";
     const query = new URLSearchParams(params);
@@ -266,13 +274,13 @@
       reply = await response.json();
       if (!response.ok) throw new Error(Object.entries(reply.errors || {}).map(([k, v]) => k + ": " + v.map((x) => x.message).join(" ")).join("; ") || response.statusText);
     } catch (err) {
-      if (token !== searchToken) return;
+      if (token !== searchToken || search !== current) return;
       search.busy = false;
       search.error = "search failed: " + err.message;
       schedule();
       return;
     }
-    if (token !== searchToken) return; // a newer search replaced this one
+    if (token !== searchToken || search !== current) return; // a newer search replaced it
     for (const e of reply.events) e.key = keyOf(e);
     search.results.push(...reply.events);
     search.next = reply.next;
@@ -287,6 +295,12 @@
     } else {
       rebuild = true;
       linesEl.scrollTop = 0;
+    }
+    search.wanted -= reply.events.length;
+    search.requests += 1;
+    if (reply.more && search.wanted > 0 && search.requests < MAX_REQUESTS_PER_PAGE) {
+      runSearch(true, true);
+      return;
     }
     schedule();
   }
