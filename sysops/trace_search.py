@@ -1,8 +1,9 @@
 """The trace pane's search over every stored event of a run, a page at a time (JSON).
 
-``GET /runs/<id>/trace-search/?name=&syscall=&category=&pid=&failed=1&text=&from=&to=&after=``
-answers ``{events, next, more, scanned, stored}``; ``from``/``to`` are seconds since the trace's
-first event, as the pane shows them. Ask again with ``after=<next>`` for the following page.
+``GET /runs/<id>/trace-search/`` with any of ``name syscall category pid failed=1 harness=1 text
+from to after limit`` answers ``{events, next, more, scanned, stored}``; ``from``/``to`` are
+seconds since the trace's first event, as the pane shows them. Ask again with ``after=<next>``
+for the following page.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class TraceSearchForm(forms.Form):
     category = forms.ChoiceField(required=False, choices=[("", "")] + [(c, c) for c in CATEGORIES])
     pid = forms.IntegerField(required=False, min_value=0, max_value=2**31)
     failed = forms.BooleanField(required=False)
+    harness = forms.BooleanField(required=False)
     text = forms.CharField(required=False, max_length=TEXT_MAX_CHARS, strip=False)
     # "from" and "to" are Python keywords: the form fields get other names (see _query_data).
     ts_from = forms.FloatField(required=False, min_value=0)
@@ -44,6 +46,7 @@ class TraceSearchForm(forms.Form):
             category=data["category"],
             pid=data["pid"],
             failed=data["failed"],
+            harness=data["harness"],
             text=data["text"],
             ts_from=None if data["ts_from"] is None else base + data["ts_from"],
             ts_to=None if data["ts_to"] is None else base + data["ts_to"],

@@ -28,6 +28,9 @@
     name: $("trace-name"), category: $("trace-category"), pid: $("trace-pid"),
     failed: $("trace-failed"), text: $("trace-text"), from: $("trace-from"), to: $("trace-to"),
   };
+  // "show harness calls", where the page has it: the worker's own calls are hidden otherwise.
+  const harnessEl = $("trace-harness");
+  if (harnessEl) filters.harness = harnessEl;
 
   let events = []; // live: newest last, at most KEEP (gap markers included)
   let total = 0;
@@ -96,6 +99,7 @@
     add("category", filters.category.value);
     add("pid", filters.pid.value.trim());
     if (filters.failed.checked) p.set("failed", "1");
+    if (harnessEl && harnessEl.checked) p.set("harness", "1");
     add("text", filters.text.value);
     add("from", filters.from.value.trim());
     add("to", filters.to.value.trim());
@@ -229,7 +233,7 @@
       rebuild = true;
     }
     renderState(frame.state);
-    const batch = frame.events || [];
+    const batch = (frame.events || []).filter((e) => !e.harness || (harnessEl && harnessEl.checked));
     if (batch.length) {
       for (const e of batch) e.key = keyOf(e);
       // The events of a batch the server did not send: a marker where they were.

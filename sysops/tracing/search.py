@@ -86,6 +86,8 @@ class TraceQuery:
     text: str = ""
     ts_from: float | None = None
     ts_to: float | None = None
+    # Whether calls the worker made for itself (stored with "harness": true) are included.
+    harness: bool = False
     # The longest verbatim run of ``text`` (see _VERBATIM_RUN), "" when it has none.
     _needle: str = field(init=False, default="", repr=False, compare=False)
 
@@ -161,6 +163,8 @@ class TraceQuery:
 
     def matches(self, event: Mapping[str, Any]) -> bool:
         """Whether one stored event (``render.stored_record`` form) matches."""
+        if not self.harness and event.get("harness"):
+            return False
         if self.syscall and event.get("name") != self.syscall:
             return False
         if self.name and self.name not in (event.get("name") or ""):

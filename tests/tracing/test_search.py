@@ -63,3 +63,11 @@ def test_a_query_rules_out_what_a_chunk_lacks():
     # Words call_text writes itself are not looked for in the stored JSON.
     assert len(list(TraceQuery(text="exited with").candidates(stored_json, 2))) == 2
     assert len(list(TraceQuery(text="<unfinished").candidates(stored_json, 2))) == 2
+
+
+def test_the_workers_own_calls_are_left_out_unless_asked_for():
+    harness = {"name": "write", "args": [], "harness": True}
+    experiment = {"name": "write", "args": []}
+    assert not TraceQuery().matches(harness)
+    assert TraceQuery(harness=True).matches(harness)
+    assert TraceQuery().matches(experiment)
