@@ -18,14 +18,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _server import app_server, chromium  # noqa: E402
-
-LONG_TASKS = """
-window.__longTasks = [];
-new PerformanceObserver((list) => {
-  for (const entry of list.getEntries()) window.__longTasks.push(entry.duration);
-}).observe({ type: "longtask", buffered: true });
-"""
+from _server import LONG_TASKS, app_server, chromium, start_traced_getppid_loop  # noqa: E402
 
 
 def main() -> int:
@@ -35,12 +28,7 @@ def main() -> int:
     with app_server() as base, chromium() as browser:
         page = browser.new_page()
         page.add_init_script(LONG_TASKS)
-        page.goto(f"{base}/experiments/workload/")
-        page.select_option("select[name=case]", "getppid_loop")
-        page.fill("input[name=count]", str(args.calls))
-        page.select_option("select[name=trace]", "full")
-        page.click("button[type=submit]")
-        page.wait_for_url("**/runs/*/")
+        start_traced_getppid_loop(page, base, args.calls)
         page.wait_for_selector("#trace[data-status=tracing]", timeout=120_000)
         started = time.perf_counter()
         page.wait_for_selector("#trace[data-status=done]", timeout=600_000)

@@ -391,6 +391,10 @@ class TraceChunk(models.Model):
     seq = models.IntegerField()
     count = models.IntegerField()
     data = models.BinaryField()
+    # The run-wide index of this chunk's first event, and what the chunk holds
+    # (tracing.search.chunk_index) so a search skips it unread; null on chunks stored before.
+    start = models.BigIntegerField(null=True, blank=True)
+    index = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["seq"]

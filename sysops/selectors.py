@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import re
+import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,12 +21,18 @@ from sysops.experiments import registry
 from sysops.models import HostAgent, Run, RunLog, SampleChunk, TraceChunk
 from sysops.sandbox.filter_cost import FilterCost, cached_filter_cost
 from sysops.tracing import timeline
+from sysops.tracing.search import TraceQuery
 from sysops.worker.fingerprint import fingerprint
 
 LOG_LINES_SHOWN = 500
 TRACE_LINES_SHOWN = 1000
 # A host's newest agents listed on the dashboard (one per start of an agent there).
 AGENTS_SHOWN = 10
+TRACE_PAGE_SIZE = 200
+# A search page ends (short, with a cursor) after this long, so a rare match in a huge trace
+# never holds a request for seconds: the browser asks for the next stretch.
+TRACE_SEARCH_BUDGET_S = 1.0
+_CHUNKS_PER_READ = 8
 
 
 @functools.cache
@@ -179,9 +187,86 @@ def trace_tail(run: Run, *, up_to_seq: int, limit: int = TRACE_LINES_SHOWN) -> l
 
 
 def trace_events(run: Run) -> Iterator[dict[str, Any]]:
-    """Every stored trace event of a run, in order, a chunk at a time."""
-    for chunk in TraceChunk.objects.filter(run=run).order_by("seq").iterator(chunk_size=8):
-        yield from chunk.events()
+    """Every stored trace event of a run, in order, a chunk at a time.
+
+    Each read is a query of its own, finished before the events are handed out: a download
+    that stops half-way (the browser went away) must not leave a cursor open, and with it a
+    read transaction that would show this thread's later requests an old database."""
+    last_seq = -1
+    while True:
+        chunks = list(
+            TraceChunk.objects.filter(run=run, seq__gt=last_seq).order_by("seq")[:_CHUNKS_PER_READ]
+        )
+        if not chunks:
+            return
+        last_seq = chunks[-1].seq
+        for chunk in chunks:
+            yield from chunk.events()
+
+
+@dataclass(frozen=True)
+class TracePage:
+    """One page of search results: the matching events with their run-wide index, where
+    to continue from, and whether the scan stopped before the end of what is stored (page full,
+    or the time budget spent)."""
+
+    events: list[tuple[int, dict[str, Any]]]
+    next_index: int
+    more: bool
+    scanned: int  # events decoded to build this page
+    stored: int  # events stored when the search ran
+
+
+def trace_search(
+    run: Run,
+    query: TraceQuery,
+    *,
+    after: int = 0,
+    limit: int = TRACE_PAGE_SIZE,
+    budget_s: float = TRACE_SEARCH_BUDGET_S,
+) -> TracePage:
+    """The first ``limit`` events matching ``query`` from event index ``after`` on, in order.
+
+    Continuing from ``next_index`` gives the following page with no gap and no repeat. Chunks
+    whose index rules them out are never read; past ``budget_s`` the page ends at a chunk
+    boundary, possibly short or empty, with ``more`` set."""
+    started = time.monotonic()
+    rows = (
+        TraceChunk.objects.filter(run=run)
+        .order_by("seq")
+        .values_list("pk", "count", "start", "index")
+    )
+    candidates: list[tuple[int, int, int, Any]] = []  # (pk, start, count, index)
+    position = 0
+    for pk, count, start, index in rows:
+        # Chunks stored before the start column existed count from their predecessors.
+        start = position if start is None else start
+        position = start + count
+        if position > after and query.may_match(index):
+            candidates.append((pk, start, count, index))
+    found: list[tuple[int, dict[str, Any]]] = []
+    next_index, scanned = max(after, 0), 0
+    for i in range(0, len(candidates), _CHUNKS_PER_READ):
+        group = candidates[i : i + _CHUNKS_PER_READ]
+        data = dict(
+            TraceChunk.objects.filter(pk__in=[c[0] for c in group]).values_list("pk", "data")
+        )
+        for k, (pk, start, count, index) in enumerate(group):
+            stored_json = zlib.decompress(data[pk])
+            first = max(0, next_index - start)
+            for j, event in query.candidates(stored_json, count, index):
+                if j < first:
+                    continue
+                scanned += 1
+                if query.matches(event):
+                    found.append((start + j, event))
+                    if len(found) >= limit:
+                        return TracePage(found, start + j + 1, True, scanned, position)
+            next_index = start + count
+            last = i + k == len(candidates) - 1
+            if not last and time.monotonic() - started > budget_s:
+                return TracePage(found, next_index, True, scanned, position)
+    return TracePage(found, max(next_index, position), False, scanned, position)
 
 
 def trace_calls(run: Run) -> timeline.Calls:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from sysops import compare_views, downloads, views
+from sysops import compare_views, downloads, trace_search, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -10,6 +10,7 @@ urlpatterns = [
     path("runs/<int:run_id>/", views.run_detail, name="run-detail"),
     path("runs/<int:run_id>/cancel/", views.run_cancel, name="run-cancel"),
     path("runs/<int:run_id>/again/", views.run_again, name="run-again"),
+    path("runs/<int:run_id>/trace-search/", trace_search.trace_search, name="trace-search"),
     path("runs/<int:run_id>/trace/<str:fmt>/", downloads.trace_download, name="trace-download"),
     path("runs/<int:run_id>/timeline/", views.run_timeline, name="run-timeline"),
     path("runs/<int:run_id>/bundle.json", compare_views.run_bundle, name="run-bundle"),

@@ -158,10 +158,20 @@
     socketWrapper.send(JSON.stringify({ kind: "first_frame" }));
   }
 
+  // Scroll the log only when it grew, and in the next frame: reading scrollHeight after every
+  // message would force a layout of the whole page (the trace pane included) per message.
+  let logLines = -1;
+  let logScroll = false;
   live.addEventListener("htmx:wsAfterMessage", (evt) => {
     reportFirstFrame(evt.detail.socketWrapper);
     const logs = document.getElementById("run-logs");
-    while (logs && logs.children.length > MAX_LOG_LINES) logs.firstElementChild.remove();
-    if (logs) logs.scrollTop = logs.scrollHeight;
+    if (!logs || logs.children.length === logLines || logScroll) return;
+    logScroll = true;
+    requestAnimationFrame(() => {
+      logScroll = false;
+      while (logs.children.length > MAX_LOG_LINES) logs.firstElementChild.remove();
+      logLines = logs.children.length;
+      logs.scrollTop = logs.scrollHeight;
+    });
   });
 })();

@@ -19,8 +19,10 @@ from sysops.dbretry import retry_db
 from sysops.experiments.base import Chart
 from sysops.live import RUNS_GROUP, run_group, runs_changed
 from sysops.models import Host, Run, RunLog, SampleChunk, TraceChunk
+from sysops.tracing.export import DownloadSizes
 from sysops.tracing.parse import TraceEvent
 from sysops.tracing.render import live_record, live_trace_state, stored_record
+from sysops.tracing.search import chunk_index
 from sysops.tracing.summary import Summary
 
 log = logging.getLogger(__name__)
@@ -35,7 +37,7 @@ MAX_RESULT_BYTES = 2 << 20
 MAX_LOG_LINES = 10_000
 # A live batch carries at most this many trace lines (the newest); the rest are stored, counted
 # and downloadable, so a fast trace never makes the server fall behind or flood a browser.
-LIVE_TRACE_LINES = 200
+LIVE_TRACE_LINES = 50
 SUMMARY_INTERVAL_S = 1.0
 
 
@@ -53,6 +55,7 @@ class RunRecorder:
         self._last_flush = time.monotonic()
         self._trace_pending: list[TraceEvent] = []
         self._summary = Summary()
+        self._download_sizes = DownloadSizes(seed=run.pk or 0)
         self._summary_sent = 0.0
         self._status_changed = False
         self.trace_total = 0
@@ -141,6 +144,7 @@ class RunRecorder:
             self._summary.add(event)
             self._trace_pending.append(event)
         self.trace_total += len(events)
+        self._download_sizes.add(events)
 
     def save_later(self, *fields: str) -> None:
         """Fields of the run changed by the runner itself, written with the next batch."""
@@ -186,6 +190,7 @@ class RunRecorder:
                 **self.run.trace,
                 "events": self.trace_total,
                 "summary": self._summary.to_dict(),
+                "download_bytes": self._download_sizes.to_dict(),
             }
             changed.add("trace")
         base_seq = self.run.last_seq
@@ -220,6 +225,8 @@ class RunRecorder:
                     seq=seq,
                     count=len(trace),
                     data=TraceChunk.pack([stored_record(e) for e in trace]),
+                    start=self.trace_total - len(trace),
+                    index=chunk_index(trace),
                 )
             for entry in logs:
                 entry.pk, entry.seq = None, seq
@@ -312,6 +319,8 @@ class RunRecorder:
             trace_frame = {
                 "state": live_trace_state(run.trace),
                 "events": [live_record(e) for e in trace[-LIVE_TRACE_LINES:]],
+                # The batch's events not sent live: the pane marks the gap where they were.
+                "skipped": max(0, len(trace) - LIVE_TRACE_LINES),
             }
             if final or now - self._summary_sent >= SUMMARY_INTERVAL_S:
                 self._summary_sent = now

@@ -9,8 +9,10 @@ or their ``to_dict()`` form, as stored.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
+import random
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -23,14 +25,20 @@ _US_PER_S = 1_000_000
 
 def to_strace_text(events: Iterable[EventLike]) -> Iterator[str]:
     """strace-style lines, ``pid ts name(args) = ret <dur>``; split calls come out whole."""
-    return _chunked(strace_line(event) + "\n" for event in _events(events))
+    return _chunked(map(_strace_piece, _events(events)))
 
 
 def to_ndjson(events: Iterable[EventLike]) -> Iterator[str]:
     """One JSON object per line, the :meth:`TraceEvent.to_dict` form."""
-    return _chunked(
-        json.dumps(event.to_dict(), ensure_ascii=False) + "\n" for event in _events(events)
-    )
+    return _chunked(map(_ndjson_piece, _events(events)))
+
+
+def _strace_piece(event: TraceEvent) -> str:
+    return strace_line(event) + "\n"
+
+
+def _ndjson_piece(event: TraceEvent) -> str:
+    return json.dumps(event.to_dict(), ensure_ascii=False) + "\n"
 
 
 def to_perfetto(events: Iterable[EventLike], *, run_label: str = "") -> Iterator[str]:
@@ -44,7 +52,7 @@ def to_perfetto(events: Iterable[EventLike], *, run_label: str = "") -> Iterator
     def records() -> Iterator[str]:
         named: set[int] = set()
         for event in _events(events):
-            if event.ts is None or event.kind in ("unparsed", "info"):
+            if not _in_perfetto(event):
                 continue
             pid = event.pid if event.pid is not None else 0
             if pid not in named:
@@ -59,7 +67,7 @@ def to_perfetto(events: Iterable[EventLike], *, run_label: str = "") -> Iterator
                         "args": {"name": label},
                     }
                 )
-            yield _json_record(_perfetto_event(event, pid))
+            yield _perfetto_piece(event)
 
     def document() -> Iterator[str]:
         yield '{"displayTimeUnit": "ns", "traceEvents": [\n'
@@ -70,6 +78,53 @@ def to_perfetto(events: Iterable[EventLike], *, run_label: str = "") -> Iterator
         yield "\n]}\n"
 
     return _chunked(document())
+
+
+class DownloadSizes:
+    """About how many bytes each download will be, known before anyone asks for it: the first
+    :data:`EXACT_EVENTS` events are measured one by one, then a random one in
+    :data:`SAMPLE_EVERY`, rendered by the exporters' own code, and the sample scaled to the
+    rest (Perfetto's per-process records are left out: a few hundred bytes). Costs a few
+    percent of storing the events."""
+
+    EXACT_EVENTS = 5000
+    SAMPLE_EVERY = 32
+    FORMATS = ("strace", "ndjson", "perfetto")
+
+    def __init__(self, seed: int = 0) -> None:
+        self._random = random.Random(seed)
+        self._seen = 0
+        self._sampled = 0
+        self._exact = dict.fromkeys(self.FORMATS, 0)
+        self._sample = dict.fromkeys(self.FORMATS, 0)
+
+    def add(self, events: Iterable[TraceEvent]) -> None:
+        """Count a batch of parsed events."""
+        for event in events:
+            self._seen += 1
+            if self._seen <= self.EXACT_EVENTS:
+                into = self._exact
+            elif self._random.random() * self.SAMPLE_EVERY < 1:
+                into = self._sample
+                self._sampled += 1
+            else:
+                continue
+            # As stored, so as the downloads read it: without the raw line.
+            parsed = dataclasses.replace(event, raw="")
+            into["strace"] += _utf8_len(_strace_piece(parsed))
+            into["ndjson"] += _utf8_len(_ndjson_piece(parsed))
+            if _in_perfetto(parsed):
+                into["perfetto"] += _utf8_len(_perfetto_piece(parsed)) + 2  # ",\n"
+
+    def to_dict(self) -> dict[str, int]:
+        """``{format: bytes}``."""
+        rest = self._seen - min(self._seen, self.EXACT_EVENTS)
+        scale = rest / self._sampled if self._sampled else 0.0
+        return {fmt: self._exact[fmt] + round(self._sample[fmt] * scale) for fmt in self.FORMATS}
+
+
+def _utf8_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())
 
 
 def summary_csv(summary: Mapping[str, Any]) -> Iterator[str]:
@@ -99,6 +154,14 @@ def summary_csv(summary: Mapping[str, Any]) -> Iterator[str]:
 
 def _events(events: Iterable[EventLike]) -> Iterator[TraceEvent]:
     return map(as_event, events)
+
+
+def _in_perfetto(event: TraceEvent) -> bool:
+    return event.ts is not None and event.kind not in ("unparsed", "info")
+
+
+def _perfetto_piece(event: TraceEvent) -> str:
+    return _json_record(_perfetto_event(event, event.pid if event.pid is not None else 0))
 
 
 def _perfetto_event(event: TraceEvent, pid: int) -> dict[str, Any]:

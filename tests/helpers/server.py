@@ -127,9 +127,17 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def daphne_server(
-    env: dict[str, str] | None = None, application: str = DEFAULT_APPLICATION
+    env: dict[str, str] | None = None,
+    application: str = DEFAULT_APPLICATION,
+    *,
+    port: int | None = None,
+    var_dir: str | None = None,
 ) -> Iterator[Server]:
-    with tempfile.TemporaryDirectory(prefix="sysops-server-") as var_dir:
+    """A server on its own database in a new directory (or in ``var_dir``, which it leaves),
+    on ``port`` or a free one of PORTS."""
+    with contextlib.ExitStack() as stack:
+        if var_dir is None:
+            var_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="sysops-server-"))
         full_env = {
             **os.environ,
             "SYSOPS_VAR_DIR": var_dir,
@@ -141,7 +149,7 @@ def daphne_server(
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO_ROOT, env=full_env, check=True
         )
-        port = free_port()
+        port = port or free_port()
         if application == DEFAULT_APPLICATION:
             # As `make run` serves: daphne with the embedded agent started at once.
             command = [sys.executable, "manage.py", "serve", "-b", "127.0.0.1", "-p", str(port)]
