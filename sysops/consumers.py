@@ -46,12 +46,15 @@ def viewer_count(run_id: int) -> int:
 
 
 # The JSON frames of the latest batches, serialised once for all the viewers in this process.
-_frame_texts: OrderedDict[tuple[int, int], list[str]] = OrderedDict()
+# The key tells batches apart beyond their run id and seq, which another database (as in tests)
+# may use again: by what they hold, cheaply (a str caches its hash), without keeping it alive.
+_frame_texts: OrderedDict[tuple[Any, ...], list[str]] = OrderedDict()
 FRAME_TEXTS_KEPT = 64
 
 
 def frame_texts(batch: RunBatch) -> list[str]:
-    key = (batch.run, batch.seq)
+    last = repr(batch.samples[-1]) if batch.samples else ""
+    key = (batch.run, batch.seq, hash(batch.html), len(batch.samples), last)
     texts = _frame_texts.get(key)
     if texts is None:
         texts = _frame_texts[key] = [json.dumps(frame) for frame in batch.frames()]

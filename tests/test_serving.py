@@ -83,7 +83,14 @@ def _deploy_check(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=REPO_ROOT,
-        env={**os.environ, "SECRET_KEY": secrets.token_urlsafe(50), "DEBUG": "0", **env},
+        # (Without the browser tests' DJANGO_ALLOW_ASYNC_UNSAFE, which their conftest sets in
+        # any pytest process that collects them: it is not part of a deployment.)
+        env={
+            **{k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"},
+            "SECRET_KEY": secrets.token_urlsafe(50),
+            "DEBUG": "0",
+            **env,
+        },
         capture_output=True,
         text=True,
     )
