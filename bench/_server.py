@@ -14,6 +14,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from sysops.worker.toolkit import stats  # noqa: E402
 from tests.helpers.server import daphne_server  # noqa: E402
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -42,10 +43,8 @@ def chromium() -> Iterator[object]:
 
 
 def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
+    """Nearest-rank ``q``-th percentile (0–100) of unsorted values: the toolkit's."""
+    return stats.percentile(sorted(values), q / 100)
 
 
 # Records every main-thread task over 50 ms the page has, from its load on.
