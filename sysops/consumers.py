@@ -65,26 +65,39 @@ def frame_texts(batch: RunBatch) -> list[str]:
 
 class RunConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
-        self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
-        self.group = run_group(self.run_id)
+        self.run_id: int | None = None
         self.seq = 0
         self.counted = False
         self.reported = False
         if not permissions.can_use(self.scope.get("user")):
             await self.close(code=CLOSE_FORBIDDEN)
             return
-        cap = settings.SYSOPS_MAX_VIEWERS_PER_RUN
-        if _viewers[self.run_id] >= cap:
+        run_id = self.scope["url_route"]["kwargs"].get("run_id")
+        if run_id is None:
+            # /ws/watch/: opened with a form page, it watches the run the form queues when the
+            # page says which ({"kind": "watch", "run": N}), so that run's page needs no
+            # connection of its own (static/sysops/submit.js).
             await self.accept()
+            return
+        await self._watch(int(run_id), accepted=False)
+
+    async def _watch(self, run_id: int, *, accepted: bool) -> None:
+        self.run_id = run_id
+        self.group = run_group(run_id)
+        cap = settings.SYSOPS_MAX_VIEWERS_PER_RUN
+        if _viewers[run_id] >= cap:
+            if not accepted:
+                await self.accept()
             await self.send(
                 text_data=render_to_string("sysops/_viewer_limit.html", {"viewers_max": cap})
             )
             await self.close(code=CLOSE_TOO_MANY_VIEWERS)
             return
-        _viewers[self.run_id] += 1
+        _viewers[run_id] += 1
         self.counted = True
         await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.accept()
+        if not accepted:
+            await self.accept()
         if not await self._send_snapshot():
             await self.close(code=CLOSE_NO_SUCH_RUN)
 
@@ -97,13 +110,22 @@ class RunConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        """The page says when it first showed live data: the last stage of the run's start."""
+        """The page says which run to watch (a socket opened with a form page), or when it
+        first showed live data: the last stage of the run's start."""
         received_ns = stages.now_ns()
         try:
             report = json.loads(text_data or "")
         except ValueError:
             return
-        if isinstance(report, dict) and report.get("kind") == "first_frame" and not self.reported:
+        if not isinstance(report, dict):
+            return
+        if report.get("kind") == "watch" and self.run_id is None:
+            run_id = report.get("run")
+            if isinstance(run_id, int) and not isinstance(run_id, bool) and 0 < run_id < 1 << 62:
+                await self._watch(run_id, accepted=True)
+            else:
+                await self.close(code=CLOSE_NO_SUCH_RUN)
+        elif report.get("kind") == "first_frame" and self.run_id is not None and not self.reported:
             self.reported = True  # one report per page: a chatty client costs nothing more
             await database_sync_to_async(_first_frame)(self.run_id, received_ns)
 

@@ -112,6 +112,9 @@ def _experiment_page(
 # A quota refusal asks a script to come back later; a person reads the message on the form.
 QUOTA_RETRY_AFTER_S = 30
 _SUBMISSION_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+# A form posted by static/sysops/submit.js says so; the answer names the run it queued.
+LIVE_SUBMIT_HEADER = "X-Sysops-Submit"
+RUN_ID_HEADER = "X-Sysops-Run"
 
 
 def client_address(request: HttpRequest) -> str | None:
@@ -161,6 +164,13 @@ def _queue(
             response = JsonResponse({"error": str(refusal)}, status=429)
         response["Retry-After"] = str(QUOTA_RETRY_AFTER_S)
         return response
+    if len(runs) == 1 and request.headers.get(LIVE_SUBMIT_HEADER) == "live":
+        # The form page's script posted it and swaps the run page in without a navigation, its
+        # socket already watching the run (static/sysops/submit.js): no redirect to wait for.
+        response = _run_page(request, runs[0], status=201)
+        response["Location"] = runs[0].get_absolute_url()
+        response[RUN_ID_HEADER] = str(runs[0].pk)
+        return response
     if len(runs) == 1:
         return redirect(runs[0])
     return redirect("compare", ",".join(str(run.pk) for run in runs))
@@ -188,7 +198,10 @@ def history(request: HttpRequest) -> HttpResponse:
 @require_safe
 @user_required
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = get_object_or_404(Run.objects.select_related("host"), pk=run_id)
+    return _run_page(request, get_object_or_404(Run.objects.select_related("host"), pk=run_id))
+
+
+def _run_page(request: HttpRequest, run: Run, *, status: int = 200) -> HttpResponse:
     context = selectors.run_context(run)
     context["sandbox"] = selectors.sandbox_report()
     context["can_cancel"] = permissions.can_cancel(request.user, run.user_id)
@@ -199,7 +212,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     if run.trace_mode != Run.TraceMode.OFF:
         context["trace_help"] = errnos.help_tables()
         context["trace_categories"] = CATEGORIES
-    return render(request, "sysops/run.html", context)
+    return render(request, "sysops/run.html", context, status=status)
 
 
 @require_POST

@@ -25,7 +25,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from sysops import dbretry, live, sandbox
-from sysops.agent import rundirs, scratch, warm
+from sysops.agent import forkserver, rundirs, scratch, warm
 from sysops.agent.link import database_name
 from sysops.experiments import registry
 from sysops.models import Host, HostAgent, Run
@@ -33,6 +33,8 @@ from sysops.worker.fingerprint import fingerprint
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# A runner process: started by the agent, or forked by its fork server.
+Runner = asyncio.subprocess.Process | forkserver.ForkedRunner
 
 POLL_INTERVAL_S = 1.0
 # An agent hearing queued runs over the channel layer joins its group again this often (a
@@ -45,6 +47,9 @@ STALE_HEARTBEAT_S = 60.0
 LINK_DRAIN_TIMEOUT_S = 5.0
 RUNNER_EXIT_WAIT_S = 5.0
 SPARE_RUNNERS = 2
+# A new spare starts loading when the run that took one has published its first batch, or this
+# long after it started, whichever comes first.
+SPARE_REFILL_DELAY_S = 1.0
 # When the queue moves, this many queued runs' pages are told their new place (the others show
 # theirs when they are loaded).
 QUEUE_PLACES_ANNOUNCED = 20
@@ -97,7 +102,7 @@ class Agent:
         # hostname (network namespaces, containers), so the operator may name the host.
         self.host_name = settings.SYSOPS_HOST_NAME
         self.agent_id = f"{self.host_name}:{os.getpid()}"
-        self.running: dict[int, asyncio.subprocess.Process | None] = {}
+        self.running: dict[int, Runner | None] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -108,12 +113,16 @@ class Agent:
         # Runners started ahead of time (interpreter and Django already loaded, a sandbox
         # ready: sysops.agent.warm), each waiting for a run id: a claimed run starts without
         # paying for the start-up. Oldest first: the readiest.
-        self._spares: list[asyncio.subprocess.Process] = []
+        self._spares: list[Runner] = []
+        self._forks: forkserver.ForkServer | None = None
         # Where runners publish their batches (sysops.agent.link), and the runs whose runner is
         # connected now, each with an event set when its link closes.
         self.socket_path: Path | None = None
         self._server: asyncio.AbstractServer | None = None
         self._links: dict[int, asyncio.Event] = {}
+        # Per run handed to a runner: set once its first batch is published (then a new spare
+        # starts loading).
+        self._started: dict[int, asyncio.Event] = {}
         # Running timing runs (nothing starts beside them), and a timing run claimed while
         # others ran, waiting for them to end.
         self._timing: set[int] = set()
@@ -164,6 +173,7 @@ class Agent:
         report = await self.db(sandbox.cached_host_report)
         log.info("sandbox: %s", report.reason)
         await self.db(self.register, report)
+        await self._start_fork_server()
         await self._refill_spare()  # the first run starts as fast as the next ones
         if settings.REDIS_URL:
             self._hearing = self._spawn(self._hear_queued_runs())
@@ -241,8 +251,10 @@ class Agent:
         if self._hearing is not None:
             self._hearing.cancel()
         for proc in [*self.running.values(), *self._spares]:
-            if proc is not None and proc.returncode is None:
+            if proc is not None and _alive(proc):
                 proc.terminate()
+        if self._forks is not None:
+            await self._forks.stop()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=15)
         try:
@@ -410,6 +422,8 @@ class Agent:
                 except (ValueError, KeyError, TypeError):
                     log.warning("run %s: bad line from runner: %r", run_id, line[:200])
                     continue
+                if envelope["message"].get("type") == "run.batch":
+                    self._started.setdefault(run_id, asyncio.Event()).set()
                 if envelope["message"].get("status") in Run.TERMINAL:
                     self._ended(run_id)
         except ConnectionError:
@@ -426,6 +440,7 @@ class Agent:
             if await self.db(self._fail_if_unfinished, run_id, None, reason):
                 await self._announce(run_id)
         if adopted:  # (a runner still alive connects again)
+            self._started.pop(run_id, None)
             self.running.pop(run_id, None)
             self._timing.discard(run_id)
             if self._wake is not None:
@@ -440,9 +455,16 @@ class Agent:
         if self._wake is not None:
             self._wake.set()
 
-    async def _start_runner(self) -> asyncio.subprocess.Process:
-        """A runner process that waits for a run id on its stdin. Its own session: a Ctrl-C
-        of the server, or its death, does not end the runs."""
+    async def _start_runner(self) -> Runner:
+        """A runner process that waits for a run id on its stdin, forked by the fork server
+        (sysops.agent.forkserver) or, without one, started on its own. Its own session: a
+        Ctrl-C of the server, or its death, does not end the runs."""
+        if self._forks is not None and self._forks.alive:
+            try:
+                return await self._forks.fork()
+            except (OSError, TimeoutError):
+                log.exception("the fork server failed; runners start on their own from now on")
+                self._forks.close()
         env = {**os.environ, "DATABASE_URL": await self.db(child_database_url)}
         return await asyncio.create_subprocess_exec(
             sys.executable,
@@ -458,8 +480,23 @@ class Agent:
             start_new_session=True,
         )
 
-    async def _take_runner(self) -> asyncio.subprocess.Process:
-        self._spares = [spare for spare in self._spares if spare.returncode is None]
+    async def _start_fork_server(self) -> None:
+        """The fork server that makes spares cheap; without it (it would not start), spares
+        start on their own, as slowly as before."""
+        forks = forkserver.ForkServer()
+        env = {**os.environ, "DATABASE_URL": await self.db(child_database_url)}
+        try:
+            await forks.start(
+                forkserver.fork_server_argv(self.socket_path), env=env, cwd=str(settings.BASE_DIR)
+            )
+        except (OSError, TimeoutError, ConnectionError):
+            log.exception("the fork server did not start; spares start on their own")
+            await forks.stop()
+            return
+        self._forks = forks
+
+    async def _take_runner(self) -> Runner:
+        self._spares = [spare for spare in self._spares if _alive(spare)]
         if self._spares:
             return self._spares.pop(0)
         return await self._start_runner()
@@ -471,6 +508,16 @@ class Agent:
             self._spares.append(await self._start_runner())
         self._prioritise_spares()
 
+    async def _refill_after_start(self, run_id: int) -> None:
+        """A new spare, once the run has published its first batch (or a while after it
+        started): starting one forks this process and loads Django, CPU the run's first figure
+        would otherwise wait for on a 2-core host."""
+        started = self._started.setdefault(run_id, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(started.wait(), SPARE_REFILL_DELAY_S)
+        self._started.pop(run_id, None)
+        await self._refill_spare()
+
     def _prioritise_spares(self) -> None:
         """Spares load (about a second of CPU each) at low priority while a run may be
         measuring, at full speed when none is."""
@@ -478,7 +525,6 @@ class Agent:
             warm.low_priority(bool(self.running), spare.pid)
 
     async def _run(self, run_id: int) -> None:
-        await self._announce(run_id)
         try:
             proc = await self._take_runner()
             # A spare still loading at low priority would keep the run waiting at that priority.
@@ -488,7 +534,9 @@ class Agent:
             await proc.stdin.drain()
             proc.stdin.close()
             self.running[run_id] = proc
-            await self._refill_spare()  # after the hand-over: not on the run's critical path
+            # Pages learn that it runs once the runner has it: its first figure is on its way.
+            await self._announce(run_id)
+            self._spawn(self._refill_after_start(run_id))
             await self.db(_set_runner_pid, run_id, proc.pid)
             code = await proc.wait()
             link = self._links.get(run_id)
@@ -502,6 +550,7 @@ class Agent:
             await self.db(self._fail_if_unfinished, run_id, None)
             await self._announce(run_id)
         finally:
+            self._started.pop(run_id, asyncio.Event()).set()
             self.running.pop(run_id, None)
             self._timing.discard(run_id)
             self._prioritise_spares()
@@ -509,8 +558,13 @@ class Agent:
                 self._wake.set()
 
     def _fail_if_unfinished(self, run_id: int, code: int | None, reason: str = "") -> bool:
-        reason = reason or f"its runner exited (status {code}) before finishing the run"
+        status = f" (status {code})" if code is not None else ""
+        reason = reason or f"its runner exited{status} before finishing the run"
         return Run.objects.finish(run_id, Run.Status.FAILED, reason)
+
+
+def _alive(proc: Runner) -> bool:
+    return proc.returncode is None and not getattr(proc, "exited", False)
 
 
 async def _listening(path: Path) -> bool:

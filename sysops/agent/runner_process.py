@@ -1,7 +1,8 @@
-"""Entry point of a runner process: ``python -m sysops.agent.runner_process <run_id>``, or
-``--wait`` to load everything first and then read the run id from stdin (the agent keeps one such
-runner ready). Django is set up before anything imports the models; the agent finds runners by
-this module name.
+"""Entry point of a runner process: ``python -m sysops.agent.runner_process <run_id>``;
+``--wait`` to load everything first and then read the run id from stdin (a spare runner); or
+``--fork-server`` to load everything once and fork such spares on the agent's request
+(sysops.agent.forkserver). Django is set up before anything imports the models; the agent finds
+runners by this module name.
 """
 
 import argparse
@@ -18,38 +19,61 @@ def main() -> None:
     parser.add_argument("run_id", type=int, nargs="?")
     parser.add_argument("--wait", action="store_true", help="read the run id from stdin")
     parser.add_argument(
+        "--fork-server", action="store_true", help="fork a waiting runner per request"
+    )
+    parser.add_argument("--control-fd", type=int, help="the fork server's socket to the agent")
+    parser.add_argument(
         "--agent-socket", type=Path, help="publish to the agent listening on this unix socket"
     )
     args = parser.parse_args()
-    if (args.run_id is None) != args.wait:
-        parser.error("give a run id or --wait")
+    if sum((args.run_id is not None, args.wait, args.fork_server)) != 1:
+        parser.error("give a run id, --wait or --fork-server")
+    if args.fork_server and args.control_fd is None:
+        parser.error("--fork-server needs --control-fd")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
     from sysops.agent import warm
 
     django.setup()
     from sysops import sandbox, stages
+    from sysops.agent import forkserver
     from sysops.agent.runner import serve
     from sysops.batch import warm_up_rendering
 
-    if not args.wait:
+    if args.run_id is not None:
         serve(args.run_id, ready_ns=stages.now_ns(), agent_socket=args.agent_socket)
         return
-    # Told to stop while waiting: nothing to record, only the head start to throw away.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     sandbox.cached_host_report()  # the host probe, ahead of the run too
     warm_up_rendering()  # templates compiled ahead of the first batch
+    warm.warm_up_forms()  # each experiment's parameters validated once
+    if args.fork_server:
+        forkserver.serve_forks(args.control_fd, lambda: _spare(args.agent_socket))
+    else:
+        sys.exit(_spare(args.agent_socket))
+
+
+def _spare(agent_socket: Path | None) -> int:
+    """A spare runner's life: ready a sandbox, wait for the run id on stdin, run it."""
+    from sysops import stages
+    from sysops.agent import warm
+    from sysops.agent.runner import serve
+
+    # Told to stop while waiting: nothing to record, only the head start to throw away.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    warm.open_connection()
     prepared = warm.prepare()
     warm.low_priority(False)
     try:
         line = sys.stdin.readline()
         if not line.strip():
-            return  # the agent went away before it needed this runner
+            return 0  # the agent went away before it needed this runner
         ready_ns = stages.now_ns()
-        serve(int(line), ready_ns=ready_ns, agent_socket=args.agent_socket, prepared=prepared)
+        warm.check_connection()
+        serve(int(line), ready_ns=ready_ns, agent_socket=agent_socket, prepared=prepared)
         prepared = None  # the run took it over
     finally:
         if prepared is not None:
             prepared.discard()
+    return 0
 
 
 if __name__ == "__main__":
