@@ -113,10 +113,12 @@ def runs_changed(run_id: int) -> dict[str, Any]:
 def status_messages(run_id: int) -> list[tuple[str, dict[str, Any]]]:
     """A change made outside a runner's batches (queued, claimed, cancelled while queued,
     recovered): dashboards redraw the row, run pages re-read the run."""
-    return [
-        (RUNS_GROUP, runs_changed(run_id)),
-        (run_group(run_id), {"type": "run.refresh", "run": run_id}),
-    ]
+    return [(RUNS_GROUP, runs_changed(run_id)), (run_group(run_id), run_refresh(run_id))]
+
+
+def run_refresh(run_id: int) -> dict[str, Any]:
+    """The run's pages read it again (a snapshot)."""
+    return {"type": "run.refresh", "run": run_id}
 
 
 def run_status_changed(run_id: int) -> None:

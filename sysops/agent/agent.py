@@ -50,6 +50,8 @@ SPARE_RUNNERS = 2
 # A new spare starts loading when the run that took one has published its first batch, or this
 # long after it started, whichever comes first.
 SPARE_REFILL_DELAY_S = 1.0
+# A run page is told that its run started only when no batch has said so this long after.
+ANNOUNCE_DELAY_S = 0.3
 # When the queue moves, this many queued runs' pages are told their new place (the others show
 # theirs when they are loaded).
 QUEUE_PLACES_ANNOUNCED = 20
@@ -508,13 +510,19 @@ class Agent:
             self._spares.append(await self._start_runner())
         self._prioritise_spares()
 
-    async def _refill_after_start(self, run_id: int) -> None:
-        """A new spare, once the run has published its first batch (or a while after it
-        started): starting one forks this process and loads Django, CPU the run's first figure
-        would otherwise wait for on a 2-core host."""
+    async def _after_start(self, run_id: int) -> None:
+        """Once the run has published its first batch, or a while after it started: dashboards
+        show it running (at once), its pages re-read it (only if no batch came: a batch says
+        it runs), and a new spare is made. Until then the run's first figure has the CPUs: a
+        page re-reading the run and a fork cost a 2-core host tens of milliseconds."""
+        await self.publish(live.RUNS_GROUP, live.runs_changed(run_id))
         started = self._started.setdefault(run_id, asyncio.Event())
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(started.wait(), SPARE_REFILL_DELAY_S)
+        try:
+            await asyncio.wait_for(started.wait(), ANNOUNCE_DELAY_S)
+        except TimeoutError:
+            await self.publish(live.run_group(run_id), live.run_refresh(run_id))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(started.wait(), SPARE_REFILL_DELAY_S - ANNOUNCE_DELAY_S)
         self._started.pop(run_id, None)
         await self._refill_spare()
 
@@ -534,9 +542,7 @@ class Agent:
             await proc.stdin.drain()
             proc.stdin.close()
             self.running[run_id] = proc
-            # Pages learn that it runs once the runner has it: its first figure is on its way.
-            await self._announce(run_id)
-            self._spawn(self._refill_after_start(run_id))
+            self._spawn(self._after_start(run_id))
             await self.db(_set_runner_pid, run_id, proc.pid)
             code = await proc.wait()
             link = self._links.get(run_id)

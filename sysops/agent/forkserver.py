@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -53,6 +54,10 @@ def serve_forks(control_fd: int, spare: Callable[[], int]) -> None:
     from django.db import connections
 
     connections.close_all()  # no child may share the loader's connection
+    # What is loaded stays out of the collector's sight: a collection in a child would touch
+    # every object, copying the whole heap page by page (copy-on-write) into that child.
+    gc.collect()
+    gc.freeze()
     control = socket.socket(fileno=control_fd)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
