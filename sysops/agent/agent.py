@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import connection
 from django.utils import timezone
 
 from sysops import dbretry, live, sandbox
@@ -163,7 +163,7 @@ class Agent:
         if self._db_thread is None:
             self._db_thread = ThreadPoolExecutor(1, thread_name_prefix="sysops-agent-db")
         return await asyncio.get_running_loop().run_in_executor(
-            self._db_thread, functools.partial(_with_fresh_connection, fn, *args)
+            self._db_thread, functools.partial(_with_connection, fn, *args)
         )
 
     async def run_forever(self) -> None:
@@ -263,6 +263,8 @@ class Agent:
             await self.db(self.unregister)
         except Exception:
             log.exception("could not record that this agent stopped: it shows gone once silent")
+        if self._db_thread is not None:
+            await asyncio.get_running_loop().run_in_executor(self._db_thread, _close_connection)
 
     async def _hear_queued_runs(self) -> None:
         """Scaled mode: the web app announces each queued run to every agent (live.AGENTS_GROUP
@@ -602,14 +604,24 @@ def _silent(run: Run, now: datetime) -> bool:
     return run.heartbeat_at is None or now - run.heartbeat_at > _expiry()
 
 
-def _with_fresh_connection(fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)`` on a connection of its own; while the database is unreachable (PostgreSQL
-    restarting, say) the agent waits for it rather than dropping the run it supervises."""
-    close_old_connections()
+def _with_connection(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` on the database thread's connection, kept from call to call (opening one
+    is a SQLite connection's whole set-up, several a run, on the way to its first figure) and
+    replaced when it has died (PostgreSQL restarted) or a call failed; while the database is
+    unreachable the agent waits for it rather than dropping the run it supervises."""
+    if connection.connection is not None and (
+        connection.errors_occurred or not connection.is_usable()
+    ):
+        connection.close()
     try:
         return dbretry.retry_db(functools.partial(fn, *args), what="agent")
-    finally:
-        close_old_connections()
+    except BaseException:
+        connection.close()
+        raise
+
+
+def _close_connection() -> None:
+    connection.close()
 
 
 def _is_timing(run_id: int) -> bool:
