@@ -81,7 +81,11 @@ class RunConsumer(AsyncWebsocketConsumer):
             return
         await self._watch(int(run_id), accepted=False)
 
-    async def _watch(self, run_id: int, *, accepted: bool) -> None:
+    async def _watch(
+        self, run_id: int, *, accepted: bool, shown: tuple[int, str] | None = None
+    ) -> None:
+        """Join the run's group, then send what it has stored. ``shown``: the batch number and
+        status of the run as the page shows it (a page just rendered by the form's post)."""
         self.run_id = run_id
         self.group = run_group(run_id)
         cap = settings.SYSOPS_MAX_VIEWERS_PER_RUN
@@ -98,7 +102,7 @@ class RunConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         if not accepted:
             await self.accept()
-        if not await self._send_snapshot():
+        if not await self._send_snapshot(shown):
             await self.close(code=CLOSE_NO_SUCH_RUN)
 
     async def disconnect(self, code: int) -> None:
@@ -120,22 +124,24 @@ class RunConsumer(AsyncWebsocketConsumer):
         if not isinstance(report, dict):
             return
         if report.get("kind") == "watch" and self.run_id is None:
-            run_id = report.get("run")
-            if isinstance(run_id, int) and not isinstance(run_id, bool) and 0 < run_id < 1 << 62:
-                await self._watch(run_id, accepted=True)
+            run_id, seq, status = report.get("run"), report.get("seq"), report.get("status")
+            shown = (seq, status) if _is_id(seq) and isinstance(status, str) else None
+            if _is_id(run_id) and run_id > 0:
+                await self._watch(run_id, accepted=True, shown=shown)
             else:
                 await self.close(code=CLOSE_NO_SUCH_RUN)
         elif report.get("kind") == "first_frame" and self.run_id is not None and not self.reported:
             self.reported = True  # one report per page: a chatty client costs nothing more
             await database_sync_to_async(_first_frame)(self.run_id, received_ns)
 
-    async def _send_snapshot(self) -> bool:
-        rendered = await self._render_snapshot()
+    async def _send_snapshot(self, shown: tuple[int, str] | None = None) -> bool:
+        rendered = await self._render_snapshot(shown)
         if rendered is None:
             return False
         html, seq, samples, trace = rendered
         self.seq = seq
-        await self.send(text_data=html)
+        if html:
+            await self.send(text_data=html)
         await self.send(text_data=json.dumps({"kind": "snapshot", "seq": seq, "samples": samples}))
         if trace is not None:
             await self.send(text_data=json.dumps(trace))
@@ -143,16 +149,21 @@ class RunConsumer(AsyncWebsocketConsumer):
 
     @off_the_views_thread
     def _render_snapshot(
-        self,
+        self, shown: tuple[int, str] | None = None
     ) -> tuple[str, int, list[list[Any]], dict[str, Any] | None] | None:
+        """The run's fragments (none when the page ``shown`` them already: no batch stored yet,
+        the same status), its chart samples and its trace tail, as stored."""
+        assert self.run_id is not None
         snap = selectors.run_snapshot(self.run_id)
         if snap is None:
             return None
         run = snap.run
-        html = render_to_string(
-            "sysops/_run_live.html",
-            {"run": run, "logs": snap.logs, "hidden_logs": snap.hidden_logs, "full": True},
-        )
+        html = ""
+        if shown != (0, run.status) or snap.seq != 0:
+            html = render_to_string(
+                "sysops/_run_live.html",
+                {"run": run, "logs": snap.logs, "hidden_logs": snap.hidden_logs, "full": True},
+            )
         trace = None
         if run.trace_mode != Run.TraceMode.OFF:
             trace = {
@@ -180,6 +191,10 @@ class RunConsumer(AsyncWebsocketConsumer):
     async def run_refresh(self, event: dict[str, Any]) -> None:
         """A change made outside a runner's batches (claimed, cancelled while queued, recovered)."""
         await self._send_snapshot()
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 62
 
 
 # A page opened later than this after the POST is a visit, not the run's first viewer.

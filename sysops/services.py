@@ -95,9 +95,10 @@ def run_create(
 
 
 def _queued(run_id: int) -> None:
-    committed_ns = stages.now_ns()
-    live.run_queued(run_id)  # the agent claims it meanwhile
-    stages.mark(run_id, {"committed": committed_ns})
+    # Stored before the agent hears of the run: written while it claims, the two writes would
+    # queue for the database's lock (SQLite), the claim waiting in its busy handler's sleeps.
+    stages.mark(run_id, {"committed": stages.now_ns()})
+    live.run_queued(run_id)
 
 
 @transaction.atomic

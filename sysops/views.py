@@ -115,6 +115,7 @@ _SUBMISSION_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 # A form posted by static/sysops/submit.js says so; the answer names the run it queued.
 LIVE_SUBMIT_HEADER = "X-Sysops-Submit"
 RUN_ID_HEADER = "X-Sysops-Run"
+RUN_SHOWN_HEADER = "X-Sysops-Shown"
 
 
 def client_address(request: HttpRequest) -> str | None:
@@ -169,7 +170,9 @@ def _queue(
         # socket already watching the run (static/sysops/submit.js): no redirect to wait for.
         response = _run_page(request, runs[0], status=201)
         response["Location"] = runs[0].get_absolute_url()
+        # What the page shows: its socket's first snapshot leaves out what did not change.
         response[RUN_ID_HEADER] = str(runs[0].pk)
+        response[RUN_SHOWN_HEADER] = f"{runs[0].last_seq} {runs[0].status}"
         return response
     if len(runs) == 1:
         return redirect(runs[0])

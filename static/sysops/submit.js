@@ -69,9 +69,11 @@
     }
     const runId = response.headers.get("X-Sysops-Run");
     const runUrl = response.headers.get("Location");
+    // The batch number and status the run page shows (its first snapshot leaves those out).
+    const [seq, status] = (response.headers.get("X-Sysops-Shown") || "").split(" ");
     // Watch the run now: its snapshot and first batches wait in the buffer for its page.
     const w = runId && waiting && waiting.ws.readyState === WebSocket.OPEN ? waiting : null;
-    if (w) w.ws.send(JSON.stringify({ kind: "watch", run: Number(runId) }));
+    if (w) w.ws.send(JSON.stringify({ kind: "watch", run: Number(runId), seq: Number(seq), status }));
     if (runId) {
       if (waiting && waiting !== w) waiting.ws.close(); // still connecting: of no use now
       waiting = null; // the run's socket now

@@ -47,9 +47,10 @@ STALE_HEARTBEAT_S = 60.0
 LINK_DRAIN_TIMEOUT_S = 5.0
 RUNNER_EXIT_WAIT_S = 5.0
 SPARE_RUNNERS = 2
-# A new spare starts loading when the run that took one has published its first batch, or this
-# long after it started, whichever comes first.
+# A new spare is forked once the run that took one has published its first batch (and that
+# batch has had time to reach the browsers), or this long after the run started.
 SPARE_REFILL_DELAY_S = 1.0
+SPARE_REFILL_AFTER_BATCH_S = 0.3
 # A run page is told that its run started only when no batch has said so this long after.
 ANNOUNCE_DELAY_S = 0.3
 # When the queue moves, this many queued runs' pages are told their new place (the others show
@@ -525,6 +526,9 @@ class Agent:
             await self.publish(live.run_group(run_id), live.run_refresh(run_id))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(started.wait(), SPARE_REFILL_DELAY_S - ANNOUNCE_DELAY_S)
+        else:
+            # The batch is on its way to the browsers: let it get there (and be drawn) first.
+            await asyncio.sleep(SPARE_REFILL_AFTER_BATCH_S)
         self._started.pop(run_id, None)
         await self._refill_spare()
 
