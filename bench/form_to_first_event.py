@@ -49,7 +49,9 @@ CLOCK_JS = """
 })();
 """
 SHOWN_JS = "() => sessionStorage.getItem('shownAt')"
-TIMES_JS = "() => [Number(sessionStorage.getItem('clickAt')), Number(sessionStorage.getItem('shownAt'))]"
+TIMES_JS = (
+    "() => [Number(sessionStorage.getItem('clickAt')), Number(sessionStorage.getItem('shownAt'))]"
+)
 
 
 def main() -> None:
@@ -78,7 +80,9 @@ def main() -> None:
                 latencies_ms.append(elapsed_ms)
                 for name, ms in stage_steps(page, click_ns, shown_ns):
                     steps_ms.setdefault(name, []).append(ms)
-    print(f"form click -> first live event on the page, {len(latencies_ms)} runs (after 1 warm-up):")
+    print(
+        f"form click -> first live event on the page, {len(latencies_ms)} runs (after 1 warm-up):"
+    )
     median_ms, p95_ms = statistics.median(latencies_ms), percentile(latencies_ms, 95)
     print(f"  median {median_ms:.0f} ms   p95 {p95_ms:.0f} ms")
     print(f"  min {min(latencies_ms):.0f} ms   max {max(latencies_ms):.0f} ms")
