@@ -2,9 +2,10 @@
 
 The page's own clock times it: from the click event on the syscall-cost form's Run button to
 the first animation frame in which the run page shows live data from the run (progress above
-zero or a chart point). In between: the POST, the run page replacing the form (or, without
-script, the redirect and page load) and its websocket, the embedded agent's claim, a spare
-runner, the sandbox, the worker's first measured repetition, a flush and the channel layer.
+zero or a chart point). In between: the form sent over the socket the page opened, the run
+queued and watched, the run page fetched and swapped in (static/sysops/submit.js), the
+embedded agent's claim, a spare runner forked ahead, its sandbox, the worker's first measured
+repetition, a flush and the channel layer.
 After each run it reads the run's stage timestamps (its page's timeline) and prints the median
 time of each stage since the one before, the click included. Run from the repository root:
 
@@ -36,7 +37,8 @@ CLOCK_JS = """
   };
   const tick = () => {
     if (sessionStorage.getItem("shownAt")) return;
-    if (shows()) sessionStorage.setItem("shownAt", String(performance.timeOrigin + performance.now()));
+    const now = performance.timeOrigin + performance.now();
+    if (shows()) sessionStorage.setItem("shownAt", String(now));
     else requestAnimationFrame(tick);
   };
   document.addEventListener("click", (evt) => {

@@ -12,6 +12,7 @@ is told so and closed.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 from collections import Counter, OrderedDict
 from typing import Any
@@ -19,10 +20,13 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.http import QueryDict
 from django.template.loader import render_to_string
+from django.urls import reverse
 
-from sysops import permissions, selectors, stages
+from sysops import permissions, selectors, services, stages
 from sysops.batch import RunBatch
+from sysops.experiments import registry
 from sysops.live import RUNS_GROUP, run_group
 from sysops.models import Run
 from sysops.tracing.render import live_record, live_trace_state
@@ -69,14 +73,16 @@ class RunConsumer(AsyncWebsocketConsumer):
         self.seq = 0
         self.counted = False
         self.reported = False
+        self.submitted = False
         if not permissions.can_use(self.scope.get("user")):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         run_id = self.scope["url_route"]["kwargs"].get("run_id")
         if run_id is None:
-            # /ws/watch/: opened with a form page, it watches the run the form queues when the
-            # page says which ({"kind": "watch", "run": N}), so that run's page needs no
-            # connection of its own (static/sysops/submit.js).
+            # /ws/watch/: opened with a form page, it queues the form's run ({"kind":
+            # "submit"}) or is told which run the form queued ({"kind": "watch", "run": N}),
+            # and watches it: that run's page needs no connection of its own
+            # (static/sysops/submit.js).
             await self.accept()
             return
         await self._watch(int(run_id), accepted=False)
@@ -123,7 +129,10 @@ class RunConsumer(AsyncWebsocketConsumer):
             return
         if not isinstance(report, dict):
             return
-        if report.get("kind") == "watch" and self.run_id is None:
+        if report.get("kind") == "submit" and self.run_id is None and not self.submitted:
+            self.submitted = True  # one form per socket: a refused one is posted over HTTP
+            await self._submit(report, received_ns)
+        elif report.get("kind") == "watch" and self.run_id is None:
             run_id, seq, status = report.get("run"), report.get("seq"), report.get("status")
             shown = (seq, status) if _is_id(seq) and isinstance(status, str) else None
             if _is_id(run_id) and run_id > 0:
@@ -133,6 +142,37 @@ class RunConsumer(AsyncWebsocketConsumer):
         elif report.get("kind") == "first_frame" and self.run_id is not None and not self.reported:
             self.reported = True  # one report per page: a chatty client costs nothing more
             await database_sync_to_async(_first_frame)(self.run_id, received_ns)
+
+    async def _submit(self, report: dict[str, Any], received_ns: int) -> None:
+        """Queue the run of the form the page sends (services.queue_form, as its HTTP post
+        would) and watch it: the socket is the new run's before the page has asked for it.
+        Anything but one queued run is answered "refused" (the page then posts the form over
+        HTTP and shows what the server says there) or "redirect" (several runs: compare)."""
+        data = _form_data(report.get("fields"))
+        exp = (
+            registry.get(report.get("experiment"))
+            if isinstance(report.get("experiment"), str)
+            else None
+        )
+        if data is None or exp is None:
+            await self.send(text_data=json.dumps({"kind": "refused"}))
+            return
+        queued = await database_sync_to_async(_queue_form)(
+            exp, data, self.scope.get("user"), _client_address(self.scope), received_ns
+        )
+        if queued is None or not queued.runs:
+            await self.send(text_data=json.dumps({"kind": "refused"}))
+        elif len(queued.runs) > 1:
+            ids = ",".join(str(run.pk) for run in queued.runs)
+            await self.send(
+                text_data=json.dumps({"kind": "redirect", "url": reverse("compare", args=[ids])})
+            )
+        else:
+            run = queued.runs[0]
+            reply = {"kind": "queued", "run": run.pk, "url": run.get_absolute_url()}
+            await self.send(text_data=json.dumps(reply))
+            # The page fetches the run's page now: what it will show needs no fragments here.
+            await self._watch(run.pk, accepted=True, shown=(0, Run.Status.QUEUED))
 
     async def _send_snapshot(self, shown: tuple[int, str] | None = None) -> bool:
         rendered = await self._render_snapshot(shown)
@@ -191,6 +231,58 @@ class RunConsumer(AsyncWebsocketConsumer):
     async def run_refresh(self, event: dict[str, Any]) -> None:
         """A change made outside a runner's batches (claimed, cancelled while queued, recovered)."""
         await self._send_snapshot()
+
+
+# A form sent over the socket: at most this many fields and characters (the HTTP post of the
+# same form is capped by the request body limit).
+FORM_FIELDS_MAX = 200
+FORM_MAX_CHARS = 64 * 1024
+
+
+def _form_data(fields: Any) -> QueryDict | None:
+    """The [[name, value], ...] pairs a page sent, as a form's data; None if malformed."""
+    if not isinstance(fields, list) or len(fields) > FORM_FIELDS_MAX:
+        return None
+    data = QueryDict(mutable=True)
+    chars = 0
+    for pair in fields:
+        if not isinstance(pair, list) or len(pair) != 2:
+            return None
+        name, value = pair
+        if not isinstance(name, str) or not isinstance(value, str):
+            return None
+        chars += len(name) + len(value)
+        if chars > FORM_MAX_CHARS:
+            return None
+        data.appendlist(name, value)
+    return data
+
+
+def _client_address(scope: dict[str, Any]) -> str | None:
+    client = scope.get("client") or ("",)
+    try:
+        return str(ipaddress.ip_address(client[0]))
+    except ValueError:
+        return None
+
+
+def _queue_form(
+    exp: Any, data: QueryDict, user: Any, client_addr: str | None, received_ns: int
+) -> services.FormQueued | None:
+    """None when the run it starts from (its "from" field) is not one of this experiment's."""
+    try:
+        parent = services.parent_run(exp.slug, data.get("from"))
+    except Run.DoesNotExist:
+        return None
+    return services.queue_form(
+        exp,
+        data,
+        user=user,
+        client_addr=client_addr,
+        parent=parent,
+        submission=data.get("submission", ""),
+        received_ns=received_ns,
+    )
 
 
 def _is_id(value: Any) -> bool:

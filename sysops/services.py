@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import uuid
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -11,6 +14,14 @@ from django.db import IntegrityError, connection, transaction
 
 from sysops import live, stages
 from sysops.models import Run
+
+if TYPE_CHECKING:
+    from django import forms
+
+    from sysops.experiments.base import Experiment
+
+# A form's one-time token (sysops_tags.submission_field); anything else is ignored.
+SUBMISSION_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 class QuotaExceeded(Exception):
@@ -118,6 +129,59 @@ def runs_create_on_hosts(
             )
             for i, host in enumerate(hosts)
         ]
+
+
+@dataclass
+class FormQueued:
+    """What came of a posted experiment form: the runs it queued, or none, with the bound form
+    (its errors) or a quota's reason."""
+
+    form: forms.Form
+    runs: list[Run] = field(default_factory=list)
+    refusal: str = ""
+
+
+def parent_run(slug: str, value: str | None) -> Run | None:
+    """The run a "run again with changes" form starts from (its ``from`` value, if any); raises
+    Run.DoesNotExist when the value names none of experiment ``slug``'s runs."""
+    if not value:
+        return None
+    if not value.isdigit() or len(value) > 12:
+        raise Run.DoesNotExist(value)
+    return Run.objects.get(pk=int(value), experiment=slug)
+
+
+def queue_form(
+    exp: Experiment,
+    data: Mapping[str, Any],
+    *,
+    user: AbstractBaseUser | AnonymousUser | None,
+    client_addr: str | None,
+    parent: Run | None = None,
+    submission: str = "",
+    received_ns: int | None = None,
+    hosts: list[str] | None = None,
+) -> FormQueued:
+    """Validate an experiment's form and queue its run, one per host it asks for (``hosts``
+    overrides the form's choice). What the form's page posts, over HTTP or its socket."""
+    params, trace_mode, form = exp.clean_params(data)
+    if params is None:
+        return FormQueued(form)
+    try:
+        runs = runs_create_on_hosts(
+            hosts=form.cleaned_data["host"] if hosts is None else hosts,
+            experiment=exp.slug,
+            params=params,
+            trace_mode=trace_mode,
+            user=user,
+            parent=parent,
+            client_addr=client_addr,
+            submission=submission if SUBMISSION_RE.fullmatch(submission) else None,
+            received_ns=received_ns,
+        )
+    except QuotaExceeded as refusal:
+        return FormQueued(form, refusal=str(refusal))
+    return FormQueued(form, runs)
 
 
 @transaction.atomic

@@ -16,7 +16,7 @@ from django.db.models import F, Func, JSONField, TextField, Value
 
 # In the order a run reaches them, with the words the run page shows.
 STAGES = (
-    ("post", "form POST received"),
+    ("post", "form received (over the socket, or POST)"),
     ("committed", "run committed"),
     ("claimed", "claimed by the agent"),
     ("runner_ready", "runner ready"),

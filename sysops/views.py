@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import ipaddress
 import math
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -70,19 +69,16 @@ def experiment(request: HttpRequest, slug: str) -> HttpResponse:
     initial = exp.form_data(based_on.params, based_on.trace_mode) if based_on else None
     if request.method == "POST":
         received_ns = stages.now_ns()
-        params, trace_mode, form = exp.clean_params(request.POST)
-        if params is not None:
-            return _queue(
-                request,
-                exp,
-                form,
-                params,
-                trace_mode,
-                parent=based_on,
-                received_ns=received_ns,
-                hosts=form.cleaned_data["host"],
-            )
-        return _experiment_page(request, exp, form, status=400, based_on=based_on)
+        queued = services.queue_form(
+            exp,
+            request.POST,
+            user=request.user,
+            client_addr=client_address(request),
+            parent=based_on,
+            submission=request.POST.get("submission", ""),
+            received_ns=received_ns,
+        )
+        return _queued(request, exp, queued, parent=based_on)
     return _experiment_page(request, exp, exp.form_class(initial=initial), based_on=based_on)
 
 
@@ -111,7 +107,6 @@ def _experiment_page(
 
 # A quota refusal asks a script to come back later; a person reads the message on the form.
 QUOTA_RETRY_AFTER_S = 30
-_SUBMISSION_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 # A form posted by static/sysops/submit.js says so; the answer names the run it queued.
 LIVE_SUBMIT_HEADER = "X-Sysops-Submit"
 RUN_ID_HEADER = "X-Sysops-Run"
@@ -130,41 +125,24 @@ def wants_html(request: HttpRequest) -> bool:
     return "text/html" in request.headers.get("Accept", "")
 
 
-def _queue(
-    request: HttpRequest,
-    exp: Experiment,
-    form: forms.Form,
-    params: dict[str, Any],
-    trace_mode: str,
-    *,
-    parent: Run | None,
-    received_ns: int,
-    hosts: list[str],
+def _queued(
+    request: HttpRequest, exp: Experiment, queued: services.FormQueued, *, parent: Run | None
 ) -> HttpResponse:
-    """Queue the run (or find the one this submission queued) and go to it; over a quota,
-    429 with the reason next to the submit button, and nothing queued."""
-    submission = request.POST.get("submission", "")
-    try:
-        runs = services.runs_create_on_hosts(
-            hosts=hosts,
-            experiment=exp.slug,
-            params=params,
-            trace_mode=trace_mode,
-            user=request.user,
-            parent=parent,
-            client_addr=client_address(request),
-            submission=submission if _SUBMISSION_RE.fullmatch(submission) else None,
-            received_ns=received_ns,
-        )
-    except services.QuotaExceeded as refusal:
+    """Go to the run queued (its page itself when the form's script posted it), or to the
+    comparison of several; the form again with its errors (400), or with a quota's reason next
+    to the submit button (429), when nothing was queued."""
+    if queued.refusal:
         if wants_html(request):
             response = _experiment_page(
-                request, exp, form, status=429, refusal=str(refusal), based_on=parent
+                request, exp, queued.form, status=429, refusal=queued.refusal, based_on=parent
             )
         else:
-            response = JsonResponse({"error": str(refusal)}, status=429)
+            response = JsonResponse({"error": queued.refusal}, status=429)
         response["Retry-After"] = str(QUOTA_RETRY_AFTER_S)
         return response
+    runs = queued.runs
+    if not runs:
+        return _experiment_page(request, exp, queued.form, status=400, based_on=parent)
     if len(runs) == 1 and request.headers.get(LIVE_SUBMIT_HEADER) == "live":
         # The form page's script posted it and swaps the run page in without a navigation, its
         # socket already watching the run (static/sysops/submit.js): no redirect to wait for.
@@ -182,11 +160,10 @@ def _queue(
 def _based_on(request: HttpRequest, exp: Experiment) -> Run | None:
     """The run a "run again with changes" form starts from (``?from=<id>``, then a hidden field)."""
     value = request.POST.get("from") if request.method == "POST" else request.GET.get("from")
-    if not value:
-        return None
-    if not value.isdigit() or len(value) > 12:
-        raise Http404("no such run")
-    return get_object_or_404(Run, pk=int(value), experiment=exp.slug)
+    try:
+        return services.parent_run(exp.slug, value)
+    except Run.DoesNotExist:
+        raise Http404("no such run") from None
 
 
 @require_safe
@@ -238,13 +215,17 @@ def run_again(request: HttpRequest, run_id: int) -> HttpResponse:
     exp = registry.get(old.experiment)
     if exp is None:
         raise Http404("that experiment no longer exists")
-    params, trace_mode, form = exp.clean_params(exp.form_data(old.params, old.trace_mode))
-    if params is None:
-        return _experiment_page(request, exp, form, status=400)
-    hosts = [old.pinned_host]  # again where it ran (any host if it was not pinned)
-    return _queue(
-        request, exp, form, params, trace_mode, parent=old, received_ns=received_ns, hosts=hosts
+    queued = services.queue_form(
+        exp,
+        exp.form_data(old.params, old.trace_mode),
+        user=request.user,
+        client_addr=client_address(request),
+        parent=old,
+        submission=request.POST.get("submission", ""),
+        received_ns=received_ns,
+        hosts=[old.pinned_host],  # again where it ran (any host if it was not pinned)
     )
+    return _queued(request, exp, queued, parent=old)
 
 
 @require_safe

@@ -229,3 +229,142 @@ async def test_the_page_reports_its_first_frame_once_and_only_soon_after_the_pos
     await sync_to_async(old.refresh_from_db)()
     assert 0 < fresh.stages["first_frame"] - fresh.stages["post"] < 60 * 10**9
     assert "first_frame" not in old.stages  # a visit an hour later is not the run's start
+
+
+# --- the socket a form page opens, which watches the run its form queues ----------------------
+
+
+async def test_a_form_pages_socket_watches_the_run_it_names_and_gets_its_batches():
+    run = await sync_to_async(make_running_run)()
+    ws, connected = await connect("/ws/watch/")
+    assert connected
+    assert await ws.receive_nothing(timeout=0.2)  # nothing until it names a run
+
+    await ws.send_to(text_data=json.dumps({"kind": "watch", "run": run.pk}))
+    html = await ws.receive_from()
+    assert 'data-status="running"' in html and "rep 2/8" in html
+    snapshot = json.loads(await ws.receive_from())
+    assert snapshot["kind"] == "snapshot" and snapshot["seq"] == 2 and len(snapshot["samples"]) == 3
+
+    await sync_to_async(runner_flush)(run.pk, [("native", 1, 61.0)], 0.5)
+    assert 'id="run-progress"' in await ws.receive_from()
+    batch = json.loads(await ws.receive_from())
+    assert batch == {"kind": "samples", "seq": 3, "samples": [["native", 1, 61.0]]}
+
+    # A second "watch" does not move the socket to another run.
+    other = await sync_to_async(make_running_run)()
+    await ws.send_to(text_data=json.dumps({"kind": "watch", "run": other.pk}))
+    assert await ws.receive_nothing(timeout=0.2)
+    await ws.disconnect()
+
+
+async def test_a_watch_snapshot_leaves_out_the_fragments_the_page_already_shows():
+    run = await sync_to_async(Run.objects.create)(experiment="syscall-cost", params={})
+    ws, _ = await connect("/ws/watch/")
+    # The page was rendered from the run as stored: no batch yet, queued.
+    message = {"kind": "watch", "run": run.pk, "seq": 0, "status": "queued"}
+    await ws.send_to(text_data=json.dumps(message))
+    assert json.loads(await ws.receive_from()) == {"kind": "snapshot", "seq": 0, "samples": []}
+    assert await ws.receive_nothing(timeout=0.2)
+    await ws.disconnect()
+
+    # Claimed since the page was rendered: the page is told.
+    await sync_to_async(Run.objects.filter(pk=run.pk).update)(status=Run.Status.RUNNING)
+    ws, _ = await connect("/ws/watch/")
+    await ws.send_to(text_data=json.dumps(message))
+    assert 'data-status="running"' in await ws.receive_from()
+    assert json.loads(await ws.receive_from())["kind"] == "snapshot"
+    await ws.disconnect()
+
+
+@pytest.mark.parametrize("run", [0, -1, "1", True, 1 << 70, None])
+async def test_a_watch_of_no_such_run_closes_the_socket(run):
+    ws, _ = await connect("/ws/watch/")
+    await ws.send_to(text_data=json.dumps({"kind": "watch", "run": run}))
+    assert (await ws.receive_output())["code"] == 4404
+
+
+async def test_a_watch_of_a_run_deleted_meanwhile_closes_the_socket():
+    ws, _ = await connect("/ws/watch/")
+    await ws.send_to(text_data=json.dumps({"kind": "watch", "run": 987654}))
+    assert (await ws.receive_output())["code"] == 4404
+
+
+async def test_the_watch_socket_checks_origin_and_sign_in(settings):
+    ws, connected = await connect("/ws/watch/", origin=(b"origin", b"http://evil.example"))
+    assert not connected
+    settings.SYSOPS_REQUIRE_LOGIN = True
+    ws, connected = await connect("/ws/watch/")
+    assert not connected
+
+
+def form_fields(**values):
+    fields = {"call": "getppid", "iterations": "1000", "repetitions": "5", "warmup": "0"}
+    fields.update(values)
+    pairs = [[name, value] for name, value in fields.items()]
+    return pairs + [["layers", "python"], ["layers", "native"]]
+
+
+async def test_a_form_sent_over_the_watch_socket_is_queued_and_watched_at_once():
+    ws, _ = await connect("/ws/watch/")
+    fields = form_fields(submission="s" * 24)
+    await ws.send_to(
+        text_data=json.dumps({"kind": "submit", "experiment": "syscall-cost", "fields": fields})
+    )
+    answer = json.loads(await ws.receive_from())
+    run = await sync_to_async(Run.objects.get)()
+    assert answer == {"kind": "queued", "run": run.pk, "url": f"/runs/{run.pk}/"}
+    assert run.params["layers"] == ["python", "native"] and run.params["iterations"] == 1000
+    assert "post" in run.stages
+    # Watching already: the snapshot (no fragments: the page about to be fetched shows the
+    # queued run), then the run's batches.
+    assert json.loads(await ws.receive_from()) == {"kind": "snapshot", "seq": 0, "samples": []}
+    await sync_to_async(runner_flush)(run.pk, [("native", 0, 61.0)], 0.2)
+    assert 'id="run-progress"' in await ws.receive_from()
+    assert json.loads(await ws.receive_from())["samples"] == [["native", 0, 61.0]]
+    await ws.disconnect()
+
+    # The same form again (a double click, a resend over HTTP): the same run, no second one.
+    ws, _ = await connect("/ws/watch/")
+    await ws.send_to(
+        text_data=json.dumps({"kind": "submit", "experiment": "syscall-cost", "fields": fields})
+    )
+    assert json.loads(await ws.receive_from())["run"] == run.pk
+    assert await sync_to_async(Run.objects.count)() == 1
+    await ws.disconnect()
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"kind": "submit", "experiment": "syscall-cost", "fields": form_fields(iterations="5")},
+        {"kind": "submit", "experiment": "no-such", "fields": form_fields()},
+        {"kind": "submit", "experiment": "syscall-cost", "fields": "call=getppid"},
+        {"kind": "submit", "experiment": "syscall-cost", "fields": [["call", 1]]},
+        {"kind": "submit", "experiment": "syscall-cost", "fields": [["x", "y"]] * 201},
+        {"kind": "submit", "experiment": "syscall-cost", "fields": [["x", "y" * 70_000]]},
+        {"kind": "submit", "experiment": "syscall-cost", "fields": form_fields(**{"from": "99"})},
+        {"kind": "submit", "experiment": 3, "fields": form_fields()},
+    ],
+)
+async def test_a_form_the_socket_cannot_queue_is_refused_and_nothing_is_created(message):
+    ws, _ = await connect("/ws/watch/")
+    await ws.send_to(text_data=json.dumps(message))
+    assert json.loads(await ws.receive_from()) == {"kind": "refused"}
+    assert not await sync_to_async(Run.objects.exists)()
+    # One form per socket: the page posts a refused one over HTTP, which says why.
+    await ws.send_to(text_data=json.dumps({**message, "fields": form_fields()}))
+    assert await ws.receive_nothing(timeout=0.3)
+    assert not await sync_to_async(Run.objects.exists)()
+    await ws.disconnect()
+
+
+async def test_the_socket_keeps_the_quotas_of_the_form(settings):
+    settings.SYSOPS_QUEUED_PER_USER = 1
+    for expected in ("queued", "refused"):
+        ws, _ = await connect("/ws/watch/")
+        message = {"kind": "submit", "experiment": "syscall-cost", "fields": form_fields()}
+        await ws.send_to(text_data=json.dumps(message))
+        assert json.loads(await ws.receive_from())["kind"] == expected
+        await ws.disconnect()
+    assert await sync_to_async(Run.objects.count)() == 1

@@ -120,3 +120,44 @@ def test_the_multiplexing_page_offers_its_form_and_draws_the_trigger_panel(clien
     assert "read 100 of them; epoll_wait again" in page
     assert "0 events <strong>← missed</strong>" in page
     assert "&lt;b&gt;bytes&lt;/b&gt; still queued" in page  # escaped, never raw
+
+
+def test_a_form_posted_by_its_script_is_answered_with_the_run_page_and_no_redirect(client):
+    response = client.post(
+        "/experiments/epoll-echo/",
+        {**ECHO, "submission": "a" * 32},
+        headers={"X-Sysops-Submit": "live", "Accept": "text/html"},
+    )
+    run = Run.objects.get()
+    assert response.status_code == 201
+    assert response["Location"] == f"/runs/{run.pk}/"
+    assert response["X-Sysops-Run"] == str(run.pk)
+    assert response["X-Sysops-Shown"] == "0 queued"  # what the page shows: no batch, queued
+    body = response.content.decode()
+    assert f'ws-connect="/ws/runs/{run.pk}/"' in body and 'data-status="queued"' in body
+
+    # The same submission again (a double click) leads to the same run.
+    again = client.post(
+        "/experiments/epoll-echo/",
+        {**ECHO, "submission": "a" * 32},
+        headers={"X-Sysops-Submit": "live", "Accept": "text/html"},
+    )
+    assert again["X-Sysops-Run"] == str(run.pk) and Run.objects.count() == 1
+
+
+def test_a_form_posted_by_its_script_with_errors_gets_the_form_and_no_run(client):
+    response = client.post(
+        "/experiments/epoll-echo/",
+        {**ECHO, "clients": "0"},
+        headers={"X-Sysops-Submit": "live", "Accept": "text/html"},
+    )
+    assert response.status_code == 400
+    assert "X-Sysops-Run" not in response
+    assert 'id="error-clients"' in response.content.decode()
+    assert not Run.objects.exists()
+
+
+def test_the_experiment_form_posts_itself_and_opens_its_watch_socket(client):
+    body = client.get("/experiments/epoll-echo/").content.decode()
+    assert "data-live-submit" in body and "sysops/submit.js" in body
+    assert 'hx-trigger="load, change delay:250ms from:#experiment-form"' in body

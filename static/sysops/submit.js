@@ -1,25 +1,40 @@
-// Live submit: a form that queues a run (data-live-submit) posts in the background, and the run
-// page it answers with replaces this one without a navigation. A websocket opened with this
-// page (/ws/watch/) starts watching the new run as soon as the answer names it, before the page
-// is swapped in, and becomes the run page's own socket: the run's first events are on their way
-// while the browser would otherwise still be following a redirect, loading a page and opening a
-// connection. Without this script (or on any surprise) the form posts as an ordinary form.
+// Live submit: a form that queues a run (data-live-submit) is sent over a websocket opened with
+// this page (/ws/watch/). The server queues the run as the form's HTTP post would and the socket
+// watches it at once; the run page then replaces this one without a navigation, and the socket
+// becomes its own. The run's first events are on their way while a browser would otherwise
+// still be posting, following a redirect, loading a page and opening a connection.
+// A form the server refuses over the socket (errors, a quota) is posted over HTTP, which shows
+// why; so is every form when the socket is not open. Without this script the form posts as an
+// ordinary form.
 (function () {
   "use strict";
   if (!window.fetch || !window.WebSocket || !window.htmx || !window.DOMParser) return;
   if (!document.querySelector("form[data-live-submit]")) return;
   const scheme = location.protocol === "https:" ? "wss://" : "ws://";
   const watchUrl = scheme + location.host + "/ws/watch/";
+  // How long a queued run's answer may take over the socket before the form posts over HTTP
+  // (its one-time token queues nothing twice).
+  const ANSWER_TIMEOUT_MS = 5000;
+  const ANSWERS = ["queued", "redirect", "refused"];
 
   // The waiting socket, with what it received before a run page took it over.
-  let waiting = null; // {ws, buffered, handedOver}
+  let waiting = null; // {ws, buffered, handedOver, answer}
   function openSocket() {
-    const w = { ws: new WebSocket(watchUrl), buffered: [], handedOver: false };
+    const w = { ws: new WebSocket(watchUrl), buffered: [], handedOver: false, answer: null };
     w.ws.addEventListener("message", (evt) => {
-      if (!w.handedOver) w.buffered.push(evt.data);
+      if (w.handedOver) return;
+      if (w.answer && typeof evt.data === "string" && evt.data.startsWith('{"kind": "')) {
+        const frame = JSON.parse(evt.data);
+        if (ANSWERS.includes(frame.kind)) {
+          w.answer(frame);
+          return;
+        }
+      }
+      w.buffered.push(evt.data);
     });
     w.ws.addEventListener("close", () => {
       if (waiting === w) waiting = null;
+      if (w.answer) w.answer(null);
     });
     waiting = w;
   }
@@ -47,7 +62,7 @@
     if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-live-submit")) return;
     if (evt.defaultPrevented) return;
     evt.preventDefault();
-    if (busy) return; // a double click: the first post is on its way
+    if (busy) return; // a double click: the first one is on its way
     busy = true;
     submit(form, evt.submitter).finally(() => {
       busy = false;
@@ -55,11 +70,47 @@
   });
 
   async function submit(form, submitter) {
+    const body = new FormData(form, submitter || undefined);
+    const w = waiting && waiting.ws.readyState === WebSocket.OPEN ? waiting : null;
+    if (w) {
+      const answer = await sendOverSocket(w, form, body);
+      if (answer && answer.kind === "queued") {
+        waiting = null; // the run's socket now
+        await showRun(w, answer.run, answer.url);
+        return;
+      }
+      if (answer && answer.kind === "redirect") {
+        location.assign(answer.url); // several runs: their comparison
+        return;
+      }
+      // Refused, or no answer: this socket is done with; the HTTP post says what happened.
+      if (waiting === w) waiting = null;
+      w.ws.close();
+    }
+    await postOverHttp(form, body);
+  }
+
+  function sendOverSocket(w, form, body) {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => w.answer && w.answer(null), ANSWER_TIMEOUT_MS);
+      w.answer = (frame) => {
+        clearTimeout(timer);
+        w.answer = null;
+        resolve(frame);
+      };
+      // The form's action is its experiment's page: /experiments/<slug>/.
+      const experiment = new URL(form.action).pathname.split("/").filter(Boolean)[1];
+      const fields = Array.from(body.entries(), ([name, value]) => [name, String(value)]);
+      w.ws.send(JSON.stringify({ kind: "submit", experiment, fields }));
+    });
+  }
+
+  async function postOverHttp(form, body) {
     let response;
     try {
       response = await fetch(form.action, {
         method: "POST",
-        body: new FormData(form, submitter || undefined),
+        body,
         headers: { "X-Sysops-Submit": "live", Accept: "text/html" },
         credentials: "same-origin",
       });
@@ -68,7 +119,6 @@
       return;
     }
     const runId = response.headers.get("X-Sysops-Run");
-    const runUrl = response.headers.get("Location");
     // The batch number and status the run page shows (its first snapshot leaves those out).
     const [seq, status] = (response.headers.get("X-Sysops-Shown") || "").split(" ");
     // Watch the run now: its snapshot and first batches wait in the buffer for its page.
@@ -83,15 +133,39 @@
       return;
     }
     const html = await response.text();
+    if (runId) {
+      await swapIn(html, response.headers.get("Location"), w, runId);
+    } else {
+      await swapIn(html, null, null, null); // the form again, with the server's reasons
+    }
+  }
+
+  // The run's page, fetched while its socket already receives the run's events.
+  async function showRun(w, runId, url) {
+    let response;
+    try {
+      response = await fetch(url, { headers: { Accept: "text/html" }, credentials: "same-origin" });
+    } catch (err) {
+      w.ws.close();
+      location.assign(url);
+      return;
+    }
+    await swapIn(await response.text(), url, w, String(runId));
+  }
+
+  // Put the page in ``html`` in place of this one's main content; ``w``: the socket watching
+  // run ``runId``, which its page takes over.
+  async function swapIn(html, url, w, runId) {
     const next = new DOMParser().parseFromString(html, "text/html");
     const main = document.querySelector("main");
     const nextMain = next.querySelector("main");
     if (!main || !nextMain) {
-      location.assign(runUrl || response.url);
+      if (w) w.ws.close();
+      location.assign(url || location.href);
       return;
     }
-    if (runId && runUrl) {
-      history.pushState({ run: runId }, "", runUrl);
+    if (url) {
+      history.pushState({ run: runId }, "", url);
       shownPath = location.pathname;
     }
     document.title = next.title;
@@ -108,9 +182,8 @@
       if (!document.querySelector(`script[src="${src}"]`)) await loadScript(src);
     }
     const socketElt = main.querySelector("[ws-connect]");
-    if (w && socketElt && socketElt.getAttribute("ws-connect") === `/ws/runs/${runId}/`) {
-      handOver = { url: scheme + location.host + socketElt.getAttribute("ws-connect"), ws: w.ws };
-    }
+    const path = socketElt && socketElt.getAttribute("ws-connect");
+    if (w && path === `/ws/runs/${runId}/`) handOver = { url: scheme + location.host + path, ws: w.ws };
     htmx.process(main);
     if (w && handOver === null) {
       // The run page took the socket: what arrived meanwhile (the snapshot, the first

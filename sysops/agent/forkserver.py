@@ -70,7 +70,10 @@ def serve_forks(control_fd: int, spare: Callable[[], int]) -> None:
     while True:
         for key, _ in sel.select():
             if key.fileobj is control:
-                request = control.recv(MESSAGE_BYTES)
+                try:
+                    request = control.recv(MESSAGE_BYTES)
+                except OSError:
+                    request = b""
                 if not request:
                     return  # the agent is gone; running children carry on in their sessions
                 if request == b"fork":

@@ -42,9 +42,10 @@ class AgentProcess:
     def kill_host(self) -> None:
         """SIGKILL the agent and its runners at once, as a host that dies (sandboxes die with
         their runner: bubblewrap's --die-with-parent). Runners live in sessions of their own
-        (they outlive a restarted agent), so they are found as the agent's children."""
+        (they outlive a restarted agent), so they are found as the agent's descendants (its
+        fork server's children)."""
         if self.popen.poll() is None:
-            runners = _children(self.popen.pid)
+            runners = _descendants(self.popen.pid)
             os.killpg(self.popen.pid, signal.SIGKILL)
             for pid in runners:
                 with contextlib.suppress(ProcessLookupError):
@@ -105,6 +106,16 @@ def wait_registered(agent: AgentProcess, *, using: str = DEFAULT_DB_ALIAS) -> Ho
             raise AssertionError(f"agent {agent.name} exited: {agent.log()}")
         time.sleep(0.2)
     raise AssertionError(f"agent {agent.name} not registered in {REGISTER_TIMEOUT_S:g} s")
+
+
+def _descendants(pid: int) -> list[int]:
+    """``pid``'s children, theirs, and so on, parents first."""
+    found, parents = [], [pid]
+    while parents:
+        children = [child for parent in parents for child in _children(parent)]
+        found += children
+        parents = children
+    return found
 
 
 def _children(pid: int) -> list[int]:

@@ -1,0 +1,134 @@
+"""The fork server: a real runner process that loaded Django once forks waiting spares; the
+agent follows them through pidfds and the statuses the server reports."""
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from sysops.agent import forkserver
+from tests.helpers.runs import database_url
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def cmdline(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+async def start_server() -> forkserver.ForkServer:
+    server = forkserver.ForkServer()
+    env = {**os.environ, "DATABASE_URL": database_url()}
+    await server.start(forkserver.fork_server_argv(None), env=env, cwd=str(settings.BASE_DIR))
+    return server
+
+
+def test_it_forks_spares_that_wait_for_a_run_and_reports_how_they_ended():
+    async def scenario():
+        server = await start_server()
+        try:
+            first, second = await server.fork(), await server.fork()
+            assert first.pid != second.pid
+            for runner in (first, second):
+                # Found by the agent as runners (its recovery reads the command line), each in a
+                # session of its own, and waiting: not exited.
+                assert b"sysops.agent.runner_process" in cmdline(runner.pid)
+                for _ in range(100):  # (it calls setsid just after the fork)
+                    if os.getsid(runner.pid) == runner.pid:
+                        break
+                    await asyncio.sleep(0.02)
+                assert os.getsid(runner.pid) == runner.pid
+                assert os.getsid(runner.pid) != os.getsid(0)
+                assert not runner.exited and runner.returncode is None
+            # Told to stop while waiting, a spare throws its head start away and exits 0.
+            first.terminate()
+            assert await asyncio.wait_for(first.wait(), 30) == 0
+            # Its stdin closed (the agent went away), a spare ends as well.
+            second.stdin.close()
+            assert await asyncio.wait_for(second.wait(), 30) == 0
+        finally:
+            await server.stop()
+
+    asyncio.run(scenario())
+
+
+def test_its_spares_outlive_it_and_the_agent_still_sees_them_end():
+    async def scenario():
+        server = await start_server()
+        spare = await server.fork()
+        server_pid = server._proc.pid
+        os.kill(server_pid, signal.SIGKILL)
+        await asyncio.wait_for(server._proc.wait(), 10)
+        for _ in range(100):  # the agent notices the closed control socket
+            if not server.alive:
+                break
+            await asyncio.sleep(0.05)
+        assert not server.alive
+        with pytest.raises(ConnectionError):
+            await server.fork()
+        assert not spare.exited  # the run it would take is not lost with the server
+        spare.terminate()
+        # Its exit is seen through its pidfd; its status died with the server.
+        assert await asyncio.wait_for(spare.wait(), 30) is None
+
+    asyncio.run(scenario())
+
+
+def test_the_agent_runs_a_real_run_on_a_forked_spare():
+    """The whole path through a server process: a queued run, the embedded agent's fork server,
+    a forked spare, its warm sandbox, the worker, the result."""
+    from sysops.agent.agent import Agent
+    from sysops.models import Run
+
+    run = Run.objects.create(
+        experiment="syscall-cost",
+        params={
+            "call": "getppid",
+            "layers": ["native"],
+            "iterations": 1000,
+            "repetitions": 5,
+            "warmup": 0,
+        },
+    )
+
+    async def scenario():
+        agent = Agent(max_running=1)
+        task = asyncio.get_running_loop().create_task(agent.run_forever())
+        try:
+            for _ in range(600):
+                status = await agent.db(
+                    lambda: Run.objects.values_list("status", flat=True).get(pk=run.pk)
+                )
+                if status in Run.TERMINAL:
+                    break
+                await asyncio.sleep(0.1)
+            assert agent._forks is not None and agent._forks.alive
+            runner_pid = await agent.db(
+                lambda: Run.objects.values_list("runner_pid", flat=True).get(pk=run.pk)
+            )
+            return runner_pid
+        finally:
+            await agent.stop()
+            task.cancel()
+
+    runner_pid = asyncio.run(scenario())
+    run.refresh_from_db()
+    assert run.status == Run.Status.SUCCEEDED, run.reason
+    assert [row["metric"] for row in run.results if "native" in row.get("metric", "")]
+    assert "ahead of the run" in "".join(run.logs.values_list("message", flat=True))
+    assert runner_pid is not None
+
+
+def test_a_fork_server_that_cannot_start_leaves_spares_to_start_on_their_own():
+    async def scenario():
+        server = forkserver.ForkServer()
+        argv = [sys.executable, "-c", "import sys; sys.exit(3)", "--control-fd"]
+        with pytest.raises(ConnectionError):
+            await server.start(argv, env=dict(os.environ), cwd=str(settings.BASE_DIR))
+        assert not server.alive
+
+    asyncio.run(scenario())
