@@ -131,7 +131,9 @@ AGENTS_GROUP = "sysops-agents"
 
 
 def run_queued(run_id: int) -> None:
-    run_status_changed(run_id)
+    # Dashboards list it; its own page has nothing to re-read yet (the socket that queued it
+    # sent it a snapshot, a page loaded later reads it whole).
+    publish(RUNS_GROUP, runs_changed(run_id))
     agent = local_agent()
     if agent is not None:
         agent.wake_threadsafe()

@@ -107,71 +107,79 @@
 
   window.SysopsCharts = { chartsOf, draw };
 
-  const specEl = document.getElementById("charts-spec");
-  const live = document.getElementById("run-live");
-  if (!specEl || !live) return;
-  const MAX_LOG_LINES = Number(live.dataset.maxLogLines); // the server's LOG_LINES_SHOWN
-  const { charts, add } = chartsOf(JSON.parse(specEl.textContent));
+  // A run page starts its charts when it loads, or when sysops/submit.js has swapped it in
+  // place of a form (this script was loaded with the form, ahead of the click).
+  start();
+  document.addEventListener("sysops:page", start);
 
-  let pending = false;
-  function scheduleDraw() {
-    if (pending) return;
-    pending = true;
-    requestAnimationFrame(() => {
-      pending = false;
-      charts.forEach(draw);
-      live.dataset.points = String(charts.reduce((n, c) => n + c.rows.size, 0));
-    });
-  }
+  function start() {
+    const specEl = document.getElementById("charts-spec");
+    const live = document.getElementById("run-live");
+    if (!specEl || !live || live.dataset.started) return;
+    live.dataset.started = "1";
+    const MAX_LOG_LINES = Number(live.dataset.maxLogLines); // the server's LOG_LINES_SHOWN
+    const { charts, add } = chartsOf(JSON.parse(specEl.textContent));
 
-  function addSamples(samples) {
-    add(samples);
-    scheduleDraw();
-  }
-
-  live.addEventListener("htmx:wsBeforeMessage", (evt) => {
-    const message = evt.detail.message;
-    if (typeof message !== "string" || message[0] !== "{") return; // HTML: htmx swaps it
-    evt.preventDefault();
-    const frame = JSON.parse(message);
-    if (frame.kind === "snapshot" || frame.kind === "samples") {
-      if (frame.kind === "snapshot") charts.forEach((chart) => chart.rows.clear());
-      addSamples(frame.samples);
-      reportFirstFrame(evt.detail.socketWrapper);
-    } else {
-      // Other panes (the trace) listen for their own kinds of frame.
-      live.dispatchEvent(new CustomEvent("sysops:frame", { detail: frame }));
+    let pending = false;
+    function scheduleDraw() {
+      if (pending) return;
+      pending = true;
+      requestAnimationFrame(() => {
+        pending = false;
+        charts.forEach(draw);
+        live.dataset.points = String(charts.reduce((n, c) => n + c.rows.size, 0));
+      });
     }
-  });
 
-  // Tell the server when live data first shows on this page: the last stage of the run's
-  // start on its timeline (the server keeps only the first report).
-  let reported = false;
-  function showsLiveData() {
-    const p = document.querySelector("#run-progress progress");
-    return (p && p.value > 0) || charts.some((chart) => chart.rows.size > 0);
-  }
+    function addSamples(samples) {
+      add(samples);
+      scheduleDraw();
+    }
 
-  function reportFirstFrame(socketWrapper) {
-    if (reported || !showsLiveData()) return;
-    reported = true;
-    socketWrapper.send(JSON.stringify({ kind: "first_frame" }));
-  }
-
-  // Scroll the log only when it grew, and in the next frame: reading scrollHeight after every
-  // message would force a layout of the whole page (the trace pane included) per message.
-  let logLines = -1;
-  let logScroll = false;
-  live.addEventListener("htmx:wsAfterMessage", (evt) => {
-    reportFirstFrame(evt.detail.socketWrapper);
-    const logs = document.getElementById("run-logs");
-    if (!logs || logs.children.length === logLines || logScroll) return;
-    logScroll = true;
-    requestAnimationFrame(() => {
-      logScroll = false;
-      while (logs.children.length > MAX_LOG_LINES) logs.firstElementChild.remove();
-      logLines = logs.children.length;
-      logs.scrollTop = logs.scrollHeight;
+    live.addEventListener("htmx:wsBeforeMessage", (evt) => {
+      const message = evt.detail.message;
+      if (typeof message !== "string" || message[0] !== "{") return; // HTML: htmx swaps it
+      evt.preventDefault();
+      const frame = JSON.parse(message);
+      if (frame.kind === "snapshot" || frame.kind === "samples") {
+        if (frame.kind === "snapshot") charts.forEach((chart) => chart.rows.clear());
+        addSamples(frame.samples);
+        reportFirstFrame(evt.detail.socketWrapper);
+      } else {
+        // Other panes (the trace) listen for their own kinds of frame.
+        live.dispatchEvent(new CustomEvent("sysops:frame", { detail: frame }));
+      }
     });
-  });
+
+    // Tell the server when live data first shows on this page: the last stage of the run's
+    // start on its timeline (the server keeps only the first report).
+    let reported = false;
+    function showsLiveData() {
+      const p = document.querySelector("#run-progress progress");
+      return (p && p.value > 0) || charts.some((chart) => chart.rows.size > 0);
+    }
+
+    function reportFirstFrame(socketWrapper) {
+      if (reported || !showsLiveData()) return;
+      reported = true;
+      socketWrapper.send(JSON.stringify({ kind: "first_frame" }));
+    }
+
+    // Scroll the log only when it grew, and in the next frame: reading scrollHeight after every
+    // message would force a layout of the whole page (the trace pane included) per message.
+    let logLines = -1;
+    let logScroll = false;
+    live.addEventListener("htmx:wsAfterMessage", (evt) => {
+      reportFirstFrame(evt.detail.socketWrapper);
+      const logs = document.getElementById("run-logs");
+      if (!logs || logs.children.length === logLines || logScroll) return;
+      logScroll = true;
+      requestAnimationFrame(() => {
+        logScroll = false;
+        while (logs.children.length > MAX_LOG_LINES) logs.firstElementChild.remove();
+        logLines = logs.children.length;
+        logs.scrollTop = logs.scrollHeight;
+      });
+    });
+  }
 })();

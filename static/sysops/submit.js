@@ -176,11 +176,13 @@
     }
     main.replaceChildren(...Array.from(nextMain.childNodes, (node) => document.importNode(node, true)));
     window.scrollTo(0, 0);
-    // The new page's scripts run in order once its content is in place; then htmx connects it.
+    // The new page's scripts run in order once its content is in place (those loaded with
+    // this page are told it is there); then htmx connects it.
     for (const script of next.querySelectorAll("script[src]")) {
       const src = script.getAttribute("src");
       if (!document.querySelector(`script[src="${src}"]`)) await loadScript(src);
     }
+    document.dispatchEvent(new Event("sysops:page"));
     const socketElt = main.querySelector("[ws-connect]");
     const path = socketElt && socketElt.getAttribute("ws-connect");
     if (w && path === `/ws/runs/${runId}/`) handOver = { url: scheme + location.host + path, ws: w.ws };
