@@ -542,7 +542,7 @@ class Agent:
         try:
             proc = await self._take_runner()
             # A spare still loading at low priority would keep the run waiting at that priority.
-            warm.low_priority(False, proc.pid)
+            warm.run_priority(proc.pid)
             assert proc.stdin is not None
             proc.stdin.write(f"{run_id}\n".encode())
             await proc.stdin.drain()

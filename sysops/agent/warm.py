@@ -45,11 +45,11 @@ class WarmSandbox:
         )
 
     def take(self) -> None:
-        """The run takes it: every process of the sandbox's uid (the run's alone) back to
-        normal priority, whatever the spare's was when it started them."""
+        """The run takes it: every process of the sandbox's uid (the run's alone) at a run's
+        priority (run_priority), whatever the spare's was when it started them."""
         if os.geteuid() == 0 and self.policy.sandbox_uid is not None:
             with contextlib.suppress(OSError):
-                os.setpriority(os.PRIO_USER, self.policy.sandbox_uid, 0)
+                os.setpriority(os.PRIO_USER, self.policy.sandbox_uid, settings.SYSOPS_RUN_NICE)
 
     def discard(self) -> None:
         os.close(self.events_r)
@@ -170,6 +170,14 @@ def _start_warm(policy: sandbox.Policy) -> WarmSandbox:
     finally:
         os.close(events_w)
     return WarmSandbox(policy, proc, events_r, events_w)
+
+
+def run_priority(pid: int) -> None:
+    """A runner that has its run: SYSOPS_RUN_NICE (the sandboxes it starts inherit it), where
+    it can be set (root)."""
+    if os.geteuid() == 0:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, pid, settings.SYSOPS_RUN_NICE)
 
 
 def low_priority(low: bool, pid: int = 0) -> None:
