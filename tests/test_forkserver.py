@@ -132,3 +132,63 @@ def test_a_fork_server_that_cannot_start_leaves_spares_to_start_on_their_own():
         assert not server.alive
 
     asyncio.run(scenario())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root may raise a process's priority")
+def test_a_runs_runner_and_sandbox_run_ahead_of_the_web_server(settings):
+    """SYSOPS_RUN_NICE for the runner that took the run and every process of its sandbox uid,
+    the warm sandbox's worker included; spares and the server stay where they were."""
+    from sysops.agent.agent import Agent
+    from sysops.models import Run
+
+    run = Run.objects.create(
+        experiment="syscall-cost",
+        params={
+            "call": "getppid",
+            "layers": ["python"],
+            "iterations": 1_000_000,
+            "repetitions": 30,
+            "warmup": 0,
+        },
+    )
+
+    def nice(pid: int) -> int:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+    def sandbox_pids(uid: int) -> list[int]:
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if entry.stat().st_uid == uid:
+                        pids.append(int(entry.name))
+                except OSError:
+                    continue
+        return pids
+
+    async def scenario():
+        agent = Agent(max_running=1)
+        task = asyncio.get_running_loop().create_task(agent.run_forever())
+        try:
+            for _ in range(600):
+                row = await agent.db(
+                    lambda: (
+                        Run.objects.filter(pk=run.pk, logs__message__contains="ahead of the run")
+                        .values("runner_pid", "sandbox_uid")
+                        .first()
+                    )
+                )
+                if row and row["runner_pid"] and row["sandbox_uid"]:
+                    break
+                await asyncio.sleep(0.1)
+            assert row, "the run never started in a warm sandbox"
+            assert nice(row["runner_pid"]) == settings.SYSOPS_RUN_NICE == -5
+            sandboxed = sandbox_pids(row["sandbox_uid"])
+            assert sandboxed and {nice(pid) for pid in sandboxed} == {-5}
+            assert nice(os.getpid()) == 0
+            await agent.db(lambda: Run.objects.filter(pk=run.pk).update(cancel_requested=True))
+        finally:
+            await agent.stop()
+            task.cancel()
+
+    asyncio.run(scenario())

@@ -61,12 +61,13 @@ def _spare(agent_socket: Path | None) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     warm.open_connection()
     prepared = warm.prepare()
-    warm.low_priority(False)
     try:
         line = sys.stdin.readline()
         if not line.strip():
             return 0  # the agent went away before it needed this runner
         ready_ns = stages.now_ns()
+        # (The agent set it too, but a spare still preparing may have changed it since.)
+        warm.run_priority(0)
         warm.check_connection()
         serve(int(line), ready_ns=ready_ns, agent_socket=agent_socket, prepared=prepared)
         prepared = None  # the run took it over
