@@ -24,7 +24,7 @@ from django.http import QueryDict
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from sysops import permissions, selectors, services, stages
+from sysops import permissions, selectors, services, stages, views
 from sysops.batch import RunBatch
 from sysops.experiments import registry
 from sysops.live import RUNS_GROUP, run_group
@@ -157,9 +157,7 @@ class RunConsumer(AsyncWebsocketConsumer):
         if data is None or exp is None:
             await self.send(text_data=json.dumps({"kind": "refused"}))
             return
-        queued = await database_sync_to_async(_queue_form)(
-            exp, data, self.scope.get("user"), _client_address(self.scope), received_ns
-        )
+        queued, page = await database_sync_to_async(_queue_form)(exp, data, self.scope, received_ns)
         if queued is None or not queued.runs:
             await self.send(text_data=json.dumps({"kind": "refused"}))
         elif len(queued.runs) > 1:
@@ -169,9 +167,9 @@ class RunConsumer(AsyncWebsocketConsumer):
             )
         else:
             run = queued.runs[0]
-            reply = {"kind": "queued", "run": run.pk, "url": run.get_absolute_url()}
+            reply = {"kind": "queued", "run": run.pk, "url": run.get_absolute_url(), "page": page}
             await self.send(text_data=json.dumps(reply))
-            # The page fetches the run's page now: what it will show needs no fragments here.
+            # The page shows the run as queued, with no batch yet: no fragments for that here.
             await self._watch(run.pk, accepted=True, shown=(0, Run.Status.QUEUED))
 
     async def _send_snapshot(self, shown: tuple[int, str] | None = None) -> bool:
@@ -267,22 +265,27 @@ def _client_address(scope: dict[str, Any]) -> str | None:
 
 
 def _queue_form(
-    exp: Any, data: QueryDict, user: Any, client_addr: str | None, received_ns: int
-) -> services.FormQueued | None:
-    """None when the run it starts from (its "from" field) is not one of this experiment's."""
+    exp: Any, data: QueryDict, scope: dict[str, Any], received_ns: int
+) -> tuple[services.FormQueued | None, str]:
+    """What came of the form, and the page of the one run it queued ("" otherwise); None when
+    the run it starts from (its "from" field) is not one of this experiment's."""
     try:
         parent = services.parent_run(exp.slug, data.get("from"))
     except Run.DoesNotExist:
-        return None
-    return services.queue_form(
+        return None, ""
+    queued = services.queue_form(
         exp,
         data,
-        user=user,
-        client_addr=client_addr,
+        user=scope.get("user"),
+        client_addr=_client_address(scope),
         parent=parent,
         submission=data.get("submission", ""),
         received_ns=received_ns,
     )
+    if len(queued.runs) != 1:
+        return queued, ""
+    # Rendered before the run's runner starts: the page is in place when its first batch comes.
+    return queued, views.run_page_for_socket(scope, queued.runs[0])
 
 
 def _is_id(value: Any) -> bool:

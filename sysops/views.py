@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import io
 import ipaddress
 import math
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.views import redirect_to_login
+from django.core.handlers.asgi import ASGIRequest
 from django.core.paginator import Paginator
 from django.http import (
     Http404,
@@ -19,6 +21,7 @@ from django.http import (
     HttpResponseForbidden,
     JsonResponse,
 )
+from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
@@ -179,6 +182,19 @@ def history(request: HttpRequest) -> HttpResponse:
 @user_required
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     return _run_page(request, get_object_or_404(Run.objects.select_related("host"), pk=run_id))
+
+
+def run_page_for_socket(scope: dict[str, Any], run: Run) -> str:
+    """The run page as a GET of it from the browser behind websocket ``scope`` would get it:
+    its user and session (channels' auth middleware put them in the scope), its cookies, the
+    CSRF token its forms need from its CSRF cookie (the middleware's own reading of it). The
+    form's socket sends it with the run it queued: the page needs no request of its own."""
+    http_scope = {**scope, "type": "http", "method": "GET", "path": run.get_absolute_url()}
+    request = ASGIRequest({**http_scope, "query_string": b""}, io.BytesIO())
+    request.user = scope.get("user")
+    request.session = scope.get("session")
+    CsrfViewMiddleware(lambda request: HttpResponse()).process_request(request)
+    return _run_page(request, run).content.decode()
 
 
 def _run_page(request: HttpRequest, run: Run, *, status: int = 200) -> HttpResponse:

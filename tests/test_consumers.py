@@ -1,6 +1,7 @@
 """Websocket consumers against the real ASGI application and the real channel layer."""
 
 import json
+import re
 import socket
 from dataclasses import fields
 
@@ -8,6 +9,7 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from django.middleware.csrf import _unmask_cipher_token
 
 from playground.asgi import application
 from sysops import stages
@@ -306,16 +308,30 @@ def form_fields(**values):
 
 
 async def test_a_form_sent_over_the_watch_socket_is_queued_and_watched_at_once():
-    ws, _ = await connect("/ws/watch/")
+    secret = "s3cretCSRFs3cretCSRFs3cretCSRF12"  # the browser's CSRF cookie
+    ws = WebsocketCommunicator(
+        application, "/ws/watch/", headers=[ORIGIN, (b"cookie", f"csrftoken={secret}".encode())]
+    )
+    assert (await ws.connect())[0]
     fields = form_fields(submission="s" * 24)
     await ws.send_to(
         text_data=json.dumps({"kind": "submit", "experiment": "syscall-cost", "fields": fields})
     )
-    answer = json.loads(await ws.receive_from())
+    answer = json.loads(await ws.receive_from(timeout=30))  # (the first page compiles templates)
     run = await sync_to_async(Run.objects.get)()
-    assert answer == {"kind": "queued", "run": run.pk, "url": f"/runs/{run.pk}/"}
+    assert {k: answer[k] for k in ("kind", "run", "url")} == {
+        "kind": "queued",
+        "run": run.pk,
+        "url": f"/runs/{run.pk}/",
+    }
     assert run.params["layers"] == ["python", "native"] and run.params["iterations"] == 1000
     assert "post" in run.stages
+    # The run page comes with it, as a GET would have it: the run, queued, and forms whose
+    # CSRF token goes with the browser's cookie.
+    page = answer["page"]
+    assert f'ws-connect="/ws/runs/{run.pk}/"' in page and 'data-status="queued"' in page
+    tokens = re.findall(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    assert tokens and {_unmask_cipher_token(token) for token in tokens} == {secret}
     # Watching already: the snapshot (no fragments: the page about to be fetched shows the
     # queued run), then the run's batches.
     assert json.loads(await ws.receive_from()) == {"kind": "snapshot", "seq": 0, "samples": []}

@@ -76,7 +76,8 @@
       const answer = await sendOverSocket(w, form, body);
       if (answer && answer.kind === "queued") {
         waiting = null; // the run's socket now
-        await showRun(w, answer.run, answer.url);
+        if (answer.page) await swapIn(answer.page, answer.url, w, String(answer.run));
+        else await showRun(w, answer.run, answer.url);
         return;
       }
       if (answer && answer.kind === "redirect") {
