@@ -256,10 +256,10 @@ class Agent:
         for proc in [*self.running.values(), *self._spares]:
             if proc is not None and _alive(proc):
                 proc.terminate()
-        if self._forks is not None:
-            await self._forks.stop()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=15)
+        if self._forks is not None:  # after the runners it forked have said how they ended
+            await self._forks.stop()
         try:
             await self.db(self.unregister)
         except Exception:
