@@ -20,6 +20,15 @@ def cmdline(pid: int) -> bytes:
     return Path(f"/proc/{pid}/cmdline").read_bytes()
 
 
+def getppid_run(layer: str, *, iterations: int, repetitions: int):
+    from sysops.models import Run
+
+    params = {"call": "getppid", "layers": [layer], "iterations": iterations, "warmup": 0}
+    return Run.objects.create(
+        experiment="syscall-cost", params={**params, "repetitions": repetitions}
+    )
+
+
 async def start_server() -> forkserver.ForkServer:
     server = forkserver.ForkServer()
     env = {**os.environ, "DATABASE_URL": database_url()}
@@ -84,16 +93,7 @@ def test_the_agent_runs_a_real_run_on_a_forked_spare():
     from sysops.agent.agent import Agent
     from sysops.models import Run
 
-    run = Run.objects.create(
-        experiment="syscall-cost",
-        params={
-            "call": "getppid",
-            "layers": ["native"],
-            "iterations": 1000,
-            "repetitions": 5,
-            "warmup": 0,
-        },
-    )
+    run = getppid_run("native", iterations=1000, repetitions=5)
 
     async def scenario():
         agent = Agent(max_running=1)
@@ -141,16 +141,7 @@ def test_a_runs_runner_and_sandbox_run_ahead_of_the_web_server(settings):
     from sysops.agent.agent import Agent
     from sysops.models import Run
 
-    run = Run.objects.create(
-        experiment="syscall-cost",
-        params={
-            "call": "getppid",
-            "layers": ["python"],
-            "iterations": 1_000_000,
-            "repetitions": 30,
-            "warmup": 0,
-        },
-    )
+    run = getppid_run("python", iterations=1_000_000, repetitions=30)  # some 20 s
 
     def nice(pid: int) -> int:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
