@@ -1,6 +1,7 @@
 """A runner's link to its agent: a missing or vanished agent never ends the run; the link comes
 back by itself when an agent listens again, and the run's log says both."""
 
+import asyncio
 import json
 import socket
 import time
@@ -64,3 +65,22 @@ def test_without_an_agent_it_drops_batches_and_tries_again_at_most_once_a_second
     for seq in range(1000):
         link.publish("run-7", {"seq": seq})
     assert time.monotonic() - started < 1.0
+
+
+def test_an_agent_that_stops_removes_its_own_socket_but_not_the_installs(settings, tmp_path):
+    from sysops.agent.agent import Agent
+
+    settings.SYSOPS_AGENT_SOCKET = str(tmp_path / "agent.sock")
+
+    async def scenario():
+        first, second = Agent(max_running=1), Agent(max_running=1)
+        await first._listen()
+        await second._listen()  # the install's socket is taken: one of its own
+        assert first.socket_path == tmp_path / "agent.sock"
+        assert second.socket_path != first.socket_path and second.socket_path.exists()
+        await second.stop()
+        assert not second.socket_path.exists()
+        await first.stop()
+        assert first.socket_path.exists()  # the next agent may be listening there already
+
+    asyncio.run(scenario())

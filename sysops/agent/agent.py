@@ -251,6 +251,12 @@ class Agent:
             self._held = None
         if self._server is not None:
             self._server.close()
+            if self.socket_path is not None and self.socket_path != Path(
+                settings.SYSOPS_AGENT_SOCKET
+            ):
+                # This agent's own socket (another held the install's): nobody else will use it.
+                # The install's stays: the next agent may already be listening there.
+                self.socket_path.unlink(missing_ok=True)
         if self._hearing is not None:
             self._hearing.cancel()
         for proc in [*self.running.values(), *self._spares]:
