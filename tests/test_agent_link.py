@@ -67,6 +67,7 @@ def test_without_an_agent_it_drops_batches_and_tries_again_at_most_once_a_second
     assert time.monotonic() - started < 1.0
 
 
+@pytest.mark.django_db(transaction=True)  # the agent writes from its own thread
 def test_an_agent_that_stops_removes_its_own_socket_but_not_the_installs(settings, tmp_path):
     from sysops.agent.agent import Agent
 
