@@ -9,7 +9,6 @@ or their ``to_dict()`` form, as stored.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 import random
@@ -17,10 +16,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from sysops.tracing.parse import TraceEvent
-from sysops.tracing.render import EventLike, as_event, strace_line
+from sysops.tracing.render import EventLike, as_event, stored_record, strace_line
 
 CHUNK_CHARS = 64 * 1024
 _US_PER_S = 1_000_000
+_STRACE_KINDS = ("syscall", "signal", "exit", "killed")
 
 
 def to_strace_text(events: Iterable[EventLike]) -> Iterator[str]:
@@ -84,8 +84,10 @@ class DownloadSizes:
     """About how many bytes each download will be, known before anyone asks for it: the first
     :data:`EXACT_EVENTS` events are measured one by one, then a random one in
     :data:`SAMPLE_EVERY`, rendered by the exporters' own code, and the sample scaled to the
-    rest (Perfetto's per-process records are left out: a few hundred bytes). Costs a few
-    percent of storing the events."""
+    rest (Perfetto's per-process records are left out: a few hundred bytes). ``add`` only picks
+    the events; ``to_dict`` measures those picked since its last call, a batch per format in one
+    encoder call (the runner adds every event of a trace, and per-event encoding was as costly
+    as parsing)."""
 
     EXACT_EVENTS = 5000
     SAMPLE_EVERY = 32
@@ -97,30 +99,51 @@ class DownloadSizes:
         self._sampled = 0
         self._exact = dict.fromkeys(self.FORMATS, 0)
         self._sample = dict.fromkeys(self.FORMATS, 0)
+        self._picked_exact: list[TraceEvent] = []
+        self._picked_sample: list[TraceEvent] = []
 
     def add(self, events: Iterable[TraceEvent]) -> None:
         """Count a batch of parsed events."""
         for event in events:
             self._seen += 1
             if self._seen <= self.EXACT_EVENTS:
-                into = self._exact
+                self._picked_exact.append(event)
             elif self._random.random() * self.SAMPLE_EVERY < 1:
-                into = self._sample
+                self._picked_sample.append(event)
                 self._sampled += 1
-            else:
-                continue
-            # As stored, so as the downloads read it: without the raw line.
-            parsed = dataclasses.replace(event, raw="")
-            into["strace"] += _utf8_len(_strace_piece(parsed))
-            into["ndjson"] += _utf8_len(_ndjson_piece(parsed))
-            if _in_perfetto(parsed):
-                into["perfetto"] += _utf8_len(_perfetto_piece(parsed)) + 2  # ",\n"
 
     def to_dict(self) -> dict[str, int]:
         """``{format: bytes}``."""
+        _measure(self._picked_exact, self._exact)
+        _measure(self._picked_sample, self._sample)
+        self._picked_exact, self._picked_sample = [], []
         rest = self._seen - min(self._seen, self.EXACT_EVENTS)
         scale = rest / self._sampled if self._sampled else 0.0
         return {fmt: self._exact[fmt] + round(self._sample[fmt] * scale) for fmt in self.FORMATS}
+
+
+def _measure(events: list[TraceEvent], into: dict[str, int]) -> None:
+    """Add the bytes each download spends on ``events``, as stored (without the raw line).
+
+    Each format's pieces are rendered as one list: a list's JSON is its items' JSON between
+    brackets, joined by a separator of known length, so the items' total follows exactly."""
+    if not events:
+        return
+    count = len(events)
+    # The strace line of an unparsed or info event is its raw line, which is not stored.
+    into["strace"] += (
+        sum(_utf8_len(strace_line(e)) if e.kind in _STRACE_KINDS else 0 for e in events) + count
+    )  # one newline each
+    # An NDJSON line is the stored record plus '"raw": ""' (, "raw": "" within the object).
+    records = [stored_record(e) for e in events]
+    listed = json.dumps(records, ensure_ascii=False)
+    into["ndjson"] += _utf8_len(listed) - 2 - 2 * (count - 1) + count * (len(', "raw": ""') + 1)
+    perfetto = [
+        _perfetto_event(e, e.pid if e.pid is not None else 0) for e in events if _in_perfetto(e)
+    ]
+    if perfetto:
+        listed = json.dumps(perfetto, ensure_ascii=False, separators=(",", ":"))
+        into["perfetto"] += _utf8_len(listed) - 2 - (len(perfetto) - 1) + 2 * len(perfetto)
 
 
 def _utf8_len(text: str) -> int:
