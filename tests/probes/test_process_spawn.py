@@ -26,9 +26,9 @@ def test_fork_grows_with_the_parent_while_posix_spawn_does_not() -> None:
     assert not events.of("error")
     fork, spawn = medians(events, "fork_exit"), medians(events, "posix_spawn")
     assert set(fork) == set(spawn) == {0, 256}
-    # Page tables for 256 MiB of 4 KiB pages: milliseconds here, never free.
+    # Page tables for 256 MiB of 4 KiB pages: milliseconds here, never free. (Not a ratio to
+    # fork[0]: this runs in the test process, whose own size sets fork[0], 5-20 ms measured.)
     fork_growth_us = fork[256] - fork[0]
-    assert fork[256] > 2 * fork[0]
     assert fork_growth_us > 1_000
     # posix_spawn (CLONE_VM | CLONE_VFORK) copies nothing: whatever it gained is noise, far below
     # fork's growth.
