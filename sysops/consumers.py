@@ -284,7 +284,7 @@ def _queue_form(
     )
     if len(queued.runs) != 1:
         return queued, ""
-    # Rendered before the run's runner starts: the page is in place when its first batch comes.
+    # Rendered now, with the run just queued: the page is in place before its first batch.
     return queued, views.run_page_for_socket(scope, queued.runs[0])
 
 
