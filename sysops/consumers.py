@@ -12,7 +12,6 @@ is told so and closed.
 from __future__ import annotations
 
 import functools
-import ipaddress
 import json
 from collections import Counter, OrderedDict
 from typing import Any
@@ -257,11 +256,7 @@ def _form_data(fields: Any) -> QueryDict | None:
 
 
 def _client_address(scope: dict[str, Any]) -> str | None:
-    client = scope.get("client") or ("",)
-    try:
-        return str(ipaddress.ip_address(client[0]))
-    except ValueError:
-        return None
+    return views.ip_address_or_none((scope.get("client") or ("",))[0])
 
 
 def _queue_form(

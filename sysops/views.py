@@ -117,8 +117,13 @@ RUN_SHOWN_HEADER = "X-Sysops-Shown"
 
 
 def client_address(request: HttpRequest) -> str | None:
+    return ip_address_or_none(request.META.get("REMOTE_ADDR", ""))
+
+
+def ip_address_or_none(text: str) -> str | None:
+    """``text`` as a normalised IP address; None when it is not one."""
     try:
-        return str(ipaddress.ip_address(request.META.get("REMOTE_ADDR", "")))
+        return str(ipaddress.ip_address(text))
     except ValueError:
         return None
 
@@ -189,8 +194,9 @@ def run_page_for_socket(scope: dict[str, Any], run: Run) -> str:
     its user and session (channels' auth middleware put them in the scope), its cookies, the
     CSRF token its forms need from its CSRF cookie (the middleware's own reading of it). The
     form's socket sends it with the run it queued: the page needs no request of its own."""
-    http_scope = {**scope, "type": "http", "method": "GET", "path": run.get_absolute_url()}
-    request = ASGIRequest({**http_scope, "query_string": b""}, io.BytesIO())
+    path = run.get_absolute_url()
+    http_scope = {**scope, "type": "http", "method": "GET", "path": path, "query_string": b""}
+    request = ASGIRequest(http_scope, io.BytesIO())
     request.user = scope.get("user")
     request.session = scope.get("session")
     CsrfViewMiddleware(lambda request: HttpResponse()).process_request(request)

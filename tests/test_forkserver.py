@@ -29,6 +29,29 @@ def getppid_run(layer: str, *, iterations: int, repetitions: int):
     )
 
 
+async def with_agent(scenario):
+    """``scenario(agent)`` beside a running agent (its own fork server), which then stops."""
+    from sysops.agent.agent import Agent
+
+    agent = Agent(max_running=1)
+    task = asyncio.get_running_loop().create_task(agent.run_forever())
+    try:
+        return await scenario(agent)
+    finally:
+        await agent.stop()
+        task.cancel()
+
+
+async def poll(agent, query, timeout_s: float = 60):
+    """``query()`` on the agent's database thread until it is truthy (its last answer)."""
+    for _ in range(int(timeout_s / 0.1)):
+        answer = await agent.db(query)
+        if answer:
+            return answer
+        await asyncio.sleep(0.1)
+    return answer
+
+
 async def start_server() -> forkserver.ForkServer:
     server = forkserver.ForkServer()
     env = {**os.environ, "DATABASE_URL": database_url()}
@@ -95,27 +118,14 @@ def test_the_agent_runs_a_real_run_on_a_forked_spare():
 
     run = getppid_run("native", iterations=1000, repetitions=5)
 
-    async def scenario():
-        agent = Agent(max_running=1)
-        task = asyncio.get_running_loop().create_task(agent.run_forever())
-        try:
-            for _ in range(600):
-                status = await agent.db(
-                    lambda: Run.objects.values_list("status", flat=True).get(pk=run.pk)
-                )
-                if status in Run.TERMINAL:
-                    break
-                await asyncio.sleep(0.1)
-            assert agent._forks is not None and agent._forks.alive
-            runner_pid = await agent.db(
-                lambda: Run.objects.values_list("runner_pid", flat=True).get(pk=run.pk)
-            )
-            return runner_pid
-        finally:
-            await agent.stop()
-            task.cancel()
+    async def scenario(agent: Agent) -> int | None:
+        await poll(agent, lambda: Run.objects.filter(pk=run.pk, status__in=Run.TERMINAL).exists())
+        assert agent._forks is not None and agent._forks.alive
+        return await agent.db(
+            lambda: Run.objects.values_list("runner_pid", flat=True).get(pk=run.pk)
+        )
 
-    runner_pid = asyncio.run(scenario())
+    runner_pid = asyncio.run(with_agent(scenario))
     run.refresh_from_db()
     assert run.status == Run.Status.SUCCEEDED, run.reason
     assert [row["metric"] for row in run.results if "native" in row.get("metric", "")]
@@ -157,29 +167,25 @@ def test_a_runs_runner_and_sandbox_run_ahead_of_the_web_server(settings):
                     continue
         return pids
 
-    async def scenario():
-        agent = Agent(max_running=1)
-        task = asyncio.get_running_loop().create_task(agent.run_forever())
-        try:
-            for _ in range(600):
-                row = await agent.db(
-                    lambda: (
-                        Run.objects.filter(pk=run.pk, logs__message__contains="ahead of the run")
-                        .values("runner_pid", "sandbox_uid")
-                        .first()
-                    )
-                )
-                if row and row["runner_pid"] and row["sandbox_uid"]:
-                    break
-                await asyncio.sleep(0.1)
-            assert row, "the run never started in a warm sandbox"
-            assert nice(row["runner_pid"]) == settings.SYSOPS_RUN_NICE == -5
-            sandboxed = sandbox_pids(row["sandbox_uid"])
-            assert sandboxed and {nice(pid) for pid in sandboxed} == {-5}
-            assert nice(os.getpid()) == 0
-            await agent.db(lambda: Run.objects.filter(pk=run.pk).update(cancel_requested=True))
-        finally:
-            await agent.stop()
-            task.cancel()
+    def started_warm():
+        return (
+            Run.objects.filter(
+                pk=run.pk,
+                logs__message__contains="ahead of the run",
+                runner_pid__isnull=False,
+                sandbox_uid__isnull=False,
+            )
+            .values("runner_pid", "sandbox_uid")
+            .first()
+        )
 
-    asyncio.run(scenario())
+    async def scenario(agent: Agent) -> None:
+        row = await poll(agent, started_warm)
+        assert row, "the run never started in a warm sandbox"
+        assert nice(row["runner_pid"]) == settings.SYSOPS_RUN_NICE == -5
+        sandboxed = sandbox_pids(row["sandbox_uid"])
+        assert sandboxed and {nice(pid) for pid in sandboxed} == {-5}
+        assert nice(os.getpid()) == 0
+        await agent.db(lambda: Run.objects.filter(pk=run.pk).update(cancel_requested=True))
+
+    asyncio.run(with_agent(scenario))

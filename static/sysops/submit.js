@@ -76,8 +76,7 @@
       const answer = await sendOverSocket(w, form, body);
       if (answer && answer.kind === "queued") {
         waiting = null; // the run's socket now
-        if (answer.page) await swapIn(answer.page, answer.url, w, String(answer.run));
-        else await showRun(w, answer.run, answer.url);
+        await swapIn(answer.page, answer.url, w, String(answer.run));
         return;
       }
       if (answer && answer.kind === "redirect") {
@@ -139,19 +138,6 @@
     } else {
       await swapIn(html, null, null, null); // the form again, with the server's reasons
     }
-  }
-
-  // The run's page, fetched while its socket already receives the run's events.
-  async function showRun(w, runId, url) {
-    let response;
-    try {
-      response = await fetch(url, { headers: { Accept: "text/html" }, credentials: "same-origin" });
-    } catch (err) {
-      w.ws.close();
-      location.assign(url);
-      return;
-    }
-    await swapIn(await response.text(), url, w, String(runId));
   }
 
   // Put the page in ``html`` in place of this one's main content; ``w``: the socket watching

@@ -123,8 +123,8 @@ class Agent:
         self.socket_path: Path | None = None
         self._server: asyncio.AbstractServer | None = None
         self._links: dict[int, asyncio.Event] = {}
-        # Per run handed to a runner: set once its first batch is published (then a new spare
-        # starts loading).
+        # Per run handed to a runner, until it ends: set once its first batch is published (then
+        # a new spare is forked).
         self._started: dict[int, asyncio.Event] = {}
         # Running timing runs (nothing starts beside them), and a timing run claimed while
         # others ran, waiting for them to end.
@@ -433,8 +433,9 @@ class Agent:
                 except (ValueError, KeyError, TypeError):
                     log.warning("run %s: bad line from runner: %r", run_id, line[:200])
                     continue
-                if envelope["message"].get("type") == "run.batch":
-                    self._started.setdefault(run_id, asyncio.Event()).set()
+                started = self._started.get(run_id)
+                if started is not None and envelope["message"].get("type") == "run.batch":
+                    started.set()
                 if envelope["message"].get("status") in Run.TERMINAL:
                     self._ended(run_id)
         except ConnectionError:
@@ -451,7 +452,6 @@ class Agent:
             if await self.db(self._fail_if_unfinished, run_id, None, reason):
                 await self._announce(run_id)
         if adopted:  # (a runner still alive connects again)
-            self._started.pop(run_id, None)
             self.running.pop(run_id, None)
             self._timing.discard(run_id)
             if self._wake is not None:
@@ -519,13 +519,12 @@ class Agent:
             self._spares.append(await self._start_runner())
         self._prioritise_spares()
 
-    async def _after_start(self, run_id: int) -> None:
+    async def _after_start(self, run_id: int, started: asyncio.Event) -> None:
         """Once the run has published its first batch, or a while after it started: dashboards
         show it running (at once), its pages re-read it (only if no batch came: a batch says
         it runs), and a new spare is made. Until then the run's first figure has the CPUs: a
         page re-reading the run and a fork cost a 2-core host tens of milliseconds."""
         await self.publish(live.RUNS_GROUP, live.runs_changed(run_id))
-        started = self._started.setdefault(run_id, asyncio.Event())
         try:
             await asyncio.wait_for(started.wait(), ANNOUNCE_DELAY_S)
         except TimeoutError:
@@ -535,7 +534,6 @@ class Agent:
         else:
             # The batch is on its way to the browsers: let it get there (and be drawn) first.
             await asyncio.sleep(SPARE_REFILL_AFTER_BATCH_S)
-        self._started.pop(run_id, None)
         await self._refill_spare()
 
     def _prioritise_spares(self) -> None:
@@ -554,7 +552,8 @@ class Agent:
             await proc.stdin.drain()
             proc.stdin.close()
             self.running[run_id] = proc
-            self._spawn(self._after_start(run_id))
+            started = self._started[run_id] = asyncio.Event()  # before its runner can publish
+            self._spawn(self._after_start(run_id, started))
             await self.db(_set_runner_pid, run_id, proc.pid)
             code = await proc.wait()
             link = self._links.get(run_id)
@@ -568,7 +567,9 @@ class Agent:
             await self.db(self._fail_if_unfinished, run_id, None)
             await self._announce(run_id)
         finally:
-            self._started.pop(run_id, asyncio.Event()).set()
+            started = self._started.pop(run_id, None)
+            if started is not None:  # a refill still waiting for it goes ahead
+                started.set()
             self.running.pop(run_id, None)
             self._timing.discard(run_id)
             self._prioritise_spares()
