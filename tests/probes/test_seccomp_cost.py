@@ -73,7 +73,9 @@ def test_a_thousand_instruction_linear_filter_costs_more_than_a_short_one() -> N
             "call": "getppid",
             "defeat_cache": True,
             "iterations": 50_000,
-            "repetitions": 7,
+            # (Seven fastest-of repetitions once saw only 33 ns on a slow phase of this shared
+            # host, in a clean clone's CI run: more of them give the fastest a better chance.)
+            "repetitions": 15,
         },
     )
     assert not events.of("error")
@@ -81,7 +83,7 @@ def test_a_thousand_instruction_linear_filter_costs_more_than_a_short_one() -> N
     short, long = sorted(added)
     assert long[1] >= 990 and short[1] <= 20
     # ~0.25 ns an instruction here (the filter is JIT-compiled): 1,000 of them add about 250 ns
-    # over a short filter, well above the noise of the fastest of seven repetitions.
+    # over a short filter, well above the noise of the fastest of the repetitions.
     assert added[long] - added[short] > 100
     rows = events.rows()
     assert rows["linear: ns added per instruction"]["value"] > 0.1
