@@ -8,6 +8,7 @@ import zlib
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.db import connections, models, transaction
 from django.db.models import Case, Q, Value, When
@@ -385,7 +386,8 @@ class RunLog(models.Model):
 
 
 class TraceChunk(models.Model):
-    """A batch of trace events (zlib-compressed JSON list of event dicts), in order."""
+    """A batch of trace events (zlib-compressed JSON list of event dicts, `stored_record`
+    form), in order."""
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="trace_chunks")
     seq = models.IntegerField()
@@ -402,7 +404,9 @@ class TraceChunk(models.Model):
 
     @staticmethod
     def pack(events: list[dict[str, Any]]) -> bytes:
-        return zlib.compress(json.dumps(events, separators=(",", ":")).encode(), 1)
+        """Compact JSON in UTF-8 (orjson: the runner packs every event of a trace, and the
+        standard encoder took ~4 µs an event, more than the parser)."""
+        return zlib.compress(orjson.dumps(events), 1)
 
     def events(self) -> list[dict[str, Any]]:
-        return json.loads(zlib.decompress(self.data))
+        return orjson.loads(zlib.decompress(self.data))

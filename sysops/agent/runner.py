@@ -9,6 +9,7 @@ the agent that started it picks them up and publishes them to the channel layer.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -43,6 +44,8 @@ from sysops.worker.toolkit.faults import FAULT_PARAM
 
 log = logging.getLogger(__name__)
 STDERR_CAP_BYTES = 64 << 10
+# See freeze_heap: a collection per 50,000 new objects, ~12,000 traced events.
+GC_YOUNG_THRESHOLD = 50_000
 # The pass whose events are the run's figures; other passes (the untraced reference, the traced
 # pass) contribute only their progress, logs and errors, under their label.
 MEASURED_PASS = "measured pass"
@@ -114,6 +117,18 @@ def execute(
         if prepared is not None:
             prepared.discard()
     raise AssertionError("_execute always ends with _RunEnds")
+
+
+def freeze_heap() -> None:
+    """For a process that runs one run and exits: what it has loaded (Django, the experiments,
+    the templates) stays until it exits, so it leaves the cyclic collector's care, and the
+    youngest generation is collected every GC_YOUNG_THRESHOLD allocations instead of 700.
+
+    A traced run makes objects by the hundred thousand (events, their stored records), which
+    live until the next flush: each collection of the oldest generation walked the whole heap,
+    and the younger ones walked the pending events again and again."""
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def _charts(run: Run) -> list[Chart]:
@@ -720,6 +735,7 @@ def serve(
                 with contextlib.suppress(OSError):
                     out.close()
 
+    freeze_heap()
     try:
         execute(run_id, publish, ready_ns=ready_ns, prepared=prepared, link=link)
     finally:

@@ -10,12 +10,13 @@ what you see.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from sysops.tracing.parse import TraceEvent
 from sysops.tracing.render import as_event, call_text
@@ -107,7 +108,7 @@ class TraceQuery:
         mark = self._stored_mark(index)
         if mark is None or stored_json.count(_EVENT_START) != count:
             # Nothing to look for, or not the layout pack writes: decode it all.
-            yield from enumerate(json.loads(stored_json))
+            yield from enumerate(orjson.loads(stored_json))
             return
         position, counted_to = -1, 0
         at = stored_json.find(mark)
@@ -117,14 +118,14 @@ class TraceQuery:
             counted_to = start + 1
             end = stored_json.find(_EVENT_START, at)
             # Each event but the last is followed by a comma, the last by the list's "]".
-            yield position, json.loads(stored_json[start : end - 1 if end != -1 else -1])
+            yield position, orjson.loads(stored_json[start : end - 1 if end != -1 else -1])
             if end == -1:
                 return
             at = stored_json.find(mark, end)
 
     def _stored_mark(self, index: Mapping[str, Any] | None) -> bytes | None:
         """A piece of text every matching event's stored JSON holds (pack writes compact JSON
-        with ASCII escapes), the most telling one; None when the query implies none."""
+        in UTF-8), the most telling one; None when the query implies none."""
         if self.syscall:
             return _compact_pair("name", self.syscall)
         if self._needle:
@@ -198,4 +199,4 @@ class TraceQuery:
 
 def _compact_pair(key: str, value: str) -> bytes:
     """``"key":"value"`` as pack writes it."""
-    return json.dumps({key: value}, separators=(",", ":"))[1:-1].encode()
+    return orjson.dumps({key: value})[1:-1]
