@@ -270,13 +270,28 @@ async def test_a_watch_snapshot_leaves_out_the_fragments_the_page_already_shows(
     assert await ws.receive_nothing(timeout=0.2)
     await ws.disconnect()
 
-    # Claimed since the page was rendered: the page is told.
+    # Claimed since, with no batch yet and nothing to say: the first batch (or the agent's
+    # refresh, if none comes soon) brings the status, not a second swap of every fragment.
     await sync_to_async(Run.objects.filter(pk=run.pk).update)(status=Run.Status.RUNNING)
     ws, _ = await connect("/ws/watch/")
     await ws.send_to(text_data=json.dumps(message))
-    assert 'data-status="running"' in await ws.receive_from()
     assert json.loads(await ws.receive_from())["kind"] == "snapshot"
+    assert await ws.receive_nothing(timeout=0.2)
     await ws.disconnect()
+
+    # Waiting for the CPUs (a timing run), ended, or with a batch stored: the page is told.
+    changes = [
+        {"progress_message": "waiting for the CPUs: it measures timings, so it starts when #1 end"},
+        {"status": Run.Status.CANCELLED, "progress_message": ""},
+        {"status": Run.Status.RUNNING, "last_seq": 1},
+    ]
+    for change in changes:
+        await sync_to_async(Run.objects.filter(pk=run.pk).update)(**change)
+        ws, _ = await connect("/ws/watch/")
+        await ws.send_to(text_data=json.dumps(message))
+        assert 'id="run-status"' in await ws.receive_from(), change
+        assert json.loads(await ws.receive_from())["kind"] == "snapshot"
+        await ws.disconnect()
 
 
 @pytest.mark.parametrize("run", [0, -1, "1", True, 1 << 70, None])

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 Publish = Callable[[str, dict[str, Any]], None]
 FLUSH_INTERVAL_S = 0.1
 HEARTBEAT_INTERVAL_S = 2.0
+# A flush reads the cancel flag at most this often: a cancel is seen within about this, and the
+# run's first batch (within this of the start) goes out one query sooner.
+CANCEL_CHECK_INTERVAL_S = 0.25
 MAX_LOG_CHARS = 4000
 # A run keeps at most this many result rows and log lines: whatever a worker sends, its page
 # renders in bounded time. Past a cap, one line says what was dropped.
@@ -52,7 +55,7 @@ class RunRecorder:
         self._changed: set[str] = set()
         # The first batch waits for the first sample or progress (or the usual interval): one
         # transaction, not two, before the first figure.
-        self._last_flush = time.monotonic()
+        self._last_flush = self._cancel_checked = time.monotonic()
         self._trace_pending: list[TraceEvent] = []
         self._summary = Summary()
         self._download_sizes = DownloadSizes(seed=run.pk or 0)
@@ -194,9 +197,20 @@ class RunRecorder:
             }
             changed.add("trace")
         base_seq = self.run.last_seq
+        check_cancel = force or now - self._cancel_checked >= CANCEL_CHECK_INTERVAL_S
+        if check_cancel:
+            self._cancel_checked = now
         return retry_db(
             lambda: self._write(
-                base_seq, samples, logs, changed, trace, status_changed, reached, first_live
+                base_seq,
+                samples,
+                logs,
+                changed,
+                trace,
+                status_changed,
+                reached,
+                first_live,
+                check_cancel,
             ),
             what=f"run {self.run.pk}: storing a batch",
         )
@@ -211,8 +225,10 @@ class RunRecorder:
         status_changed: bool,
         reached: dict[str, int],
         first_live: bool,
+        check_cancel: bool,
     ) -> bool:
-        """One flush's transaction; repeated whole if the database was busy or unreachable."""
+        """One flush's transaction; repeated whole if the database was busy or unreachable.
+        Returns whether a cancel was requested (read only when ``check_cancel``)."""
         with transaction.atomic():
             seq = base_seq + 1
             self.run.last_seq = seq
@@ -235,7 +251,9 @@ class RunRecorder:
             self.run.save(update_fields=sorted(fields))
             if reached:
                 stages.mark(self.run.pk, reached)
-            cancel = Run.objects.values_list("cancel_requested", flat=True).get(pk=self.run.pk)
+            cancel = check_cancel and (
+                Run.objects.values_list("cancel_requested", flat=True).get(pk=self.run.pk)
+            )
             batch = self._batch(seq, samples, logs, changed, trace, status_changed)
             transaction.on_commit(lambda: self._send(batch, first_live=first_live))
         if reached:

@@ -38,11 +38,13 @@ def main() -> None:
     from sysops.agent import forkserver
     from sysops.agent.runner import serve
     from sysops.batch import warm_up_rendering
+    from sysops.sandbox import stage
 
     if args.run_id is not None:
         serve(args.run_id, ready_ns=stages.now_ns(), agent_socket=args.agent_socket)
         return
     sandbox.cached_host_report()  # the host probe, ahead of the run too
+    stage.warm_up()  # the staged modules' bytecode, compiled once for every spare
     warm_up_rendering()  # templates compiled ahead of the first batch
     warm.warm_up_forms()  # each experiment's parameters validated once
     if args.fork_server:

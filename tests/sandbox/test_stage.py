@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,38 @@ def test_it_leaves_the_web_side_and_the_sandbox_package_out(public_dir):
     assert not any(
         Path(f).name in {"models.py", "views.py", "spec.py", "settings.py"} for f in files
     )
-    assert not any("__pycache__" in f for f in files)
+    # Bytecode only of what was staged, compiled for it: nothing of the source tree's caches.
+    sources = {f for f in files if f.endswith(".py")}
+    for f in files:
+        if "__pycache__" in f:
+            path = Path(f)
+            source = path.parent.parent / (path.name.split(".")[0] + ".py")
+            assert str(source) in sources, f
+
+
+def test_the_sandbox_interpreter_imports_the_staged_bytecode(public_dir):
+    """The worker runs with -B in a read-only code dir: without staged bytecode it compiles
+    every module it imports on every run. A staged source made unloadable still imports, from
+    its bytecode, with the sandbox's interpreter and flags."""
+    dest = public_dir / "code"
+    sandbox.stage_code(dest)
+    module = dest / "sysops" / "worker" / "toolkit" / "stats.py"
+    assert (module.parent / "__pycache__").is_dir()
+    module.chmod(0o644)
+    module.write_text("raise ImportError('compiled from source')\n")
+    policy = sandbox.Policy(code_dir=dest)
+    done = subprocess.run(
+        [
+            *sandbox.worker_command(policy)[:-2],
+            "-c",
+            "import sysops.worker.toolkit.stats as m; print(m.percentile([1, 2, 3], 0.5))",
+        ],
+        env={"PYTHONPATH": str(dest)},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "2"
 
 
 def test_it_makes_everything_world_readable(public_dir):
