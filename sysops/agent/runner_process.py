@@ -47,6 +47,7 @@ def main() -> None:
     stage.warm_up()  # the staged modules' bytecode, compiled once for every spare
     warm_up_rendering()  # templates compiled ahead of the first batch
     warm.warm_up_forms()  # each experiment's parameters validated once
+    warm.warm_up_queries()  # and the ORM's first read of a run
     if args.fork_server:
         forkserver.serve_forks(args.control_fd, lambda: _spare(args.agent_socket))
     else:

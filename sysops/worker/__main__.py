@@ -7,6 +7,7 @@ in the job. It speaks only the event protocol (``sysops.worker.emit``).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import re
@@ -33,6 +34,15 @@ PRELOADED = (
     "sysops.worker.toolkit.sweep",
     "sysops.worker.toolkit.harness",
     "sysops.worker.toolkit.hostfacts",
+    "sysops.worker.toolkit.faults",
+    "sysops.worker.toolkit.libc",
+    "sysops.worker.toolkit.sockets",
+)
+# The C extensions the probes call, loaded ahead as well (a dlopen each) when they are built: a
+# probe without them says so itself (sysops.native.load).
+PRELOADED_IF_BUILT = tuple(
+    f"sysops.native.{name}"
+    for name in ("_native", "_errno", "_fileio", "_iomux", "_mem", "_net", "_spawn", "_boundary")
 )
 
 
@@ -40,6 +50,9 @@ def main() -> int:
     # Before the job: a worker started ahead of its run (a spare runner's) has these ready.
     for module in PRELOADED:
         importlib.import_module(module)
+    for module in PRELOADED_IF_BUILT:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
     host = fingerprint()
     job = json.loads(sys.stdin.read())
     emitter = Emitter(int(job["events_fd"]))
