@@ -23,7 +23,7 @@ from django.http import QueryDict
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from sysops import permissions, selectors, services, stages, views
+from sysops import live, permissions, selectors, services, stages, views
 from sysops.batch import RunBatch
 from sysops.experiments import registry
 from sysops.live import RUNS_GROUP, run_group
@@ -34,6 +34,9 @@ from sysops.tracing.render import live_record, live_trace_state
 CLOSE_FORBIDDEN = 4403
 CLOSE_NO_SUCH_RUN = 4404
 CLOSE_TOO_MANY_VIEWERS = 4429
+# How long a form's socket waits for its run to be handed to a runner before it renders the
+# run page anyway (the run may be queued behind others): see _queue_form.
+START_WAIT_S = 0.05
 
 # Snapshots and the dashboard's list are read and rendered on the executor's threads, not on
 # the one thread that runs the pages' views: a hundred viewers connecting at once must not
@@ -168,8 +171,8 @@ class RunConsumer(AsyncWebsocketConsumer):
             run = queued.runs[0]
             reply = {"kind": "queued", "run": run.pk, "url": run.get_absolute_url(), "page": page}
             await self.send(text_data=json.dumps(reply))
-            # The page shows the run as queued, with no batch yet: no fragments for that here.
-            await self._watch(run.pk, accepted=True, shown=(0, Run.Status.QUEUED))
+            # The page shows the run as it was rendered: no fragments for that here.
+            await self._watch(run.pk, accepted=True, shown=(run.last_seq, run.status))
 
     async def _send_snapshot(self, shown: tuple[int, str] | None = None) -> bool:
         rendered = await self._render_snapshot(shown)
@@ -279,8 +282,15 @@ def _queue_form(
     )
     if len(queued.runs) != 1:
         return queued, ""
-    # Rendered now, with the run just queued: the page is in place before its first batch.
-    return queued, views.run_page_for_socket(scope, queued.runs[0])
+    # Rendered once this process's agent has handed the run to a runner (or at most
+    # START_WAIT_S later): on this busy process the claim goes first, and the page shows the
+    # run as it is then. It is still in place before the run's first batch.
+    run = queued.runs[0]
+    agent = live.local_agent()
+    if agent is not None:
+        agent.wait_started(run.pk, START_WAIT_S)
+        run.refresh_from_db()
+    return queued, views.run_page_for_socket(scope, run)
 
 
 def _shows(shown: tuple[int, str] | None, seq: int, run: Run) -> bool:

@@ -34,6 +34,8 @@ class LocalAgent(Protocol):
     def is_running(self) -> bool: ...
     def publish_threadsafe(self, group: str, message: dict[str, Any]) -> None: ...
     def wake_threadsafe(self) -> None: ...
+    def expect_start(self, run_id: int) -> None: ...
+    def wait_started(self, run_id: int, timeout_s: float) -> None: ...
 
 
 # The agent registers itself here when it starts (the agent knows live, not the reverse), with
@@ -136,6 +138,7 @@ def run_queued(run_id: int) -> None:
     publish(RUNS_GROUP, runs_changed(run_id))
     agent = local_agent()
     if agent is not None:
+        agent.expect_start(run_id)
         agent.wake_threadsafe()
     elif settings.REDIS_URL:
         publish(AGENTS_GROUP, {"type": "run.queued", "run": run_id})

@@ -5,6 +5,7 @@ import asyncio
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -187,5 +188,44 @@ def test_a_runs_runner_and_sandbox_run_ahead_of_the_web_server(settings):
         assert sandboxed and {nice(pid) for pid in sandboxed} == {-5}
         assert nice(os.getpid()) == 0
         await agent.db(lambda: Run.objects.filter(pk=run.pk).update(cancel_requested=True))
+
+    asyncio.run(with_agent(scenario))
+
+
+def test_the_form_socket_page_waits_for_the_hand_over_and_never_long():
+    """A run queued in this process (live.run_queued: expect_start) is handed to a runner
+    before its page is rendered (wait_started returns then, the run claimed); a run that stays
+    queued behind another is waited for only as long as asked; a run never expected, not at
+    all."""
+    from sysops.models import Run
+
+    async def waited_s(agent, run_id: int, timeout_s: float) -> float:
+        started = time.monotonic()
+        await asyncio.to_thread(agent.wait_started, run_id, timeout_s)
+        return time.monotonic() - started
+
+    async def scenario(agent):
+        assert await waited_s(agent, 987654, 30) < 1
+
+        first = await agent.db(lambda: getppid_run("python", iterations=1_000_000, repetitions=30))
+        agent.expect_start(first.pk)
+        agent.wake_threadsafe()
+        assert await waited_s(agent, first.pk, 60) < 30
+        status = await agent.db(
+            lambda: Run.objects.values_list("status", flat=True).get(pk=first.pk)
+        )
+        assert status == Run.Status.RUNNING
+
+        # max_running=1: the next run stays queued while the first one runs.
+        second = await agent.db(lambda: getppid_run("python", iterations=1000, repetitions=2))
+        agent.expect_start(second.pk)
+        agent.wake_threadsafe()
+        assert 0.3 <= await waited_s(agent, second.pk, 0.4) < 5
+        status = await agent.db(
+            lambda: Run.objects.values_list("status", flat=True).get(pk=second.pk)
+        )
+        assert status == Run.Status.QUEUED
+        await agent.db(lambda: Run.objects.filter(pk=second.pk).update(status=Run.Status.CANCELLED))
+        await agent.db(lambda: Run.objects.filter(pk=first.pk).update(cancel_requested=True))
 
     asyncio.run(with_agent(scenario))

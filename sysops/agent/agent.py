@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -53,6 +54,8 @@ SPARE_REFILL_DELAY_S = 1.0
 SPARE_REFILL_AFTER_BATCH_S = 0.3
 # A run page is told that its run started only when no batch has said so this long after.
 ANNOUNCE_DELAY_S = 0.3
+# Runs expected to start (expect_start) that nobody waited for are forgotten past this many.
+MAX_START_WAITS = 256
 # When the queue moves, this many queued runs' pages are told their new place (the others show
 # theirs when they are loaded).
 QUEUE_PLACES_ANNOUNCED = 20
@@ -135,6 +138,9 @@ class Agent:
         self._beating_since: datetime | None = None
         self._hearing: asyncio.Task[Any] | None = None
         self._last_beat: datetime | None = None
+        # Runs queued in this process whose page waits to be rendered until the run is handed
+        # to a runner (expect_start, wait_started), each with the event that says so.
+        self._start_waits: dict[int, threading.Event] = {}
 
     # --- called from other threads (views) ------------------------------------------------------
     def is_running(self) -> bool:
@@ -144,6 +150,27 @@ class Agent:
     def wake_threadsafe(self) -> None:
         if self.loop is not None and self._wake is not None:
             self.loop.call_soon_threadsafe(self._wake.set)
+
+    def expect_start(self, run_id: int) -> None:
+        """Before the agent hears of ``run_id``: wait_started will wait for its start."""
+        while len(self._start_waits) >= MAX_START_WAITS:  # runs nobody waited for
+            self._start_waits.pop(next(iter(self._start_waits)), None)
+        self._start_waits[run_id] = threading.Event()
+
+    def wait_started(self, run_id: int, timeout_s: float) -> None:
+        """Block (not on the agent's loop) until ``run_id``, expected, is handed to a runner,
+        held for the CPUs or over, or for ``timeout_s`` at most (it may be queued behind others).
+        The form's socket renders the run page after it: the claim goes first on this busy
+        process, and the page shows the run as it is by then."""
+        event = self._start_waits.get(run_id)
+        if event is not None:
+            event.wait(timeout_s)
+        self._start_waits.pop(run_id, None)
+
+    def _started_now(self, run_id: int) -> None:
+        event = self._start_waits.pop(run_id, None)
+        if event is not None:
+            event.set()
 
     def publish_threadsafe(self, group: str, message: dict[str, Any]) -> None:
         if self.loop is not None:
@@ -213,16 +240,17 @@ class Agent:
             return
         claimed = False
         while len(self.running) < self.max_running and not self._timing & set(self.running):
-            run_id = await self.db(self.claim_next)
-            if run_id is None:
+            taken = await self.db(self._claim)
+            if taken is None:
                 break
+            run_id, timing = taken
             claimed = True
             self.running[run_id] = None
-            timing = await self.db(_is_timing, run_id)
             others = sorted(set(self.running) - {run_id})
             if timing and others:
                 self._held = run_id
                 await self.db(_mark_waiting, run_id, others)
+                self._started_now(run_id)
                 await self._announce(run_id)
                 break
             await self._start(run_id, timing=timing)
@@ -336,6 +364,12 @@ class Agent:
     def claim_next(self) -> int | None:
         """Claim the next run this agent may take (RunQuerySet.claim_next); None when none."""
         return Run.objects.claim_next(by=self.agent_id, host_name=self.host_name)
+
+    def _claim(self) -> tuple[int, bool] | None:
+        """claim_next, and whether the run measures timings: one trip to the database thread
+        (each costs the claim a wait for the event loop, behind whatever else it is doing)."""
+        run_id = self.claim_next()
+        return None if run_id is None else (run_id, _is_timing(run_id))
 
     def recover_stale(self) -> list[int]:
         """Finish runs left `running` by a runner that is gone, and remove what such runners left
@@ -551,6 +585,7 @@ class Agent:
             proc.stdin.write(f"{run_id}\n".encode())
             await proc.stdin.drain()
             proc.stdin.close()
+            self._started_now(run_id)
             self.running[run_id] = proc
             started = self._started[run_id] = asyncio.Event()  # before its runner can publish
             self._spawn(self._after_start(run_id, started))
@@ -567,6 +602,7 @@ class Agent:
             await self.db(self._fail_if_unfinished, run_id, None)
             await self._announce(run_id)
         finally:
+            self._started_now(run_id)
             started = self._started.pop(run_id, None)
             if started is not None:  # a refill still waiting for it goes ahead
                 started.set()
