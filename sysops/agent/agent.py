@@ -141,6 +141,7 @@ class Agent:
         # Runs queued in this process whose page waits to be rendered until the run is handed
         # to a runner (expect_start, wait_started), each with the event that says so.
         self._start_waits: dict[int, threading.Event] = {}
+        self._start_waits_lock = threading.Lock()
 
     # --- called from other threads (views) ------------------------------------------------------
     def is_running(self) -> bool:
@@ -153,22 +154,26 @@ class Agent:
 
     def expect_start(self, run_id: int) -> None:
         """Before the agent hears of ``run_id``: wait_started will wait for its start."""
-        while len(self._start_waits) >= MAX_START_WAITS:  # runs nobody waited for
-            self._start_waits.pop(next(iter(self._start_waits)), None)
-        self._start_waits[run_id] = threading.Event()
+        with self._start_waits_lock:
+            while len(self._start_waits) >= MAX_START_WAITS:  # runs nobody waited for
+                del self._start_waits[next(iter(self._start_waits))]
+            self._start_waits[run_id] = threading.Event()
 
     def wait_started(self, run_id: int, timeout_s: float) -> None:
         """Block (not on the agent's loop) until ``run_id``, expected, is handed to a runner,
         held for the CPUs or over, or for ``timeout_s`` at most (it may be queued behind others).
         The form's socket renders the run page after it: the claim goes first on this busy
         process, and the page shows the run as it is by then."""
-        event = self._start_waits.get(run_id)
+        with self._start_waits_lock:
+            event = self._start_waits.get(run_id)
         if event is not None:
             event.wait(timeout_s)
-        self._start_waits.pop(run_id, None)
+        with self._start_waits_lock:
+            self._start_waits.pop(run_id, None)
 
     def _started_now(self, run_id: int) -> None:
-        event = self._start_waits.pop(run_id, None)
+        with self._start_waits_lock:
+            event = self._start_waits.pop(run_id, None)
         if event is not None:
             event.set()
 
