@@ -19,7 +19,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ from sysops.worker.toolkit.faults import FAULT_PARAM
 
 log = logging.getLogger(__name__)
 STDERR_CAP_BYTES = 64 << 10
-# See freeze_heap: a collection per 50,000 new objects, ~12,000 traced events.
+# See frozen_heap: a collection per 50,000 new objects, ~12,000 traced events.
 GC_YOUNG_THRESHOLD = 50_000
 # The pass whose events are the run's figures; other passes (the untraced reference, the traced
 # pass) contribute only their progress, logs and errors, under their label.
@@ -119,16 +119,26 @@ def execute(
     raise AssertionError("_execute always ends with _RunEnds")
 
 
-def freeze_heap() -> None:
-    """For a process that runs one run and exits: what it has loaded (Django, the experiments,
-    the templates) stays until it exits, so it leaves the cyclic collector's care, and the
-    youngest generation is collected every GC_YOUNG_THRESHOLD allocations instead of 700.
+@contextlib.contextmanager
+def frozen_heap(*, thaw: bool = True) -> Iterator[None]:
+    """Around a run: what the process has loaded (Django, the experiments, the templates) leaves
+    the cyclic collector's care, and the youngest generation is collected every
+    GC_YOUNG_THRESHOLD allocations instead of 700. Afterwards the collector is as it was, unless
+    ``thaw`` is false (a runner process, which exits after its run: thawing would make its last
+    collection walk the heap its fork server froze, page by page).
 
     A traced run makes objects by the hundred thousand (events, their stored records), which
     live until the next flush: each collection of the oldest generation walked the whole heap,
     and the younger ones walked the pending events again and again."""
+    threshold = gc.get_threshold()
     gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *threshold[1:])
+    try:
+        yield
+    finally:
+        if thaw:
+            gc.set_threshold(*threshold)
+            gc.unfreeze()
 
 
 def _charts(run: Run) -> list[Chart]:
@@ -735,9 +745,9 @@ def serve(
                 with contextlib.suppress(OSError):
                     out.close()
 
-    freeze_heap()
     try:
-        execute(run_id, publish, ready_ns=ready_ns, prepared=prepared, link=link)
+        with frozen_heap(thaw=False):
+            execute(run_id, publish, ready_ns=ready_ns, prepared=prepared, link=link)
     finally:
         if link is not None:
             link.close()

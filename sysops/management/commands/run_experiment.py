@@ -15,7 +15,7 @@ from django.db import transaction
 from django.http import QueryDict
 
 from sysops import live, sandbox, services
-from sysops.agent.runner import execute, freeze_heap
+from sysops.agent.runner import execute, frozen_heap
 from sysops.batch import MESSAGE_TYPE, RunBatch
 from sysops.experiments import registry
 from sysops.experiments.base import ALL_HOSTS
@@ -91,8 +91,8 @@ class Command(BaseCommand):
                 Run.objects.claim(run.pk, by=f"cli:{socket.gethostname()}:{os.getpid()}")
             self.stderr.write(f"run #{run.pk}: {exp.title}")
             sandbox.set_child_subreaper()
-            freeze_heap()  # this process runs the one run, then exits
-            run = execute(run.pk, self._publish)
+            with frozen_heap():  # (tests call this command in their own process)
+                run = execute(run.pk, self._publish)
         if options["json"]:
             self.stdout.write(json.dumps(_as_json(run), indent=2, ensure_ascii=False))
         else:
