@@ -2,6 +2,7 @@
 agent follows them through pidfds and the statuses the server reports."""
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -217,7 +218,7 @@ def test_the_form_socket_page_waits_for_the_hand_over_and_never_long():
         assert status == Run.Status.RUNNING
 
         # max_running=1: the next run stays queued while the first one runs.
-        second = await agent.db(lambda: getppid_run("python", iterations=1000, repetitions=2))
+        second = await agent.db(lambda: getppid_run("python", iterations=1000, repetitions=5))
         agent.expect_start(second.pk)
         agent.wake_threadsafe()
         assert 0.3 <= await waited_s(agent, second.pk, 0.4) < 5
@@ -229,3 +230,26 @@ def test_the_form_socket_page_waits_for_the_hand_over_and_never_long():
         await agent.db(lambda: Run.objects.filter(pk=first.pk).update(cancel_requested=True))
 
     asyncio.run(with_agent(scenario))
+
+
+def test_a_stopped_agent_leaves_no_descriptor_of_its_runners_behind():
+    """The embedded agent lives in the web server: every pidfd and pipe it held on a runner or
+    a spare is closed once that runner ended or the agent stopped."""
+    from sysops.models import Run
+
+    def held() -> list[str]:
+        links = []
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                links.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return sorted(link for link in links if "pidfd" in link or link.startswith("pipe:"))
+
+    before = held()
+
+    async def scenario(agent):
+        run = await agent.db(lambda: getppid_run("python", iterations=1000, repetitions=5))
+        agent.wake_threadsafe()
+        assert await poll(agent, lambda: Run.objects.filter(pk=run.pk, status="succeeded").exists())
+
+    asyncio.run(with_agent(scenario))
+    assert held() == before

@@ -299,6 +299,14 @@ class Agent:
             await asyncio.wait(self._tasks, timeout=15)
         if self._forks is not None:  # after the runners it forked have said how they ended
             await self._forks.stop()
+        # The spares were told to stop: what this process holds of them goes too (an agent
+        # stopped in a long-lived process, a test's, left two pipes and two pidfds each time).
+        for spare in self._spares:
+            if isinstance(spare, forkserver.ForkedRunner):
+                spare.close()
+            elif spare.stdin is not None:
+                spare.stdin.close()
+        self._spares.clear()
         try:
             await self.db(self.unregister)
         except Exception:

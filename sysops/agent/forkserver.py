@@ -205,6 +205,11 @@ class ForkedRunner:
             with contextlib.suppress(ProcessLookupError):
                 signal.pidfd_send_signal(self._pidfd, signum)
 
+    def close(self) -> None:
+        """This process is done with it (it may run on): its pidfd and stdin closed."""
+        self._close_pidfd()
+        self.stdin.close()
+
     def terminate(self) -> None:
         self.send_signal(signal.SIGTERM)
 
