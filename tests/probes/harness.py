@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from sysops.worker.emit import Emitter
 
 READER_JOIN_TIMEOUT_S = 10.0
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# A probe's module and parameters in argv, its events on the descriptor named third.
+_IN_ITS_OWN_PROCESS = """
+import importlib, json, sys
+from sysops.worker.emit import Emitter
+importlib.import_module(sys.argv[1]).run(json.loads(sys.argv[2]), Emitter(int(sys.argv[3])))
+"""
 
 Probe = Callable[[Mapping[str, Any], Emitter], None]
 
@@ -49,3 +60,25 @@ def run_probe(probe: Probe, params: Mapping[str, Any]) -> Events:
         reader.join(READER_JOIN_TIMEOUT_S)
         os.close(read_fd)
     return Events(json.loads(line) for line in b"".join(chunks).splitlines())
+
+
+def run_probe_alone(probe: ModuleType, params: Mapping[str, Any]) -> Events:
+    """``probe.run`` as run_probe runs it, but in a process of its own that holds only its own
+    descriptors, as a worker does: probes that count, exhaust or number descriptors (a limit
+    of 64, select's 1024) must not see the dozens this test process holds."""
+    read_fd, write_fd = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _IN_ITS_OWN_PROCESS, probe.__name__, json.dumps(params)]
+            + [str(write_fd)],
+            cwd=REPO_ROOT,
+            pass_fds=(write_fd,),
+            stderr=subprocess.PIPE,
+        )
+    finally:
+        os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as events:
+        data = events.read()
+    _, stderr = proc.communicate()
+    assert proc.returncode == 0, stderr.decode(errors="replace")
+    return Events(json.loads(line) for line in data.splitlines())
