@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -67,18 +68,20 @@ def run_probe_alone(probe: ModuleType, params: Mapping[str, Any]) -> Events:
     descriptors, as a worker does: probes that count, exhaust or number descriptors (a limit
     of 64, select's 1024) must not see the dozens this test process holds."""
     read_fd, write_fd = os.pipe()
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", _IN_ITS_OWN_PROCESS, probe.__name__, json.dumps(params)]
-            + [str(write_fd)],
-            cwd=REPO_ROOT,
-            pass_fds=(write_fd,),
-            stderr=subprocess.PIPE,
-        )
-    finally:
-        os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as events:
-        data = events.read()
-    _, stderr = proc.communicate()
-    assert proc.returncode == 0, stderr.decode(errors="replace")
+    with tempfile.TemporaryFile() as stderr:  # (a pipe could fill while the events are read)
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", _IN_ITS_OWN_PROCESS, probe.__name__, json.dumps(params)]
+                + [str(write_fd)],
+                cwd=REPO_ROOT,
+                pass_fds=(write_fd,),
+                stderr=stderr,
+            )
+        finally:
+            os.close(write_fd)
+        with os.fdopen(read_fd, "rb") as events:
+            data = events.read()
+        proc.wait()
+        stderr.seek(0)
+        assert proc.returncode == 0, stderr.read().decode(errors="replace")
     return Events(json.loads(line) for line in data.splitlines())
