@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from sysops import sandbox
+from sysops.sandbox import stage
 
 
 def staged(dest: Path) -> set[str]:
@@ -51,6 +52,9 @@ def test_it_leaves_the_web_side_and_the_sandbox_package_out(public_dir):
             assert str(source) in sources, f
 
 
+@pytest.mark.skipif(
+    not stage._same_interpreter(), reason="the sandbox's Python is not this one's major.minor"
+)
 def test_the_sandbox_interpreter_imports_the_staged_bytecode(public_dir):
     """The worker runs with -B in a read-only code dir: without staged bytecode it compiles
     every module it imports on every run. A staged source made unloadable still imports, from
