@@ -44,7 +44,7 @@ from sysops.worker.toolkit.faults import FAULT_PARAM
 
 log = logging.getLogger(__name__)
 STDERR_CAP_BYTES = 64 << 10
-# See frozen_heap: a collection per 50,000 new objects, ~12,000 traced events.
+# See frozen_heap: the youngest generation is collected once per this many new objects.
 GC_YOUNG_THRESHOLD = 50_000
 # The pass whose events are the run's figures; other passes (the untraced reference, the traced
 # pass) contribute only their progress, logs and errors, under their label.

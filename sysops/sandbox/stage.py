@@ -84,6 +84,7 @@ def stage_code(dest: Path, *, source_root: Path | None = None) -> None:
         )
     dest.mkdir(parents=True, exist_ok=True)
     dest.chmod(DIR_MODE)
+    with_bytecode = _same_interpreter()
     for rel in files:
         target = dest / rel
         for parent in reversed(target.relative_to(dest).parents):
@@ -93,7 +94,7 @@ def stage_code(dest: Path, *, source_root: Path | None = None) -> None:
         shutil.copyfile(root / rel, target)
         executable = any(rel.match(pattern) for pattern in EXECUTABLE_GLOBS)
         target.chmod(EXEC_MODE if executable else FILE_MODE)
-        if rel.suffix == ".py" and _same_interpreter():
+        if rel.suffix == ".py" and with_bytecode:
             _write_bytecode(root / rel, rel, target)
     for package in STAGED_PACKAGES:
         _stage_package(package, dest)
